@@ -1,0 +1,52 @@
+# blut: `make demo` runs a contained job live; `make test` runs the test suite.
+# Both install what they need first (apt packages, .venv, torch CPU, blut[dev]).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BLUT := $(VENV)/bin/blut
+STAMP := $(VENV)/.installed
+APT_PACKAGES := libsystemd-dev pkg-config systemd dbus-user-session
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Start (or find) a systemd user manager and export its address for the recipe line.
+WITH_MANAGER = eval "$$($(BLUT) doctor --start-user-manager)" &&
+
+.PHONY: setup demo test check lint typecheck imports bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing apt packages:" $$missing; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev,train]'
+	touch $(STAMP)
+
+demo: setup
+	$(WITH_MANAGER) $(BLUT) run --name demo --memory-max 512M -- $(PY) -m blut.payload demo
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy -p blut
+
+imports: setup
+	$(VENV)/bin/lint-imports
+
+check: lint typecheck imports test
+
+bench: setup
+	$(WITH_MANAGER) $(PY) tests/bench/bench_launch.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

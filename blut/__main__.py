@@ -1,0 +1,5 @@
+"""`python -m blut` is the `blut` command."""
+
+from blut.cli import main
+
+main()

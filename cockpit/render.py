@@ -1,0 +1,95 @@
+"""rich renderers for jobs, outcomes and doctor checks (fixed-width friendly)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from blut.containment.doctor import Check
+from rich.table import Table
+from rich.text import Text
+
+from blut.jobs.listing import JobRow
+from blut.jobs.quantities import format_duration, format_size
+from blut.status.jobstate import JobView
+
+STATE_STYLES = {
+    "queued": "cyan",
+    "running": "bold blue",
+    "succeeded": "green",
+    "failed": "bold red",
+    "cancelled": "yellow",
+}
+CHECK_STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+
+
+def describe_end(view: JobView, memory_max: int | None) -> str:
+    """One line on how a finished job ended, e.g. ``killed: out of memory (peak 1.9 GiB of 2.0 GiB)``."""
+    peak = view.peak_memory
+    if view.state == "succeeded":
+        return f"succeeded in {format_duration(view.elapsed(view.finished or 0))}" + (
+            f" (peak {format_size(peak)})" if peak else ""
+        )
+    if view.state == "cancelled":
+        return "cancelled"
+    stage = next((s for s in view.stages.values() if s.state == "failed"), None)
+    reason = stage.reason if stage is not None else view.reason
+    if reason == "oom":
+        ceiling = f" of {format_size(memory_max)}" if memory_max else ""
+        return f"killed: out of memory (peak {format_size(peak)}{ceiling})"
+    if reason == "exit":
+        return f"exited with code {view.exit_code}"
+    if reason == "signal":
+        return f"killed by signal SIG{view.signal}"
+    if reason == "timeout":
+        return "killed: ran past its time limit"
+    return f"failed: {view.detail or (stage.detail if stage else 'unknown error')}"
+
+
+def memory_cell(row: JobRow) -> str:
+    """``peak / ceiling``."""
+    if row.memory_max_bytes is None:
+        return format_size(row.peak_memory_bytes)
+    return f"{format_size(row.peak_memory_bytes)} / {format_size(row.memory_max_bytes)}"
+
+
+def jobs_table(rows: Sequence[JobRow]) -> Table:
+    """The jobs table of `blut jobs` (and `blut --once` later)."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for header in ("ID", "NAME", "STATE", "REASON", "EXIT", "STARTED", "ELAPSED", "PEAK / MAX"):
+        table.add_column(header, no_wrap=header in ("ID", "STATE"))
+    for row in rows:
+        started = row.started or row.submitted
+        table.add_row(
+            row.id,
+            row.name,
+            Text(row.state, style=STATE_STYLES.get(row.state, "")),
+            row.reason or "",
+            "" if row.exit_code is None else str(row.exit_code),
+            _clock(started),
+            format_duration(row.elapsed_seconds),
+            memory_cell(row),
+        )
+    return table
+
+
+def _clock(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def doctor_table(checks: Sequence[Check]) -> Table:
+    """One row per check: status, name, summary and the fix when there is one."""
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column()
+    for check in checks:
+        text = Text(check.summary)
+        if check.fix:
+            text.append(f"\n  fix: {check.fix}", style="cyan")
+        table.add_row(
+            Text(check.status.upper(), style=CHECK_STYLES[check.status]), check.name, text
+        )
+    return table

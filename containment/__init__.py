@@ -1,0 +1,1 @@
+"""How a process is started and kept inside limits: systemd user units, bare fallback."""

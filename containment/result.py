@@ -1,0 +1,82 @@
+"""The result record a finished unit leaves behind, and its mapping to an `Outcome`.
+
+systemd units write it from their ExecStopPost helper (``stoppost.sh``); the bare
+launcher writes the same ``key=value`` lines itself, so readers need one parser.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from blut.containment.spec import Outcome
+
+# systemd's own exit codes for failures before the program ran (systemd.exec(5)).
+SYSTEMD_EXIT_CODES = {
+    200: "could not change to the working directory (200/CHDIR)",
+    203: "could not execute the program (203/EXEC)",
+    209: "could not set up stdout/stderr to the log file (209/STDOUT)",
+    226: "could not set up the namespace (226/NAMESPACE)",
+}
+
+
+def write_record(path: Path, record: Mapping[str, str]) -> None:
+    """Atomically write a result record (same format as stoppost.sh)."""
+    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
+    tmp.write_text("".join(f"{k}={v}\n" for k, v in record.items()))
+    tmp.replace(path)
+
+
+def read_record(path: Path) -> dict[str, str] | None:
+    """The record at ``path``, or None while it does not exist yet."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    record: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            record[key.strip()] = value.strip()
+    return record
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def outcome_from_record(record: Mapping[str, str]) -> Outcome:
+    """Classify a finished unit: success, exit N, signal, oom, timeout or error.
+
+    An OOM kill is read from the cgroup's ``oom_kill`` counter: on hybrid cgroup
+    hosts systemd reports it as a plain ``signal`` result, exactly like SIGKILL.
+    Whether a signal was a cancel is decided by the caller, who knows whether
+    it asked to stop the unit.
+    """
+    result = record.get("service_result", "")
+    code = record.get("exit_code", "")
+    status = record.get("exit_status", "")
+    peak = _int_or_none(record.get("peak_bytes"))
+    oom_kills = _int_or_none(record.get("oom_kill")) or 0
+    exit_status = _int_or_none(status)
+    if oom_kills > 0 or result == "oom-kill":
+        return Outcome("oom", signal=status or "KILL", peak_memory=peak, detail="out of memory")
+    if result == "timeout":
+        return Outcome("timeout", peak_memory=peak, detail="ran past its time limit")
+    if code == "exited" and exit_status == 0:
+        return Outcome("success", exit_code=0, peak_memory=peak)
+    if code == "exited" and exit_status is not None:
+        detail = SYSTEMD_EXIT_CODES.get(exit_status, f"exited with code {exit_status}")
+        return Outcome("exit", exit_code=exit_status, peak_memory=peak, detail=detail)
+    if code in ("killed", "dumped"):
+        sig = status.removeprefix("SIG") or "?"
+        return Outcome("signal", signal=sig, peak_memory=peak, detail=f"killed by SIG{sig}")
+    return Outcome(
+        "error",
+        peak_memory=peak,
+        detail=f"unit ended without an exit status (result={result or '?'})",
+    )

@@ -1,0 +1,70 @@
+"""What to launch (`UnitSpec`), how to refer to it (`Handle`) and how it ended (`Outcome`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeAlias
+
+OutcomeKind: TypeAlias = Literal[
+    "success", "exit", "signal", "oom", "timeout", "cancelled", "error"
+]
+UnitPhase: TypeAlias = Literal["running", "finished", "unknown"]
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    """A process to run contained. ``argv`` is a list, never a shell string."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    result_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    memory_max: int | None = None
+    cpu_quota: float | None = None
+    timeout: float | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.argv or not self.argv[0]:
+            raise ValueError("argv must name a program")
+        if not self.name.startswith("blut-"):
+            raise ValueError(f"unit names start with 'blut-': {self.name!r}")
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A launched unit, found again by name (the launcher kind tells who owns it)."""
+
+    name: str
+    launcher: str
+    result_path: Path
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a unit ended, with the resources it used."""
+
+    kind: OutcomeKind
+    exit_code: int | None = None
+    signal: str | None = None
+    peak_memory: int | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the process exited with status 0."""
+        return self.kind == "success"
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """A point-in-time view of a unit: running, finished (with outcome) or unknown."""
+
+    phase: UnitPhase
+    outcome: Outcome | None = None
+    memory_current: int | None = None

@@ -1,0 +1,32 @@
+#!/bin/sh
+# ExecStopPost helper of blut's systemd units. It runs inside the unit's own
+# cgroup just before systemd removes it, so it can still read the memory
+# cgroup's OOM counter and peak usage, which systemd 252 on hybrid hierarchies
+# does not report (an OOM kill there looks exactly like a plain SIGKILL).
+# Usage: stoppost.sh RESULT_FILE   (writes key=value lines atomically)
+set -u
+out=$1
+v1=$(sed -n 's/^[0-9]*:memory:\(.*\)$/\1/p' /proc/self/cgroup)
+v2=$(sed -n 's/^0::\(.*\)$/\1/p' /proc/self/cgroup)
+oom=
+peak=
+memcg=
+if [ -n "$v1" ] && [ -r "/sys/fs/cgroup/memory$v1/memory.oom_control" ]; then
+  memcg=$v1
+  oom=$(sed -n 's/^oom_kill //p' "/sys/fs/cgroup/memory$v1/memory.oom_control")
+  peak=$(cat "/sys/fs/cgroup/memory$v1/memory.max_usage_in_bytes" 2>/dev/null)
+elif [ -n "$v2" ] && [ -r "/sys/fs/cgroup$v2/memory.events" ]; then
+  memcg=$v2
+  oom=$(sed -n 's/^oom_kill //p' "/sys/fs/cgroup$v2/memory.events")
+  peak=$(cat "/sys/fs/cgroup$v2/memory.peak" 2>/dev/null)
+fi
+tmp="$out.tmp.$$"
+{
+  echo "service_result=${SERVICE_RESULT:-}"
+  echo "exit_code=${EXIT_CODE:-}"
+  echo "exit_status=${EXIT_STATUS:-}"
+  echo "memcg=$memcg"
+  echo "oom_kill=${oom:-}"
+  echo "peak_bytes=${peak:-}"
+  echo "finished=$(date +%s.%N)"
+} >"$tmp" && mv -f "$tmp" "$out"

@@ -1,0 +1,1 @@
+"""The engine: job store, submission, the per-job driver, reconciliation, CLI-facing verbs."""

@@ -1,0 +1,53 @@
+"""Shared fixtures: a private BLUT_HOME per test and a way to run the real `blut` CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def blut_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private, empty BLUT_HOME for this test."""
+    home = tmp_path / "blut-home"
+    monkeypatch.setenv("BLUT_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def manager_env() -> Iterator[dict[str, str]]:
+    """The address of a real systemd user manager (started privately if none answers)."""
+    from blut.containment.usermanager import ensure_user_manager
+
+    env = ensure_user_manager()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def blut(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m blut ARGS` to completion and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "blut", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        input=input,
+        check=False,
+    )

@@ -1,0 +1,65 @@
+"""Bad input: one line on stderr, exit 2, no traceback. `--help` stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import blut
+
+
+def assert_usage_error(result: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("blut: error: ")
+    assert needle in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "--memory-max", "12Q", "--", "true"], "invalid size '12Q'"),
+        (["run", "--timeout", "soon", "--", "true"], "invalid duration"),
+        (["run", "--"], "no command given"),
+        (["run", "--", ""], "no command given"),
+        (["log", "no-such-job"], "no such job"),
+        (["cancel", "--yes", "no-such-job"], "no such job"),
+        (["jobs", "--format", "xml"], "unknown format"),
+        (["frobnicate"], "No such command"),
+        (["run", "--bogus-option", "true"], "No such option"),
+    ],
+)
+def test_bad_input(blut_home: Path, args: list[str], needle: str) -> None:
+    assert_usage_error(blut(*args), needle)
+
+
+def test_command_not_found_is_a_usage_error(blut_home: Path) -> None:
+    result = blut("run", "--uncontained", "--", "no-such-program-xyz")
+    assert_usage_error(result, "command not found: no-such-program-xyz")
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['blut', '--help']\n"
+        "from blut.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('torch', 'pandas', 'textual', 'pyarrow') if m in sys.modules)\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "run" in result.stdout and "doctor" in result.stdout
+    assert "HEAVY=\n" in result.stdout
+
+
+def test_version() -> None:
+    result = blut("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("blut ")
