@@ -12,9 +12,9 @@ import sys
 import threading
 from typing import Annotated, Any, NoReturn
 
-import click
 import typer
 from rich.console import Console
+from typer._click import exceptions as click_errors  # typer vendors click; version pinned
 
 from blut import __version__
 from blut.containment.errors import ContainmentError
@@ -273,15 +273,15 @@ def doctor(
 def main() -> None:
     """Console-script entry point: map errors to one line and an exit code."""
     try:
-        app(standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        exc.ctx.command.get_help(exc.ctx) if exc.ctx else None
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        out.print(exc.format_message(), markup=False)
         sys.exit(0)
-    except click.UsageError as exc:
+    except click_errors.UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
         err.print(f"blut: error: {exc.format_message()}{hint}", markup=False)
         sys.exit(2)
-    except click.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err.print("blut: aborted", markup=False)
         sys.exit(130)
     except UsageError as exc:
@@ -290,10 +290,7 @@ def main() -> None:
     except (JobsError, ContainmentError, StatusError) as exc:
         err.print(f"blut: error: {exc}", markup=False)
         sys.exit(2 if isinstance(exc, ContainmentError) else 1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -45,15 +45,20 @@ def resolve_program(program: str, env_path: str | None) -> str:
     return str(Path(found).absolute())
 
 
+def _literal(arg: str) -> bytes:
+    """An argument systemd passes through unchanged (it expands ``$VAR`` in Exec lines)."""
+    return arg.replace("$", "$$").encode()
+
+
 def unit_properties(spec: UnitSpec) -> dict[bytes, Any]:
     """The transient-unit properties that realise ``spec``."""
-    argv = [a.encode() for a in spec.argv]
-    argv[0] = resolve_program(spec.argv[0], spec.env.get("PATH", os.environ.get("PATH"))).encode()
+    program = resolve_program(spec.argv[0], spec.env.get("PATH", os.environ.get("PATH")))
+    argv = [_literal(program), *(_literal(a) for a in spec.argv[1:])]
     log = str(spec.log_path).encode()
-    stoppost = [b"/bin/sh", str(STOPPOST).encode(), str(spec.result_path).encode()]
+    stoppost = [b"/bin/sh", _literal(str(STOPPOST)), _literal(str(spec.result_path))]
     props: dict[bytes, Any] = {
         b"Description": (spec.description or f"blut {spec.name}").encode(),
-        b"ExecStart": [(argv[0], argv, False)],
+        b"ExecStart": [(program.encode(), argv, False)],
         b"ExecStopPost": [(stoppost[0], stoppost, True)],
         b"KillMode": b"control-group",
         b"TimeoutStopUSec": STOP_TIMEOUT_USEC,

@@ -45,6 +45,14 @@ def test_success_env_cwd_and_log(launcher: Launcher, tmp_path: Path) -> None:
     assert s.log_path.read_text() == f"hello from {tmp_path}\noops\n"
 
 
+def test_argv_reaches_the_program_verbatim(launcher: Launcher, tmp_path: Path) -> None:
+    args = ["$HOME", "${GREETING}", "100%", "a b", "'q'"]
+    s = spec(tmp_path, ["printf", "%s\\n", *args])
+    outcome = launcher.wait(launcher.launch(s), timeout=30)
+    assert outcome is not None and outcome.ok
+    assert s.log_path.read_text().splitlines() == args
+
+
 def test_exit_code(launcher: Launcher, tmp_path: Path) -> None:
     outcome = launcher.wait(launcher.launch(spec(tmp_path, ["sh", "-c", "exit 3"])), timeout=30)
     assert outcome is not None and (outcome.kind, outcome.exit_code) == ("exit", 3)
