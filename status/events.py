@@ -314,7 +314,7 @@ def parse_line(line: str | bytes) -> Event:
     """Parse one line of status.jsonl; raises :class:`SchemaError` on garbage."""
     try:
         data = json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise SchemaError(f"not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise SchemaError("line is not a JSON object")

@@ -1,0 +1,109 @@
+"""Append events to a job's ``status.jsonl``, one complete line per ``os.write``.
+
+Every line goes out in a single ``write(2)`` on an ``O_APPEND`` descriptor, so any
+number of processes (the driver, the payload, its workers) can append to one file
+without interleaving: each opens its own :class:`EventWriter`. Lines are kept under
+:data:`MAX_LINE` bytes; an oversized ``log`` message is truncated to fit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from pathlib import Path
+from types import TracebackType
+
+from blut.status.errors import StatusError
+from blut.status.events import Event, Log
+
+MAX_LINE = 4096
+"""Largest line, in bytes including the newline, that a writer emits."""
+
+
+def encode_line(event: Event) -> bytes:
+    """The event as one UTF-8 line with its newline.
+
+    Lone surrogates (text decoded with ``surrogateescape``) become ``\\udcXX``
+    escapes, which is what JSON spells them as, so the line stays valid UTF-8.
+    """
+    return (event.to_json() + "\n").encode("utf-8", "backslashreplace")
+
+
+def _fit_log(event: Log) -> bytes:
+    """Encode ``event`` with its message cut so the line fits in :data:`MAX_LINE`."""
+    msg = event.msg
+
+    def line(keep: int) -> bytes:
+        dropped = len(msg[keep:].encode("utf-8", "surrogatepass"))
+        note = f"… [truncated {dropped} bytes]"
+        return encode_line(dataclasses.replace(event, msg=msg[:keep] + note))
+
+    if len(line(0)) > MAX_LINE:
+        raise StatusError(f"log event too large even without its message: {event.event}")
+    # The line grows with `keep`, so binary-search the longest prefix that fits.
+    lo, hi = 0, min(len(msg), MAX_LINE)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(line(mid)) <= MAX_LINE:
+            lo = mid
+        else:
+            hi = mid - 1
+    return line(lo)
+
+
+class EventWriter:
+    """An append-only writer of events to one ``status.jsonl`` (one per process)."""
+
+    def __init__(self, path: Path) -> None:
+        """Open (creating if needed, mode 0600) ``path`` for appending; its folder must exist."""
+        self.path = path
+        self._fd: int | None = os.open(
+            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
+
+    def emit(self, event: Event) -> None:
+        """Append ``event`` as one line with a single write.
+
+        Raises :class:`StatusError` if the writer is closed, if a non-log event
+        does not fit in :data:`MAX_LINE`, or if the kernel writes only part of it.
+        """
+        if self._fd is None:
+            raise StatusError(f"writer for {self.path} is closed")
+        data = encode_line(event)
+        if len(data) > MAX_LINE:
+            if not isinstance(event, Log):
+                raise StatusError(
+                    f"{event.event} event is {len(data)} bytes, over the {MAX_LINE}-byte line limit"
+                )
+            data = _fit_log(event)
+        written = os.write(self._fd, data)
+        if written != len(data):
+            # End the torn fragment so readers skip it as one garbage line
+            # instead of gluing it to the next writer's line.
+            with contextlib.suppress(OSError):
+                os.write(self._fd, b"\n")
+            raise StatusError(f"short write to {self.path}: {written} of {len(data)} bytes")
+
+    def close(self) -> None:
+        """Close the file; further :meth:`emit` calls raise. Closing twice is fine."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def append_event(path: Path, event: Event) -> None:
+    """Append one event to ``path`` (open, write, close)."""
+    with EventWriter(path) as writer:
+        writer.emit(event)
