@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 
-from blut.containment.usermanager import find_reachable
-
 from blut.containment.bare import BareLauncher
 from blut.containment.launcher import Launcher
 from blut.containment.systemd import SystemdLauncher
+from blut.containment.usermanager import find_reachable
 
 UNCONTAINED_WARNING = (
     "no systemd user manager answers: running UNCONTAINED (plain subprocess, memory "
