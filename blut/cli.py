@@ -71,7 +71,9 @@ def root(
     context_settings={"allow_interspersed_args": False},
 )
 def run(
-    command: Annotated[list[str], typer.Argument(help="The command and its arguments.")],
+    command: Annotated[
+        list[str] | None, typer.Argument(help="The command and its arguments.")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="A name for the job.")] = None,
     memory_max: Annotated[
         str | None, typer.Option("--memory-max", "-m", help="Memory ceiling, e.g. 2G.")
@@ -89,7 +91,9 @@ def run(
     from blut.jobs.quantities import parse_duration, parse_size
     from blut.jobs.submit import submit
 
-    argv = command[1:] if command and command[0] == "--" else command
+    argv = list(command or [])
+    if argv and argv[0] == "--":
+        argv = argv[1:]
     mem = parse_size(memory_max) if memory_max is not None else None
     limit = parse_duration(timeout) if timeout is not None else None
     job, warning = submit(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from blut.containment.doctor import Check
 from rich.table import Table
 from rich.text import Text
 
+from blut.containment.doctor import Check
 from blut.jobs.listing import JobRow
 from blut.jobs.quantities import format_duration, format_size
 from blut.status.jobstate import JobView

@@ -15,9 +15,6 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from blut.status.tailer import Tailer
-from blut.status.writer import EventWriter
-
 from blut.containment.cgroup import limit_matches
 from blut.containment.errors import ContainmentError
 from blut.containment.launcher import Launcher
@@ -34,6 +31,8 @@ from blut.status.events import (
     StageFailed,
     StageStarted,
 )
+from blut.status.tailer import Tailer
+from blut.status.writer import EventWriter
 
 SAMPLE_EVERY = 1.0
 # Variables systemd sets for the driver's own unit; a stage unit gets its own.

@@ -7,13 +7,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from blut.status.tailer import LineTailer, Tailer, watch_changes
-
 from blut.containment.launcher import Launcher
 from blut.jobs.reconcile import reconcile
 from blut.jobs.store import MAIN_STAGE, Job
 from blut.status.events import Event
 from blut.status.jobstate import JobView, fold
+from blut.status.tailer import LineTailer, Tailer, watch_changes
 
 RECONCILE_EVERY = 2.0
 

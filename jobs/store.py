@@ -17,12 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blut.status.tailer import read_events
-from blut.status.writer import append_event
-
 from blut.jobs.errors import JobsError, UsageError
 from blut.status.events import Event
 from blut.status.jobstate import JobView, fold
+from blut.status.tailer import read_events
+from blut.status.writer import append_event
 
 MAIN_STAGE = "main"
 

@@ -21,10 +21,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from blut.containment.usermanager import ensure_user_manager
-
 from blut.containment.spec import UnitSpec
 from blut.containment.systemd import SystemdLauncher
+from blut.containment.usermanager import ensure_user_manager
 
 MEMORY_MAX = 200 << 20
 

@@ -170,7 +170,11 @@ def test_ctrl_c_detaches_and_job_keeps_running(blut_home: Path) -> None:
 def test_unreachable_manager_falls_back_loudly(blut_home: Path, tmp_path: Path) -> None:
     nowhere = tmp_path / "no-runtime"
     nowhere.mkdir(mode=0o700)
-    env = {"XDG_RUNTIME_DIR": str(nowhere), "DBUS_SESSION_BUS_ADDRESS": f"unix:path={nowhere}/bus"}
+    env = {
+        "BLUT_RUNTIME_DIR": str(nowhere),
+        "XDG_RUNTIME_DIR": str(nowhere),
+        "DBUS_SESSION_BUS_ADDRESS": f"unix:path={nowhere}/bus",
+    }
     result = blut("run", "--memory-max", "100M", "--", PY, "-c", ALLOCATE, env=env)
     assert "UNCONTAINED" in result.stderr
     assert result.returncode == 1
