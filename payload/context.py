@@ -1,0 +1,182 @@
+"""A stage's view of its job: where to write, what to read, where to report.
+
+`StageContext.from_env` reads what the driver sets (``BLUT_JOB_DIR``,
+``BLUT_STAGE_NAME``, ``BLUT_JOB_ID``, ``BLUT_CONTAINED``). Outside a blut job
+it warns loudly and falls back to a temporary job dir, so a stage program still
+runs standalone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from blut.payload.errors import InputError
+from blut.status.events import Event, Log, LogLevel, Metric, Progress
+from blut.status.writer import EventWriter, append_event
+
+STATUS_FILE = "status.jsonl"
+ARGS_FILE = "args.json"
+INPUTS_FILE = "inputs.json"
+_FALSE = ("0", "false", "no")
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """One stage run: its job dir, names, frozen args and event helpers.
+
+    Events go to ``job_dir/status.jsonl`` through one writer kept open until
+    `close` (or the end of a ``with`` block).
+    """
+
+    job_dir: Path
+    stage: str
+    job_id: str
+    args: dict[str, Any] = field(default_factory=dict)
+    contained: bool = True
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.staging.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def stage_dir(self) -> Path:
+        """``job_dir/stages/<stage>/``."""
+        return self.job_dir / "stages" / self.stage
+
+    @property
+    def staging(self) -> Path:
+        """The only place a stage writes its outputs (created)."""
+        return self.stage_dir / "staging"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where per-epoch Parquet metric parts go."""
+        return self.stage_dir / "metrics"
+
+    @property
+    def status_path(self) -> Path:
+        """The job's event stream."""
+        return self.job_dir / STATUS_FILE
+
+    def input(self, kind: str) -> Path:
+        """The directory of the one upstream artifact of ``kind``.
+
+        Raises :class:`InputError` naming the kind and what is available when
+        there is no such input, or more than one.
+        """
+        paths = [Path(item["path"]) for item in self.inputs if item.get("kind") == kind]
+        if len(paths) == 1:
+            return paths[0]
+        available = ", ".join(f"{i.get('kind')} (from {i.get('stage')})" for i in self.inputs)
+        problem = "no input" if not paths else f"{len(paths)} inputs"
+        raise InputError(
+            f"stage {self.stage}: {problem} of kind {kind!r}; available: {available or 'none'}"
+        )
+
+    @classmethod
+    def from_env(cls, stage: str, environ: Mapping[str, str] = os.environ) -> StageContext:
+        """The context the driver set up for ``stage``, or a loud standalone fallback."""
+        raw_dir = environ.get("BLUT_JOB_DIR", "")
+        name = environ.get("BLUT_STAGE_NAME", "")
+        if raw_dir and name:
+            job_dir = Path(raw_dir)
+            stage_dir = job_dir / "stages" / name
+            args_path = stage_dir / ARGS_FILE
+            return cls(
+                job_dir=job_dir,
+                stage=name,
+                job_id=environ.get("BLUT_JOB_ID") or job_dir.name,
+                args=_load_args(args_path if args_path.is_file() else job_dir / ARGS_FILE),
+                contained=environ.get("BLUT_CONTAINED", "1").strip().lower() not in _FALSE,
+                inputs=_load_inputs(stage_dir / INPUTS_FILE),
+            )
+        return cls._standalone(stage, raw_dir, name, environ.get("BLUT_JOB_ID"))
+
+    @classmethod
+    def _standalone(cls, stage: str, raw_dir: str, name: str, job_id: str | None) -> StageContext:
+        """A temporary job dir; the warning goes to stderr and to every status file at hand."""
+        tmp = Path(tempfile.mkdtemp(prefix=f"blut-{stage}-"))
+        missing = "/".join(
+            var for var, val in (("BLUT_JOB_DIR", raw_dir), ("BLUT_STAGE_NAME", name)) if not val
+        )
+        msg = f"{missing} not set: running outside a blut job, uncontained; events go to {tmp}"
+        print(f"blut: warning: {msg}", file=sys.stderr, flush=True)
+        ctx = cls(job_dir=tmp, stage=stage, job_id=tmp.name, contained=False)
+        ctx.log(msg, level="warning")
+        job_status = Path(raw_dir) / STATUS_FILE if raw_dir else None
+        if job_status is not None and job_status.is_file():
+            warning = Log(job=job_id or Path(raw_dir).name, level="warning", msg=msg)
+            append_event(job_status, warning)
+        return ctx
+
+    @cached_property
+    def _writer(self) -> EventWriter:
+        return EventWriter(self.status_path)
+
+    def emit(self, kind: type[Event], **fields: Any) -> None:
+        """Append one ``kind`` event for this job and stage."""
+        self._writer.emit(kind(job=self.job_id, stage=self.stage, **fields))
+
+    def progress(self, step: float, total: float | None = None, unit: str | None = None) -> None:
+        """Report ``step`` of ``total`` ``unit``."""
+        self.emit(Progress, step=step, total=total, unit=unit)
+
+    def metric(
+        self, values: Mapping[str, float], step: int | None = None, epoch: int | None = None
+    ) -> None:
+        """Report named scalars (live plots)."""
+        self.emit(Metric, values=dict(values), step=step, epoch=epoch)
+
+    def log(self, msg: str, level: LogLevel = "info") -> None:
+        """Report a message for humans."""
+        self.emit(Log, level=level, msg=msg)
+
+    def close(self) -> None:
+        """Close the event writer, if one was opened."""
+        writer = self.__dict__.pop("_writer", None)
+        if writer is not None:
+            writer.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _load_inputs(path: Path) -> list[dict[str, Any]]:
+    """The stage's upstream artifacts (``[{stage, kind, path, hash}]``), or ``[]``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    if not isinstance(data, list) or not all(
+        isinstance(item, dict) and "kind" in item and "path" in item for item in data
+    ):
+        raise ValueError(f"{path}: expected a JSON list of {{stage, kind, path, hash}} objects")
+    return data
+
+
+def _load_args(path: Path) -> dict[str, Any]:
+    """The job's frozen args, or ``{}`` when it has none."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
