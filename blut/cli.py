@@ -118,6 +118,7 @@ def _follow(job: Any, *, from_start: bool, stage: str | None = None) -> int:
     from blut.cockpit.render import describe_end
     from blut.containment.select import launcher_for
     from blut.jobs.follow import LogLine, follow
+    from blut.jobs.quantities import format_size
     from blut.jobs.store import MAIN_STAGE
     from blut.status.events import Log, StageStarted
     from blut.status.jobstate import JobView
@@ -131,7 +132,11 @@ def _follow(job: Any, *, from_start: bool, stage: str | None = None) -> int:
             if isinstance(item, LogLine):
                 print(item.text, flush=True)
             elif isinstance(item, StageStarted):
-                ceiling = "" if item.memory_max is None else f", memory max {item.memory_max}"
+                ceiling = (
+                    ""
+                    if item.memory_max is None
+                    else f", memory max {format_size(item.memory_max)}"
+                )
                 kind = "contained" if item.contained else "UNCONTAINED"
                 err.print(
                     f"blut: stage {item.stage} started as {item.unit} ({kind}{ceiling})",

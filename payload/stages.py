@@ -20,7 +20,49 @@ def demo(ctx: StageContext, argv: list[str]) -> int:
     return run(ctx, argv)
 
 
-STAGES: dict[str, Stage] = {"demo": demo}
+def encode(ctx: StageContext, argv: list[str]) -> int:
+    """OHLCV → per-ticker features without look-ahead (Parquet shards + manifest)."""
+    from blut.payload.encode import run
+
+    return run(ctx, argv)
+
+
+def label(ctx: StageContext, argv: list[str]) -> int:
+    """Features → forward-return targets (3-class or regression) as Arrow shards."""
+    from blut.payload.label import run
+
+    return run(ctx, argv)
+
+
+def split(ctx: StageContext, argv: list[str]) -> int:
+    """Chronological train/val/test or walk-forward folds with an embargo (manifests)."""
+    from blut.payload.split import run
+
+    return run(ctx, argv)
+
+
+def train(ctx: StageContext, argv: list[str]) -> int:
+    """Train a windowed model (MLP/CNN/GRU/linear) with checkpoints and exact resume."""
+    from blut.payload.train import run
+
+    return run(ctx, argv)
+
+
+def evaluate(ctx: StageContext, argv: list[str]) -> int:
+    """Test-split metrics, confusion matrix and a long/short backtest vs buy-and-hold."""
+    from blut.payload.evaluate import run
+
+    return run(ctx, argv)
+
+
+STAGES: dict[str, Stage] = {
+    "demo": demo,
+    "encode": encode,
+    "label": label,
+    "split": split,
+    "train": train,
+    "evaluate": evaluate,
+}
 
 
 def summary(stage: Stage) -> str:
