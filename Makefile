@@ -45,8 +45,11 @@ imports: setup
 
 check: lint typecheck imports test
 
+# Every tests/bench/bench_*.py, each printing its ratios against a baseline of the same run.
+BENCHES := $(sort $(wildcard tests/bench/bench_*.py))
+
 bench: setup
-	$(WITH_MANAGER) $(PY) tests/bench/bench_launch.py
+	$(WITH_MANAGER) for b in $(BENCHES); do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,4 @@
-"""The `blut` command: run, jobs, log, cancel, doctor.
+"""The `blut` command: the cockpit (bare `blut`), run, jobs, log, cancel, doctor.
 
 Every user mistake ends as one line on stderr and exit code 2; a job that
 failed ends with exit code 1. Heavy modules are imported inside commands so
@@ -24,7 +24,7 @@ from blut.status.errors import StatusError
 app = typer.Typer(
     name="blut",
     help="A terminal cockpit for ML training jobs: every job a contained systemd unit.",
-    no_args_is_help=True,
+    invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -60,11 +60,50 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    readonly: Annotated[
+        bool, typer.Option("--readonly", help="Open the cockpit with every mutating action hidden.")
+    ] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Print the jobs table once and exit (no TUI).")
+    ] = False,
+    replay: Annotated[
+        str | None,
+        typer.Option("--replay", metavar="JOB", help="Open the cockpit replaying a job's history."),
+    ] = None,
 ) -> None:
-    """blut: run training jobs contained, cached and watched."""
+    """blut: run training jobs contained, cached and watched. Bare `blut` opens the cockpit."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if once:
+        from blut.cockpit.app import print_once
+
+        print_once(out)
+        return
+    raise typer.Exit(_cockpit(readonly=readonly, replay=replay))
+
+
+def _cockpit(*, readonly: bool, replay: str | None) -> int:
+    """Open the Textual cockpit (needs a terminal)."""
+    job_id = _store().get(replay).id if replay is not None else None
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("the cockpit needs a terminal: use `blut --once` or `blut jobs` in scripts")
+    from blut.cockpit.app import run_cockpit
+
+    return run_cockpit(readonly=readonly, replay=job_id)
+
+
+@app.command()
+def tui(
+    readonly: Annotated[
+        bool, typer.Option("--readonly", help="Hide every mutating action.")
+    ] = False,
+) -> None:
+    """Open the cockpit (the same as bare `blut`)."""
+    raise typer.Exit(_cockpit(readonly=readonly, replay=None))
 
 
 @app.command(
@@ -283,9 +322,6 @@ def main() -> None:
     """Console-script entry point: map errors to one line and an exit code."""
     try:
         code = app(standalone_mode=False)
-    except click_errors.NoArgsIsHelpError as exc:
-        out.print(exc.format_message(), markup=False)
-        sys.exit(0)
     except click_errors.UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
         err.print(f"blut: error: {exc.format_message()}{hint}", markup=False)

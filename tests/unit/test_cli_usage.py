@@ -31,6 +31,8 @@ def assert_usage_error(result: subprocess.CompletedProcess[str], needle: str) ->
         (["cancel", "--yes", "no-such-job"], "no such job"),
         (["jobs", "--format", "xml"], "unknown format"),
         (["frobnicate"], "No such command"),
+        ([], "the cockpit needs a terminal"),
+        (["--replay", "no-such-job"], "no such job"),
         (["run", "--bogus-option", "true"], "No such option"),
     ],
 )

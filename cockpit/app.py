@@ -1,0 +1,381 @@
+"""The Textual cockpit: `blut` / `blut tui` (and `blut --once`, which prints and exits).
+
+The app owns a :class:`~blut.cockpit.state.CockpitState`. A worker thread owns
+all file and systemd I/O: it reads what was appended to every job's
+status.jsonl (by byte offset, woken by watchfiles or polling) and posts
+:class:`FeedUpdate` messages at most 10 times a second; the app folds them into
+the state and the visible screen re-renders from it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.console import Console
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.notifications import SeverityLevel
+from textual.screen import Screen
+
+from blut.cockpit.feed import JobDelta, JobFeed
+from blut.cockpit.screens.base import StateScreen
+from blut.cockpit.screens.dialogs import ConfirmScreen, HelpScreen
+from blut.cockpit.screens.job import JobScreen
+from blut.cockpit.screens.jobs import JobsScreen
+from blut.cockpit.screens.replay import ReplayScreen, Timeline
+from blut.cockpit.screens.system import SystemScreen
+from blut.cockpit.state import CockpitState
+from blut.cockpit.sysinfo import Nvml, SystemSample, sample
+from blut.jobs.store import JobStore, blut_home
+
+if TYPE_CHECKING:
+    from blut.containment.launcher import Launcher
+
+POST_EVERY = 0.1
+"""Least seconds between two feed updates (≤ 10 Hz: no repaint storms on slow links)."""
+RECONCILE_EVERY = 10.0
+"""A running job whose stream was quiet this long is reconciled with its units."""
+SYSTEM_EVERY = 1.0
+SYSTEM_HISTORY = 300
+
+
+class FeedUpdate(Message):
+    """New data read by the feed worker."""
+
+    def __init__(self, deltas: list[JobDelta], known: int) -> None:
+        super().__init__()
+        self.deltas = deltas
+        self.known = known
+
+
+class SystemUpdate(Message):
+    """A new sample of the machine."""
+
+    def __init__(self, sample: SystemSample) -> None:
+        super().__init__()
+        self.sample = sample
+
+
+class CockpitApp(App[int]):
+    """blut's cockpit."""
+
+    TITLE = "blut"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("1", "jobs", "Jobs", show=False),
+        Binding("2", "system", "System"),
+    ]
+
+    def __init__(
+        self,
+        home: Path | None = None,
+        *,
+        readonly: bool = False,
+        reconcile: bool = True,
+        clock: Callable[[], float] = time.time,
+        system: bool = True,
+        replay: str | None = None,
+    ) -> None:
+        """``home``: BLUT_HOME (default from the environment). ``reconcile``: record
+        the outcome of jobs whose driver vanished (never when ``readonly``).
+        ``clock``: wall time (tests pin it). ``system``: sample CPU/GPUs.
+        ``replay``: open this job's replay instead of the Jobs screen."""
+        super().__init__()
+        self.home = home if home is not None else blut_home()
+        self.store = JobStore(self.home)
+        self.readonly = readonly
+        self.reconcile = reconcile and not readonly
+        self.clock = clock
+        self.state = CockpitState()
+        self.feed = JobFeed(self.store)
+        self.sample_system = system
+        self.system_history: deque[SystemSample] = deque(maxlen=SYSTEM_HISTORY)
+        self.replay_job = replay
+        self.after_update: Callable[[CockpitApp, Sequence[JobDelta]], None] | None = None
+        """Test/bench hook, called once an update has been painted."""
+        self._stop = threading.Event()
+
+    # ---- lifecycle -------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(JobsScreen())
+        if self.replay_job is not None:
+            self.open_replay(self.replay_job)
+        self._feed_worker()
+        if self.sample_system:
+            self._system_worker()
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+
+    # ---- workers (all I/O) ------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="feed", exit_on_error=False)
+    def _feed_worker(self) -> None:
+        from blut.status.tailer import watch_changes
+
+        stop, feed = self._stop, self.feed
+        last_post = 0.0
+        launchers: dict[str, Launcher] = {}
+        last_reconcile = time.monotonic()
+
+        def pump() -> None:
+            nonlocal last_post
+            while not stop.is_set():
+                wait = last_post + POST_EVERY - time.monotonic()
+                if wait > 0 and stop.wait(wait):
+                    return
+                deltas, more = feed.poll(budget=POST_EVERY * 0.8)
+                if deltas:
+                    self.post_message(FeedUpdate(deltas, feed.known))
+                    last_post = time.monotonic()
+                if not more:
+                    return
+
+        try:
+            pump()
+            for changed in watch_changes([self.store.jobs_dir], stop, timeout=1.0):
+                if stop.is_set():
+                    break
+                pump()
+                if self.reconcile and time.monotonic() - last_reconcile > RECONCILE_EVERY:
+                    last_reconcile = time.monotonic()
+                    self._reconcile_quiet(launchers)
+                    if not changed:
+                        pump()
+        finally:
+            for launcher in launchers.values():
+                launcher.close()
+
+    def _reconcile_quiet(self, launchers: dict[str, Launcher]) -> None:
+        from blut.containment.errors import ContainmentError
+        from blut.containment.select import launcher_for
+        from blut.jobs.errors import JobsError
+        from blut.jobs.reconcile import reconcile
+
+        now = time.monotonic()
+        for job, changed in self.feed.waiting():
+            if now - changed < RECONCILE_EVERY or self._stop.is_set():
+                continue
+            kind = job.spec.launcher
+            try:
+                launcher = launchers.get(kind) or launchers.setdefault(kind, launcher_for(kind))
+                reconcile(job, launcher)
+            except (ContainmentError, JobsError, OSError):
+                continue
+
+    @work(thread=True, exclusive=True, group="system", exit_on_error=False)
+    def _system_worker(self) -> None:
+        nvml = Nvml()
+        try:
+            while not self._stop.is_set():
+                self.post_message(SystemUpdate(sample(self.home, nvml, self.clock())))
+                if self._stop.wait(SYSTEM_EVERY):
+                    break
+        finally:
+            nvml.close()
+
+    # ---- messages up -------------------------------------------------------------
+
+    def on_feed_update(self, message: FeedUpdate) -> None:
+        self.state.known = message.known
+        ended = self.state.apply(message.deltas, self.clock())
+        self._update_top()
+        viewing = self.screen_job()
+        for end in ended:
+            if end.job_id == viewing:
+                continue
+            severity: SeverityLevel = "information" if end.state == "succeeded" else "error"
+            if end.state == "cancelled":
+                severity = "warning"
+            why = f" ({end.reason})" if end.reason and end.state == "failed" else ""
+            self.notify(f"job {end.job_id} ({end.name}) {end.state}{why}", severity=severity)
+        hook = self.after_update
+        if hook is not None:
+            deltas = message.deltas
+            self.call_after_refresh(hook, self, deltas)
+
+    def on_system_update(self, message: SystemUpdate) -> None:
+        self.system_history.append(message.sample)
+        if isinstance(self.screen, SystemScreen):
+            self.screen.update_state()
+
+    def _update_top(self) -> None:
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, StateScreen):
+                screen.update_state()
+                return
+
+    def screen_job(self) -> str | None:
+        """The job the topmost state screen is about or has selected."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, StateScreen):
+                return screen.selected_job_id
+        return None
+
+    # ---- commands down ------------------------------------------------------------
+
+    def focus_job(self, job_id: str | None) -> None:
+        """Tail the stage logs of ``job_id`` (the Job screen's job)."""
+        self.feed.focus = job_id
+
+    def open_job(self, job_id: str) -> None:
+        """Drill into a job."""
+        self.push_screen(JobScreen(job_id))
+
+    def open_replay(self, job_id: str) -> None:
+        """Scrub through a job's history."""
+        self.push_screen(ReplayScreen(job_id))
+
+    @work(thread=True, group="replay", exit_on_error=False)
+    def load_timeline(self, job_id: str, screen: ReplayScreen) -> None:
+        """Read a job's whole history (worker) and hand it to its replay screen."""
+        from blut.status.tailer import read_events
+
+        path = self.store.jobs_dir / job_id / "status.jsonl"
+        timeline = Timeline(job_id, read_events(path))
+        self.call_from_thread(screen.set_timeline, timeline)
+
+    def request_cancel(self, job_id: str) -> None:
+        """Ask, then cancel ``job_id`` in a worker (never in readonly mode)."""
+        if self.readonly:
+            self.notify("readonly: cancel is disabled", severity="warning")
+            return
+        job = self.state.jobs.get(job_id)
+        if job is not None and job.view.terminal:
+            self.notify(f"job {job_id} has already ended ({job.view.state})", severity="warning")
+            return
+        name = job.spec.name if job is not None else "?"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"cancelling job {job_id}…", timeout=2)
+                self._cancel_worker(job_id)
+
+        self.push_screen(ConfirmScreen(f"Cancel job {job_id} ({name})?"), answered)
+
+    @work(thread=True, group="cancel", exit_on_error=False)
+    def _cancel_worker(self, job_id: str) -> None:
+        from blut.containment.errors import ContainmentError
+        from blut.containment.select import launcher_for
+        from blut.jobs.cancel import cancel
+        from blut.jobs.errors import JobsError
+
+        try:
+            job = self.store.load(self.store.jobs_dir / job_id)
+            launcher = launcher_for(job.spec.launcher)
+            try:
+                view = cancel(job, launcher, by="cockpit")
+            finally:
+                launcher.close()
+        except (JobsError, ContainmentError, OSError) as exc:
+            self.call_from_thread(self.notify, f"cancel failed: {exc}", severity="error")
+            return
+        self.call_from_thread(self.notify, f"job {job_id} {view.state}")
+
+    def open_pager(self, job_id: str, stage: str | None) -> None:
+        """Show a stage's whole log in ``$PAGER`` (default ``less -R``)."""
+        job = self.state.jobs.get(job_id)
+        if job is None:
+            return
+        name = stage or job.view.current_stage or (job.spec.stages or ["main"])[0]
+        path = self.store.jobs_dir / job_id / "stages" / name / "log"
+        if not path.is_file():
+            self.notify(f"no log yet for stage {name}", severity="warning")
+            return
+        pager = shlex.split(os.environ.get("PAGER") or "less -R") or ["less", "-R"]
+        try:
+            with self.suspend():
+                subprocess.run([*pager, str(path)], check=False)
+        except Exception as exc:  # SuspendNotSupported (headless, web), missing pager
+            self.notify(f"cannot open a pager here ({exc.__class__.__name__}): {path}")
+
+    # ---- actions and the command palette -------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_jobs(self) -> None:
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, JobsScreen):
+            self.pop_screen()
+
+    def action_system(self) -> None:
+        if not isinstance(self.screen, SystemScreen):
+            self.push_screen(SystemScreen())
+
+    def _top_state_screen(self) -> StateScreen | None:
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, StateScreen):
+                return screen
+        return None
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Jobs", "The jobs table (home)", self.action_jobs)
+        yield SystemCommand("System", "CPU, memory, disk, GPUs", self.action_system)
+        yield SystemCommand("Help", "Every key", self.action_help)
+        top = self._top_state_screen()
+        job_id = top.selected_job_id if top is not None else None
+        if top is None or job_id is None:
+            return
+        yield SystemCommand(
+            f"Open job {job_id}", "Stages, plots, log", lambda: self.open_job(job_id)
+        )
+        if not self.readonly:
+            yield SystemCommand(
+                f"Cancel job {job_id}", "Stop it (asks first)", lambda: self.request_cancel(job_id)
+            )
+        yield SystemCommand(f"Log of {job_id} in $PAGER", "The whole stage log", top.action_pager)
+        yield SystemCommand(
+            f"Replay job {job_id}",
+            "Scrub through its event history",
+            lambda: self.open_replay(job_id),
+        )
+
+
+def run_cockpit(*, readonly: bool = False, replay: str | None = None) -> int:
+    """Run the cockpit in this terminal until the user quits; returns the exit code."""
+    app = CockpitApp(readonly=readonly, replay=replay)
+    result = app.run()
+    return result if isinstance(result, int) else 0
+
+
+def print_once(console: Console, *, reconcile: bool = True) -> None:
+    """`blut --once`: print the Jobs table with rich and return (scripts, slow links)."""
+    from blut.cockpit.render import jobs_table
+    from blut.containment.select import launcher_for
+    from blut.jobs.listing import job_row
+    from blut.jobs.reconcile import reconcile as reconcile_job
+
+    store = JobStore(blut_home())
+    launchers: dict[str, Launcher] = {}
+    rows = []
+    try:
+        for job in store.all():
+            if reconcile:
+                kind = job.spec.launcher
+                launcher = launchers.get(kind) or launchers.setdefault(kind, launcher_for(kind))
+                view = reconcile_job(job, launcher)
+            else:
+                view = job.view()
+            rows.append(job_row(job, view))
+    finally:
+        for launcher in launchers.values():
+            launcher.close()
+    if rows:
+        console.print(jobs_table(rows))
+    else:
+        console.print("no jobs yet: start one with `blut run -- COMMAND`", markup=False)

@@ -1,0 +1,1 @@
+"""The cockpit's screens: Jobs (home), Job, System, Replay, and the dialogs."""

@@ -1,0 +1,55 @@
+"""What every state-driven screen shares: access to the app, readonly gating."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual.screen import Screen
+
+if TYPE_CHECKING:
+    from blut.cockpit.app import CockpitApp
+
+MUTATING_ACTIONS = frozenset({"cancel"})
+"""Actions hidden (and refused) in readonly mode."""
+
+
+class StateScreen(Screen[None]):
+    """A screen that renders the app's state; :meth:`update_state` is called on new data."""
+
+    @property
+    def cockpit(self) -> CockpitApp:
+        """The app, typed."""
+        return cast("CockpitApp", self.app)
+
+    @property
+    def selected_job_id(self) -> str | None:
+        """The job the screen is about (or has selected), if any."""
+        return None
+
+    def update_state(self) -> None:
+        """Re-render from the app's state (override)."""
+
+    def on_screen_resume(self) -> None:
+        self.update_state()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in MUTATING_ACTIONS and self.cockpit.readonly)
+
+    def action_cancel(self) -> None:
+        job_id = self.selected_job_id
+        if job_id is not None:
+            self.cockpit.request_cancel(job_id)
+
+    def action_pager(self) -> None:
+        job_id = self.selected_job_id
+        if job_id is not None:
+            self.cockpit.open_pager(job_id, self.selected_stage())
+
+    def action_replay(self) -> None:
+        job_id = self.selected_job_id
+        if job_id is not None:
+            self.cockpit.open_replay(job_id)
+
+    def selected_stage(self) -> str | None:
+        """The stage the screen has selected (None: the job's current one)."""
+        return None

@@ -1,0 +1,275 @@
+"""Job: its stages, live metric and memory plots, the log tail, and why it failed."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Log, Static
+
+from blut.cockpit import fmt
+from blut.cockpit.plot import Curve, Mark, Plot
+from blut.cockpit.render import describe_end
+from blut.cockpit.screens.base import StateScreen
+from blut.cockpit.state import JobState
+from blut.status.jobstate import StageView
+
+LOG_WIDGET_LINES = 2000
+EXPLAIN_LOG_LINES = 20
+CURVE_STYLES = ("cyan", "magenta", "yellow", "green")
+STAGE_COLUMNS = (
+    ("stage", "STAGE"),
+    ("state", "STATE"),
+    ("progress", "PROGRESS"),
+    ("time", "TIME"),
+    ("peak", "PEAK"),
+    ("note", "NOTE"),
+)
+
+
+def metric_curves(job: JobState, limit: int = len(CURVE_STYLES)) -> list[Curve]:
+    """Up to ``limit`` metric curves, loss-like ones first (train/val side by side)."""
+    names = sorted(job.metrics, key=lambda n: ("loss" not in n.lower(), n))[:limit]
+    return [
+        Curve(name, job.metrics[name].values(), CURVE_STYLES[i % len(CURVE_STYLES)])
+        for i, name in enumerate(names)
+    ]
+
+
+def stage_cells(stage: StageView, now: float) -> tuple[str | Text, ...]:
+    """One row of the stages table."""
+    end = stage.finished if stage.finished is not None else now
+    took = None if stage.started is None else end - stage.started
+    frac = None
+    if stage.progress is not None and stage.progress[1]:
+        frac = max(0.0, min(1.0, stage.progress[0] / stage.progress[1]))
+    if stage.state in ("succeeded", "cached"):
+        frac = 1.0
+    note: str = stage.reason or ("" if stage.contained else "UNCONTAINED")
+    if stage.exit_code not in (None, 0):
+        note += f" (exit {stage.exit_code})"
+    return (
+        stage.name,
+        fmt.state_text(stage.state),
+        fmt.bar(frac),
+        fmt.duration(took),
+        fmt.short_size(stage.peak_memory),
+        Text(note, style="red" if stage.reason else "yellow"),
+    )
+
+
+def explanation(job: JobState) -> Group:
+    """Why a failed job failed: reason, peak vs ceiling, exit code, last log lines, what next."""
+    view = job.view
+    stage = next((s for s in view.stages.values() if s.state == "failed"), None)
+    reason = (stage.reason if stage else None) or view.reason or "error"
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    table.add_row("what", Text(describe_end(view, job.memory_max), style="bold red"))
+    table.add_row("reason", reason)
+    if stage is not None:
+        table.add_row("stage", stage.name)
+    peak = view.peak_memory
+    ceiling = job.memory_max
+    mem = (
+        f"{fmt.short_size(peak)} of {fmt.short_size(ceiling)}" if ceiling else fmt.short_size(peak)
+    )
+    if peak and ceiling:
+        mem += f" ({peak / ceiling:.0%})"
+    table.add_row("peak / ceiling", mem)
+    code = view.exit_code if view.exit_code is not None else (stage.exit_code if stage else None)
+    table.add_row("exit code", "-" if code is None else str(code))
+    if view.signal or (stage and stage.signal):
+        table.add_row("signal", f"SIG{view.signal or (stage.signal if stage else '')}")
+    detail = view.detail or (stage.detail if stage else "")
+    if detail:
+        table.add_row("detail", detail)
+    if reason == "oom":
+        hint = "raise --memory-max, or lower the batch size"
+    elif reason == "timeout":
+        hint = "raise --timeout"
+    else:
+        hint = "read the log below"
+    table.add_row("next", hint)
+    table.add_row("re-run", Text(fmt.rerun_command(job.spec), style="cyan"))
+    stage_name = stage.name if stage else (view.current_stage or "main")
+    table.add_row("full log", Text(f"blut log {job.id} {stage_name}   (or p)", style="cyan"))
+    lines = list(job.log(stage_name).lines)[-EXPLAIN_LOG_LINES:]
+    log = Text("\n".join(lines) if lines else "(no log lines)", style="dim" if not lines else "")
+    title = Text(f"last {len(lines)} log lines of {stage_name}:", style="bold")
+    return Group(table, Text(""), title, log)
+
+
+class JobScreen(StateScreen):
+    """One job, live."""
+
+    DEFAULT_CSS = """
+    JobScreen #title { height: 1; padding: 0 1; background: $panel; }
+    JobScreen #stages { height: auto; max-height: 6; }
+    JobScreen #plots { height: 8; }
+    JobScreen Plot { width: 1fr; height: 8; }
+    JobScreen #log { height: 1fr; border: round $panel; }
+    JobScreen #logstatus { height: 1; padding: 0 1; color: $text-muted; }
+    JobScreen #explain { height: 1fr; border: round $error; padding: 0 1; display: none; }
+    JobScreen.failed #explain { display: block; }
+    JobScreen.failed #log { display: none; }
+    JobScreen.failed #logstatus { display: none; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("p", "pager", "Pager"),
+        Binding("l", "focus_log", "Log"),
+        Binding("R", "replay", "Replay"),
+    ]
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self._stage_keys: list[str] = []
+        self._log_stage: str | None = None
+        self._log_total = 0
+        self._log_resets = 0
+        self._paused_new = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="title")
+        table: DataTable[str | Text] = DataTable(id="stages", cursor_type="row")
+        for key, label in STAGE_COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+        with Horizontal(id="plots"):
+            yield Plot("metrics", id="metrics")
+            yield Plot("memory", y_format=fmt.short_size, y_zero=True, id="memory")
+        yield Log(max_lines=LOG_WIDGET_LINES, id="log")
+        yield Static(id="logstatus")
+        with VerticalScroll(id="explain"):
+            yield Static(id="explain-body")
+        yield Footer()
+
+    @property
+    def selected_job_id(self) -> str | None:
+        return self.job_id
+
+    def selected_stage(self) -> str | None:
+        table = self.query_one("#stages", DataTable)
+        if 0 <= table.cursor_row < len(self._stage_keys):
+            return self._stage_keys[table.cursor_row]
+        return None
+
+    def on_mount(self) -> None:
+        self.title = "blut"
+        self.sub_title = f"job {self.job_id}"
+        self.cockpit.focus_job(self.job_id)
+        self.update_state()
+        self.set_interval(1.0, self.update_state)
+
+    def on_unmount(self) -> None:
+        self.cockpit.focus_job(None)
+
+    def on_screen_resume(self) -> None:
+        self.cockpit.focus_job(self.job_id)
+        super().on_screen_resume()
+
+    def update_state(self) -> None:
+        if not self.is_mounted:
+            return
+        job = self.cockpit.state.jobs.get(self.job_id)
+        title = self.query_one("#title", Static)
+        if job is None:
+            title.update(Text(f"job {self.job_id}: not found (yet)", style="yellow"))
+            return
+        now = self.cockpit.clock()
+        view = job.view
+        head = Text()
+        head.append(f"{job.id} ", style="bold")
+        head.append(f"{view.name or job.spec.name}  ")
+        head.append_text(fmt.state_text(view.state))
+        head.append(f"  {fmt.duration(view.elapsed(now))}")
+        head.append(f"  mem {fmt.memory_cell(job.memory_now, job.memory_max).plain}")
+        head.append(f"  peak {fmt.short_size(view.peak_memory)}")
+        if view.cancel_requested and not view.terminal:
+            head.append("  cancelling…", style="yellow")
+        if job.garbage:
+            head.append(f"  {job.garbage} bad lines", style="yellow")
+        title.update(head)
+        self._update_stages(job, now)
+        stage = self.selected_stage() or view.current_stage
+        self.query_one("#metrics", Plot).set_data(metric_curves(job))
+        mem_curves = []
+        if stage is not None and stage in job.memory:
+            mem_curves.append(Curve(stage, job.memory[stage].values(), "green"))
+        marks = [Mark("MemoryMax", float(job.memory_max), "red")] if job.memory_max else []
+        self.query_one("#memory", Plot).set_data(mem_curves, marks)
+        failed = view.state == "failed"
+        self.set_class(failed, "failed")
+        if failed:
+            self.query_one("#explain-body", Static).update(explanation(job))
+        else:
+            self._update_log(job, stage)
+
+    def _update_stages(self, job: JobState, now: float) -> None:
+        table = self.query_one("#stages", DataTable)
+        keys = list(job.view.stages)
+        if keys != self._stage_keys:
+            selected = self.selected_stage()
+            table.clear()
+            for key in keys:
+                table.add_row(*stage_cells(job.view.stages[key], now), key=key)
+            self._stage_keys = keys
+            target = selected if selected in keys else job.view.current_stage
+            if target in keys:
+                table.move_cursor(row=keys.index(target), animate=False)
+            return
+        for key in keys:
+            for (col, _), value in zip(
+                STAGE_COLUMNS, stage_cells(job.view.stages[key], now), strict=True
+            ):
+                table.update_cell(key, col, value)
+
+    def _update_log(self, job: JobState, stage: str | None) -> None:
+        log = self.query_one("#log", Log)
+        status = self.query_one("#logstatus", Static)
+        if stage is None:
+            status.update("no stage has started yet")
+            return
+        tail = job.log(stage)
+        if stage != self._log_stage or tail.resets != self._log_resets:
+            log.clear()
+            log.write_lines(tail.lines)
+            self._log_stage, self._log_resets, self._log_total = stage, tail.resets, tail.total
+            self._paused_new = 0
+        new = tail.total - self._log_total
+        if new > 0:
+            at_end = log.is_vertical_scroll_end
+            log.write_lines(list(tail.lines)[-min(new, len(tail.lines)) :])
+            self._log_total = tail.total
+            if not at_end:
+                self._paused_new += new
+        if log.is_vertical_scroll_end:
+            self._paused_new = 0
+        log.border_title = f"log: {stage}"
+        if self._paused_new:
+            status.update(
+                Text(f"paused, +{self._paused_new} new lines (End follows again)", style="yellow")
+            )
+        else:
+            status.update(Text(f"{tail.total} lines · following", style="dim"))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "stages":
+            self.update_state()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_focus_log(self) -> None:
+        target = "#explain" if self.has_class("failed") else "#log"
+        self.query_one(target).focus()

@@ -1,0 +1,200 @@
+"""Jobs (home): every job, live, with a regex filter and sort keys."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from blut.cockpit import fmt
+from blut.cockpit.screens.base import StateScreen
+from blut.cockpit.state import SORT_KEYS, Row, SortKey, compile_filter
+
+COLUMNS = (
+    ("id", "ID"),
+    ("name", "NAME"),
+    ("state", "STATE"),
+    ("stage", "STAGE"),
+    ("progress", "PROGRESS"),
+    ("elapsed", "ELAPSED"),
+    ("memory", "MEM/MAX"),
+    ("peak", "PEAK"),
+)
+STALE_AFTER = 5.0
+"""Seconds without any new data after which the status line says how old it is."""
+
+
+def cells(row: Row) -> tuple[str | Text, ...]:
+    """The table cells of one row."""
+    return (
+        row.id,
+        row.name[:16],
+        fmt.state_text(row.state),
+        row.stage,
+        fmt.bar(row.progress, cells=6),
+        fmt.duration(row.elapsed),
+        fmt.memory_cell(row.memory_now, row.memory_max),
+        fmt.short_size(row.peak),
+    )
+
+
+class JobsScreen(StateScreen):
+    """The home screen."""
+
+    DEFAULT_CSS = """
+    JobsScreen #filter { display: none; height: 3; }
+    JobsScreen #filter.shown { display: block; }
+    JobsScreen DataTable { height: 1fr; }
+    JobsScreen #status { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("o", "open", "Open"),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "sort", "Sort"),
+        Binding("r", "reverse", "Reverse", show=False),
+        Binding("c", "cancel", "Cancel"),
+        Binding("p", "pager", "Pager"),
+        Binding("R", "replay", "Replay"),
+        Binding("escape", "back", "Back", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter_text = ""
+        self.sort: SortKey = "id"
+        self.reverse = True
+        self._keys: list[str] = []
+        self._cells: dict[str, tuple[str | Text, ...]] = {}
+        self.filter_error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="filter: regex over id, name, state, stage", id="filter")
+        table: DataTable[str | Text] = DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+        yield Static("loading…", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "blut"
+        self.sub_title = "jobs" + (" (readonly)" if self.cockpit.readonly else "")
+        self.query_one(DataTable).focus()
+        self.update_state()
+        self.set_interval(1.0, self.update_state)
+
+    @property
+    def table(self) -> DataTable[str | Text]:
+        """The jobs table."""
+        return self.query_one("#jobs", DataTable)
+
+    @property
+    def selected_job_id(self) -> str | None:
+        table = self.table
+        if not self._keys or table.cursor_row < 0 or table.cursor_row >= len(self._keys):
+            return None
+        return self._keys[table.cursor_row]
+
+    def visible_rows(self) -> list[Row]:
+        """The rows the table shows now."""
+        pattern, self.filter_error = compile_filter(self.filter_text)
+        app = self.cockpit
+        return app.state.rows(app.clock(), pattern=pattern, sort=self.sort, reverse=self.reverse)
+
+    def update_state(self) -> None:
+        if not self.is_mounted:
+            return
+        rows = self.visible_rows()
+        table = self.table
+        keys = [r.id for r in rows]
+        new = {r.id: cells(r) for r in rows}
+        if keys[: len(self._keys)] == self._keys:
+            for key in self._keys:
+                old, now = self._cells[key], new[key]
+                if old != now:
+                    for (col, _), a, b in zip(COLUMNS, old, now, strict=True):
+                        if a != b:
+                            table.update_cell(key, col, b)
+            for key in keys[len(self._keys) :]:
+                table.add_row(*new[key], key=key)
+        else:
+            selected = self.selected_job_id
+            table.clear()
+            for key in keys:
+                table.add_row(*new[key], key=key)
+            if selected in new:
+                table.move_cursor(row=keys.index(selected), animate=False)
+        self._keys, self._cells = keys, new
+        self.query_one("#status", Static).update(self.status_line(len(rows)))
+
+    def status_line(self, shown: int) -> Text:
+        """Counts, sort, filter, loading progress and the age of the data."""
+        app = self.cockpit
+        state = app.state
+        running = sum(1 for j in state.jobs.values() if j.view.state == "running")
+        text = Text(f"{len(state.jobs)} jobs, {running} running")
+        if shown != len(state.jobs):
+            text.append(f", {shown} shown")
+        arrow = "↓" if self.reverse else "↑"
+        text.append(f" · sort {self.sort} {arrow}")
+        if self.filter_text:
+            text.append(f" · filter /{self.filter_text}/")
+        if self.filter_error:
+            text.append(f" ({self.filter_error})", style="yellow")
+        if state.loading:
+            text.append(f" · reading history of {state.loading} jobs…", style="yellow")
+        if state.updated is None:
+            text.append(" · waiting for data", style="yellow")
+        else:
+            age = app.clock() - state.updated
+            if age > STALE_AFTER and any(not j.view.terminal for j in state.jobs.values()):
+                text.append(f" · data {fmt.duration(age)} old", style="yellow")
+        if app.readonly:
+            text.append(" · readonly", style="bold")
+        return text
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.cockpit.open_job(event.row_key.value)
+
+    def action_open(self) -> None:
+        job_id = self.selected_job_id
+        if job_id is not None:
+            self.cockpit.open_job(job_id)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("shown")
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self.update_state()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.table.focus()
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_focus:
+            if not box.value:
+                box.remove_class("shown")
+            self.table.focus()
+        elif self.filter_text:
+            box.value = ""
+            box.remove_class("shown")
+            self.filter_text = ""
+            self.update_state()
+
+    def action_sort(self) -> None:
+        self.sort = SORT_KEYS[(SORT_KEYS.index(self.sort) + 1) % len(SORT_KEYS)]
+        self.update_state()
+        self.notify(f"sorted by {self.sort}", timeout=1.5)
+
+    def action_reverse(self) -> None:
+        self.reverse = not self.reverse
+        self.update_state()

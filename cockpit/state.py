@@ -1,0 +1,280 @@
+"""The cockpit's state: plain typed classes fed by :class:`~blut.cockpit.feed.JobDelta`s.
+
+Nothing here touches a file or a widget, so it is tested without a terminal.
+Per job: the spec, the event fold (:class:`~blut.status.jobstate.JobView`),
+bounded and downsampled metric and memory series, and a capped log tail per
+stage. :meth:`CockpitState.rows` gives the Jobs table, filtered and sorted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+from blut.cockpit.feed import JobDelta
+from blut.jobs.store import JobSpec
+from blut.status.events import Event, Metric, Resources
+from blut.status.jobstate import JobView
+
+SERIES_POINTS = 256
+"""Most points kept per plotted series (older points are thinned, never unbounded)."""
+LOG_LINES = 1000
+"""Most log lines kept per stage."""
+
+SortKey: TypeAlias = Literal["id", "name", "state", "elapsed", "memory", "peak"]
+SORT_KEYS: tuple[SortKey, ...] = ("id", "name", "state", "elapsed", "memory", "peak")
+_STATE_ORDER = {"running": 0, "queued": 1, "failed": 2, "cancelled": 3, "succeeded": 4}
+
+
+@dataclass
+class Series:
+    """A bounded series: past ``capacity`` points every other one is dropped and the
+    sampling stride doubles, so memory stays bounded however long a job runs.
+    ``last`` is always the newest point, sampled or not."""
+
+    capacity: int = SERIES_POINTS
+    points: list[tuple[float, float]] = field(default_factory=list)
+    stride: int = 1
+    seen: int = 0
+    last: tuple[float, float] | None = None
+
+    def add(self, x: float, y: float) -> None:
+        """Offer one point."""
+        self.last = (x, y)
+        self.seen += 1
+        if (self.seen - 1) % self.stride:
+            return
+        self.points.append((x, y))
+        if len(self.points) > self.capacity:
+            self.points = self.points[::2]
+            self.stride *= 2
+
+    def values(self) -> list[tuple[float, float]]:
+        """The kept points plus the newest one."""
+        if self.last is not None and (not self.points or self.points[-1] != self.last):
+            return [*self.points, self.last]
+        return list(self.points)
+
+
+@dataclass
+class LogTail:
+    """The last :data:`LOG_LINES` lines of a stage log; ``total`` counts every line seen."""
+
+    lines: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    total: int = 0
+    resets: int = 0
+
+    def extend(self, lines: Iterable[str], *, reset: bool = False) -> None:
+        """Append lines (``reset``: start over)."""
+        if reset:
+            self.lines.clear()
+            self.resets += 1
+        new = list(lines)
+        self.lines.extend(new)
+        self.total += len(new)
+
+
+@dataclass
+class JobState:
+    """Everything the cockpit knows about one job."""
+
+    spec: JobSpec
+    view: JobView
+    metrics: dict[str, Series] = field(default_factory=dict)
+    memory: dict[str, Series] = field(default_factory=dict)
+    logs: dict[str, LogTail] = field(default_factory=dict)
+    lines: int = 0
+    garbage: int = 0
+    loaded: bool = False
+    """False while its history is still being read."""
+    updated: float | None = None
+    """Clock time of the last delta with events."""
+
+    @property
+    def id(self) -> str:
+        """The job id."""
+        return self.spec.id
+
+    @property
+    def memory_max(self) -> int | None:
+        """The job's memory ceiling."""
+        return self.spec.memory_max if self.spec.memory_max is not None else self.view.memory_max
+
+    @property
+    def memory_now(self) -> int | None:
+        """Memory of the running stage, from its last resources sample."""
+        stage = self.view.stages.get(self.view.current_stage or "")
+        return stage.memory_now if stage is not None and stage.state == "running" else None
+
+    def apply(self, event: Event) -> None:
+        """Fold one event in (and feed the plots)."""
+        self.view.apply(event)
+        if isinstance(event, Metric):
+            x = float(event.step if event.step is not None else self.view.events)
+            for name, value in event.values.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    series = self.metrics.get(name)
+                    if series is None:
+                        series = self.metrics[name] = Series()
+                    series.add(x, float(value))
+        elif isinstance(event, Resources) and event.memory_bytes is not None:
+            name = event.stage or ""
+            series = self.memory.get(name)
+            if series is None:
+                series = self.memory[name] = Series()
+            series.add(event.ts, float(event.memory_bytes))
+
+    def log(self, stage: str) -> LogTail:
+        """The log tail of ``stage`` (empty until read)."""
+        tail = self.logs.get(stage)
+        if tail is None:
+            tail = self.logs[stage] = LogTail()
+        return tail
+
+    def progress(self) -> float | None:
+        """Fraction done of the current stage, when it reports a total."""
+        stage = self.view.stages.get(self.view.current_stage or "")
+        if stage is None:
+            return None
+        if stage.state in ("succeeded", "cached"):
+            return 1.0
+        if stage.progress is None or not stage.progress[1]:
+            return None
+        step, total, _ = stage.progress
+        return max(0.0, min(1.0, step / total)) if total else None
+
+
+@dataclass(frozen=True)
+class JobEnded:
+    """A job reached a terminal state while the cockpit was watching."""
+
+    job_id: str
+    name: str
+    state: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the Jobs table."""
+
+    id: str
+    name: str
+    state: str
+    stage: str
+    progress: float | None
+    elapsed: float | None
+    memory_now: int | None
+    memory_max: int | None
+    peak: int | None
+    reason: str | None
+    loaded: bool
+
+
+def _sort_value(row: Row, key: SortKey) -> tuple[float | str, ...]:
+    match key:
+        case "id":
+            return (row.id,)
+        case "name":
+            return (row.name.lower(), row.id)
+        case "state":
+            return (_STATE_ORDER.get(row.state, 9), row.id)
+        case "elapsed":
+            return (row.elapsed or 0.0, row.id)
+        case "memory":
+            return (row.memory_now or 0, row.id)
+        case "peak":
+            return (row.peak or 0, row.id)
+
+
+def compile_filter(text: str) -> tuple[re.Pattern[str] | None, str | None]:
+    """A case-insensitive pattern for ``text``; an invalid regex matches literally."""
+    if not text:
+        return None, None
+    try:
+        return re.compile(text, re.IGNORECASE), None
+    except re.error as exc:
+        return re.compile(
+            re.escape(text), re.IGNORECASE
+        ), f"not a regex ({exc}); matching literally"
+
+
+class CockpitState:
+    """All jobs, as the app knows them. Fed by :meth:`apply` on the UI thread."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, JobState] = {}
+        self.known = 0
+        """Jobs found on disk so far (some may still be loading)."""
+        self.updated: float | None = None
+        """Clock time of the last applied batch."""
+        self.version = 0
+
+    @property
+    def loading(self) -> int:
+        """How many jobs still have history to read."""
+        return sum(1 for j in self.jobs.values() if not j.loaded) + max(
+            0, self.known - len(self.jobs)
+        )
+
+    def apply(self, deltas: Iterable[JobDelta], now: float) -> list[JobEnded]:
+        """Fold ``deltas`` in; returns jobs that ended live (not while reading history)."""
+        ended: list[JobEnded] = []
+        for delta in deltas:
+            job = self.jobs.get(delta.job_id)
+            if job is None:
+                if delta.spec is None:
+                    continue
+                job = self.jobs[delta.job_id] = JobState(delta.spec, JobView(delta.job_id))
+            was_terminal = job.view.terminal
+            for event in delta.events:
+                job.apply(event)
+            job.lines += delta.lines
+            job.garbage += delta.garbage
+            if delta.lines:
+                job.updated = now
+            if not delta.backlog and not was_terminal and job.view.terminal:
+                ended.append(JobEnded(job.id, job.spec.name, job.view.state, job.view.reason))
+            if delta.caught_up:
+                job.loaded = True
+            for stage, chunk in delta.logs.items():
+                job.log(stage).extend(chunk.lines, reset=chunk.reset)
+        self.updated = now
+        self.version += 1
+        return ended
+
+    def row(self, job: JobState, now: float) -> Row:
+        """The table row of one job."""
+        view = job.view
+        return Row(
+            id=job.id,
+            name=view.name or job.spec.name,
+            state=view.state if job.loaded or view.events else "loading",
+            stage=view.current_stage or "",
+            progress=job.progress(),
+            elapsed=view.elapsed(now),
+            memory_now=job.memory_now,
+            memory_max=job.memory_max,
+            peak=view.peak_memory,
+            reason=view.reason,
+            loaded=job.loaded,
+        )
+
+    def rows(
+        self,
+        now: float,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        sort: SortKey = "id",
+        reverse: bool = True,
+    ) -> list[Row]:
+        """The Jobs table: rows matching ``pattern`` (over id, name, state, stage), sorted."""
+        rows = [self.row(job, now) for job in self.jobs.values()]
+        if pattern is not None:
+            rows = [r for r in rows if pattern.search(f"{r.id} {r.name} {r.state} {r.stage}")]
+        key: Callable[[Row], tuple[float | str, ...]] = lambda r: _sort_value(r, sort)  # noqa: E731
+        rows.sort(key=key, reverse=reverse)
+        return rows
