@@ -1,0 +1,103 @@
+"""Typed, content-hashed stage outputs.
+
+A file hashes to blake3 of its bytes (large files through blake3's
+multithreaded mmap hashing). A directory hashes to a sorted Merkle tree: blake3
+over one ``(relative path, entry hash)`` record per file or symlink, sorted by
+relative path, so the hash depends only on names and contents, never on mtimes
+or the order the filesystem lists entries in.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from blake3 import blake3
+
+MMAP_THRESHOLD = 4 << 20
+"""Files at least this large are hashed with multithreaded mmap hashing."""
+
+
+class Kind(StrEnum):
+    """What an artifact holds; plan edges must agree on it."""
+
+    OHLCV = "ohlcv"
+    FEATURES = "features"
+    LABELS = "labels"
+    SPLITS = "splits"
+    MODEL = "model"
+    EVALUATION = "evaluation"
+    NUMBERS = "numbers"
+    REPORT = "report"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A stage output: its kind, where it lives and its content hash."""
+
+    kind: Kind
+    path: Path
+    hash: str
+
+    @classmethod
+    def of(cls, kind: Kind, path: Path) -> Artifact:
+        """The artifact at ``path``, hashed now."""
+        return cls(kind, path, hash_path(path))
+
+
+def hash_file(path: Path) -> str:
+    """blake3 hex digest of a file's bytes."""
+    hasher = blake3(max_threads=blake3.AUTO)
+    if path.stat().st_size >= MMAP_THRESHOLD:
+        hasher.update_mmap(path)
+    else:
+        hasher.update(path.read_bytes())
+    return hasher.hexdigest()
+
+
+def _entries(root: Path) -> list[tuple[str, str]]:
+    """``(relative posix path, hash)`` of every file and symlink under ``root``."""
+    entries: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        base = Path(dirpath)
+        names = list(filenames)
+        # os.walk lists symlinks to directories as dirs: record them as links, never follow.
+        names += [d for d in dirnames if (base / d).is_symlink()]
+        dirnames[:] = [d for d in dirnames if not (base / d).is_symlink()]
+        for name in names:
+            path = base / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                digest = blake3(b"link:" + str(path.readlink()).encode()).hexdigest()
+            else:
+                digest = hash_file(path)
+            entries.append((rel, digest))
+    return sorted(entries)
+
+
+def hash_dir(root: Path) -> str:
+    """The sorted Merkle hash of a directory (see the module docstring)."""
+    hasher = blake3(b"blut-dir-v1\n")
+    for rel, digest in _entries(root):
+        hasher.update(rel.encode("utf-8", "surrogateescape") + b"\0" + digest.encode() + b"\n")
+    return hasher.hexdigest()
+
+
+def hash_path(path: Path) -> str:
+    """The hash of a file or a directory."""
+    return hash_dir(path) if path.is_dir() else hash_file(path)
+
+
+def tree_size(path: Path) -> int:
+    """Bytes in a file, or in every regular file under a directory."""
+    if not path.is_dir():
+        return path.stat().st_size
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            entry = Path(dirpath) / name
+            if not entry.is_symlink():
+                total += entry.stat().st_size
+    return total

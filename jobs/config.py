@@ -1,0 +1,340 @@
+"""Resolve a recipe's args: layers, Hydra-style overrides, sweeps and schema validation.
+
+Layers, lowest first:
+
+1. recipe defaults (the ``default`` values in the recipe's args schema)
+2. user config ``$XDG_CONFIG_HOME/blut/config.toml`` (``~/.config/...``), table ``[recipes.<name>]``
+3. project ``blut.toml`` in the working directory, table ``[recipes.<name>]``
+4. ``--config FILE`` (TOML or JSON): the whole file is the args
+5. ``--set`` overrides, then one point of the ``--sweep`` product
+
+Overrides use Hydra's grammar (parsed by hydra-core's ``OverridesParser``):
+``a.b=1`` changes an existing key, ``+a.new=x`` adds one, ``++a.b=1`` sets
+either way, ``~a.b`` deletes; values may be lists, dicts and quoted strings.
+Layers merge with omegaconf (so ``${a.b}`` interpolations resolve). The result
+is validated against the args schema; every problem is one line naming the
+path, what was expected and what was given, with a "did you mean" for unknown keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import os
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import jsonschema
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, OverrideType
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from blut.jobs.errors import UsageError
+
+MAX_SWEEP_POINTS = 1000
+EditKind: TypeAlias = Literal["set", "add", "force", "delete"]
+_MISSING = object()
+
+
+class ConfigError(UsageError):
+    """Invalid args: one message line per problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One parsed override: ``kind`` of change to dotted ``key`` (``text`` as typed)."""
+
+    kind: EditKind
+    key: str
+    value: Any
+    text: str
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Args from one source (``name`` says which, for error messages)."""
+
+    name: str
+    values: Mapping[str, Any]
+
+
+def user_config_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """``$XDG_CONFIG_HOME/blut/config.toml``, defaulting to ``~/.config``."""
+    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "blut" / "config.toml"
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """A TOML (or ``.json``) file as a dict; unreadable or invalid → `UsageError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except ValueError as exc:
+        kind = "JSON" if path.suffix == ".json" else "TOML"
+        raise UsageError(f"{path}: invalid {kind}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a table of args")
+    return data
+
+
+def _recipe_table(path: Path, recipe: str) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    table = read_file(path).get("recipes", {}).get(recipe, {})
+    if not isinstance(table, dict):
+        raise UsageError(f"{path}: [recipes.{recipe}] must be a table")
+    return table
+
+
+def defaults_from_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The nested ``default`` values of an object schema."""
+    out: dict[str, Any] = {}
+    for key, sub in schema.get("properties", {}).items():
+        if "default" in sub:
+            out[key] = sub["default"]
+        elif sub.get("type") == "object":
+            out[key] = defaults_from_schema(sub)
+    return out
+
+
+def layers(
+    recipe: str,
+    schema: Mapping[str, Any],
+    *,
+    config_file: Path | None = None,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> list[Layer]:
+    """The file layers of ``recipe``'s args, lowest first."""
+    user = user_config_path(environ)
+    project = (cwd or Path.cwd()) / "blut.toml"
+    out = [
+        Layer("recipe defaults", defaults_from_schema(schema)),
+        Layer(str(user), _recipe_table(user, recipe)),
+        Layer(str(project), _recipe_table(project, recipe)),
+    ]
+    if config_file is not None:
+        out.append(Layer(str(config_file), read_file(config_file)))
+    return out
+
+
+_KINDS: dict[OverrideType, EditKind] = {
+    OverrideType.CHANGE: "set",
+    OverrideType.ADD: "add",
+    OverrideType.FORCE_ADD: "force",
+    OverrideType.DEL: "delete",
+}
+
+
+def _parse(texts: Iterable[str], option: str) -> list[Override]:
+    parser = OverridesParser.create()
+    parsed = []
+    for text in texts:
+        try:
+            override = parser.parse_override(text)
+        except HydraException as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UsageError(f"{option} {text}: {first}") from exc
+        if override.package is not None:
+            raise UsageError(f"{option} {text}: '@package' overrides are not supported")
+        parsed.append(override)
+    return parsed
+
+
+def parse_overrides(texts: Iterable[str]) -> list[Edit]:
+    """``--set`` overrides as edits; a sweep form here is an error pointing to ``--sweep``."""
+    edits = []
+    for override in _parse(texts, "--set"):
+        if override.is_sweep_override():
+            raise UsageError(
+                f"--set {override.input_line}: this is a sweep; use --sweep {override.input_line}"
+            )
+        value = override.value() if override.value_type is not None else _MISSING
+        edits.append(
+            Edit(_KINDS[override.type], override.key_or_group, value, override.input_line or "")
+        )
+    return edits
+
+
+def sweep_points(texts: Iterable[str]) -> list[list[Edit]]:
+    """The Cartesian product of ``--sweep`` axes (``k=a,b``, ``k=range(0,3)``, ``k=choice(..)``)."""
+    axes: list[list[Edit]] = []
+    seen: set[str] = set()
+    for override in _parse(texts, "--sweep"):
+        text, key = override.input_line or "", override.key_or_group
+        if override.is_delete():
+            raise UsageError(f"--sweep {text}: a sweep cannot delete a key")
+        if key in seen:
+            raise UsageError(f"--sweep {text}: {key} is swept twice")
+        seen.add(key)
+        values: list[Any] | None
+        try:
+            values = list(override.sweep_iterator()) if override.is_sweep_override() else None
+        except HydraException as exc:
+            raise UsageError(f"--sweep {text}: {exc}") from exc
+        if values is None:
+            values = [override.value()]
+        if not values:
+            raise UsageError(f"--sweep {text}: the sweep has no values")
+        kind = _KINDS[override.type]
+        axes.append([Edit(kind, key, v, f"{key}={json.dumps(v)}") for v in values])
+    points = [list(p) for p in itertools.product(*axes)]
+    if len(points) > MAX_SWEEP_POINTS:
+        raise UsageError(f"--sweep makes {len(points)} jobs; the limit is {MAX_SWEEP_POINTS}")
+    return points
+
+
+def _schema_at(schema: Mapping[str, Any], parts: Sequence[str]) -> Mapping[str, Any] | None:
+    for part in parts:
+        props = schema.get("properties", {})
+        if part not in props:
+            return None
+        schema = props[part]
+    return schema
+
+
+def _suggest(word: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _known_keys(cfg: DictConfig, schema: Mapping[str, Any], parts: Sequence[str]) -> list[str]:
+    """Keys that exist next to ``parts[-1]``: in the config and in the schema."""
+    parent = OmegaConf.select(cfg, ".".join(parts[:-1])) if parts[:-1] else cfg
+    keys = [str(k) for k in parent] if isinstance(parent, DictConfig) else []
+    sub = _schema_at(schema, parts[:-1]) or {}
+    return keys + [k for k in sub.get("properties", {}) if k not in keys]
+
+
+def _apply(cfg: DictConfig, edit: Edit, schema: Mapping[str, Any]) -> None:
+    parts = edit.key.split(".")
+    present = OmegaConf.select(cfg, edit.key, default=_MISSING) is not _MISSING
+    if edit.kind == "set" and not present and _schema_at(schema, parts) is None:
+        hint = _suggest(parts[-1], _known_keys(cfg, schema, parts))
+        raise UsageError(f"{edit.text}: unknown key {edit.key}{hint}; use +{edit.text} to add it")
+    if edit.kind == "add" and present:
+        raise UsageError(f"{edit.text}: {edit.key} is already set; drop the '+' to change it")
+    if edit.kind == "delete":
+        if not present:
+            hint = _suggest(parts[-1], _known_keys(cfg, schema, parts))
+            raise UsageError(f"~{edit.key}: no key {edit.key} to delete{hint}")
+        current = OmegaConf.select(cfg, edit.key)
+        if edit.value is not _MISSING and current != edit.value:
+            raise UsageError(f"{edit.text}: {edit.key} is {current!r}, not {edit.value!r}")
+        parent = OmegaConf.select(cfg, ".".join(parts[:-1])) if len(parts) > 1 else cfg
+        del parent[parts[-1]]
+        return
+    OmegaConf.update(cfg, edit.key, edit.value, merge=True, force_add=True)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _given(value: Any) -> str:
+    shown = json.dumps(value, default=str)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{shown} ({_type_name(value)})"
+
+
+_BOUNDS = {
+    "minimum": ">=",
+    "maximum": "<=",
+    "exclusiveMinimum": ">",
+    "exclusiveMaximum": "<",
+}
+
+
+def _problems(error: jsonschema.ValidationError) -> list[str]:
+    path = ".".join(str(p) for p in error.absolute_path)
+    where = path or "(top level)"
+    check, want, inst = error.validator, error.validator_value, error.instance
+    if check == "additionalProperties" and isinstance(inst, dict):
+        sub = error.schema if isinstance(error.schema, Mapping) else {}
+        allowed = list(sub.get("properties", {}))
+        return [
+            f"{path + '.' if path else ''}{key}: unknown key{_suggest(key, allowed)}"
+            for key in inst
+            if key not in allowed
+        ]
+    if check == "required" and isinstance(inst, dict) and isinstance(want, list):
+        return [f"{where}: missing required key {key!r}" for key in want if key not in inst]
+    if check == "type":
+        expected = " or ".join(want) if isinstance(want, list) else want
+        return [f"{where}: expected {expected}, given {_given(inst)}"]
+    if check == "enum":
+        return [f"{where}: expected one of {json.dumps(want)}, given {_given(inst)}"]
+    if check in _BOUNDS:
+        return [f"{where}: expected {_BOUNDS[str(check)]} {want}, given {_given(inst)}"]
+    return [f"{where}: {error.message}"]
+
+
+def validate(args: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """Raise `ConfigError` listing every way ``args`` breaks ``schema``."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(args), key=lambda e: [str(p) for p in e.absolute_path])
+    problems = [line for error in errors for line in _problems(error)]
+    if problems:
+        raise ConfigError(problems)
+
+
+def merge(
+    base: Sequence[Layer], edits: Sequence[Edit], schema: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Merge layers, apply edits in order and validate; the plain resolved args."""
+    try:
+        cfg = OmegaConf.merge(*(OmegaConf.create(dict(layer.values)) for layer in base))
+        assert isinstance(cfg, DictConfig)
+        for edit in edits:
+            _apply(cfg, edit, schema)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise UsageError(f"config: {str(exc).strip().splitlines()[0]}") from exc
+    assert isinstance(resolved, dict)
+    args = {str(k): v for k, v in resolved.items()}
+    validate(args, schema)
+    return args
+
+
+def resolve(
+    recipe: str,
+    schema: Mapping[str, Any],
+    *,
+    sets: Sequence[str] = (),
+    sweeps: Sequence[str] = (),
+    config_file: Path | None = None,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> list[dict[str, Any]]:
+    """The args of every job to run: one per sweep point (one without sweeps)."""
+    base = layers(recipe, schema, config_file=config_file, cwd=cwd, environ=environ)
+    edits = parse_overrides(sets)
+    points = sweep_points(sweeps)
+    clash = {e.key for e in edits} & {e.key for p in points[:1] for e in p}
+    if clash:
+        raise UsageError(f"{sorted(clash)[0]} is given by both --set and --sweep")
+    return [merge(base, [*edits, *point], schema) for point in points]

@@ -1,0 +1,563 @@
+"""The plan executor: ``python -m blut.jobs.executor JOB_DIR``, run as the job's own unit.
+
+It drives ``plan.json`` to an end. Every stage whose inputs exist gets a cache
+key (stage, program, schema version, input hashes, args): a hit is recorded as
+``stage_cached`` and nothing runs; a miss launches unit ``blut-<job>-<stage>``
+once its resources are free, and on success its staging dir is committed to the
+cache (``stage_done``). A failure skips the stage's dependents while independent
+branches finish; the job ends failed with the first cause. A cancel request
+(event or SIGTERM) stops every running unit.
+
+Restarting it resumes the job: cached stages are skipped, units still running
+are re-attached (their names are deterministic), a unit that finished while no
+executor watched is committed if it succeeded, the rest are relaunched. One
+executor per job (it holds the job's cache liveness lock), and one computation
+per cache key machine-wide (the key lock), so no stage ever runs twice at once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
+
+from blut.containment.launcher import Launcher
+from blut.containment.spec import Handle, Outcome, UnitSpec
+from blut.jobs.cache import Cache, CacheError, KeyParts
+from blut.jobs.flock import Flock
+from blut.jobs.plan import Plan
+from blut.jobs.slots import GpuPool, Slots
+from blut.jobs.stagedef import StageDef
+from blut.jobs.store import Job, JobStore
+from blut.status.events import (
+    FAILURE_REASONS,
+    CancelRequested,
+    Event,
+    FailureReason,
+    JobCancelled,
+    JobDone,
+    JobFailed,
+    JobStarted,
+    Log,
+    Resources,
+    StageCached,
+    StageDone,
+    StageFailed,
+    StageQueued,
+    StageStarted,
+)
+from blut.status.tailer import Tailer
+
+TICK = 0.1
+VANISHED_AFTER = 3.0
+"""Seconds a launched unit may be neither running nor finished before it counts as lost."""
+
+Phase = Literal["pending", "waiting", "running", "done", "failed"]
+
+
+@dataclass
+class StageRun:
+    """The executor's bookkeeping for one stage."""
+
+    stage: StageDef
+    phase: Phase = "pending"
+    parts: KeyParts | None = None
+    key_lock: Flock | None = None
+    handle: Handle | None = None
+    started: float = 0.0
+    gpus: list[int] = field(default_factory=list)
+    peak: int | None = None
+    last_sample: int | None = None
+    unknown_since: float | None = None
+    artifact: str | None = None
+
+
+def plan_path(job: Job) -> Path:
+    """Where a recipe job keeps its plan."""
+    return job.dir / "plan.json"
+
+
+def launch_record(job: Job, stage: str) -> Path:
+    """``stages/<stage>/launch.json``: the key and GPUs of the stage's current unit."""
+    return job.dir / "stages" / stage / "launch.json"
+
+
+def key_record(job: Job, stage: str) -> Path:
+    """``stages/<stage>/key.json``: the stage's cache key parts (for `blut cache explain`)."""
+    return job.dir / "stages" / stage / "key.json"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _reason(outcome: Outcome, cancelled: bool) -> FailureReason:
+    if cancelled:
+        return "cancelled"
+    for reason in FAILURE_REASONS:
+        if reason == outcome.kind:
+            return reason
+    return "error"
+
+
+class Executor:
+    """Drives one job's plan; see the module docstring."""
+
+    def __init__(
+        self,
+        job: Job,
+        plan: Plan,
+        launcher: Callable[[], Launcher],
+        cache: Cache,
+        *,
+        gpus: GpuPool,
+        slots: Slots | None = None,
+    ) -> None:
+        self.job = job
+        self.plan = plan
+        self._make_launcher = launcher
+        self.cache = cache
+        self.gpus = gpus
+        self.slots = slots or Slots()
+        self.runs = {name: StageRun(plan.stages[name]) for name in plan.order()}
+        self.cancel = False
+        self._cancelling = False
+        self._first_failure: StageFailed | None = None
+        self._done_before: dict[str, str | None] = {}
+        self._cancel_watch = Tailer(job.status_path)
+        self._contained = job.spec.launcher == "systemd"
+
+    @cached_property
+    def launcher(self) -> Launcher:
+        """The launcher, created on first use: a fully cached run never needs one."""
+        return self._make_launcher()
+
+    def close(self) -> None:
+        """Release the launcher's connections, if it was ever created."""
+        if "launcher" in self.__dict__:
+            self.launcher.close()
+
+    # -- events ---------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        self.job.emit(event)
+
+    def _cancel_requested(self) -> bool:
+        if not self.cancel:
+            self.cancel = any(isinstance(e, CancelRequested) for e in self._cancel_watch.read())
+        return self.cancel
+
+    def _fail(
+        self,
+        run: StageRun,
+        reason: FailureReason,
+        detail: str,
+        outcome: Outcome | None = None,
+        **extra: Any,
+    ) -> None:
+        event = StageFailed(
+            job=self.job.id,
+            stage=run.stage.name,
+            reason=reason,
+            detail=detail,
+            exit_code=outcome.exit_code if outcome else None,
+            signal=outcome.signal if outcome else None,
+            seconds=time.time() - run.started if run.started else None,
+            peak_mem=(outcome.peak_memory if outcome else None) or run.peak,
+            extra=extra,
+        )
+        self._emit(event)
+        run.phase = "failed"
+        if self._first_failure is None and not extra.get("skipped"):
+            self._first_failure = event
+        self._release(run)
+
+    def _release(self, run: StageRun) -> None:
+        if run.key_lock is not None:
+            run.key_lock.release()
+            run.key_lock = None
+        if run.handle is not None:
+            self.slots.give(run.stage.resources)
+            run.handle = None
+        self.gpus.release(run.gpus)
+        run.gpus = []
+
+    # -- main loop --------------------------------------------------------------
+
+    def run(self) -> int:
+        """Drive the plan to an end; 0 when every stage succeeded or was cached."""
+        hold = self.cache.hold(self.job.id)
+        if not hold.acquire(blocking=False):
+            print(f"blut: another executor is running job {self.job.id}", file=sys.stderr)
+            return 2
+        try:
+            self._emit(
+                JobStarted(
+                    job=self.job.id,
+                    driver=self.job.spec.driver_unit,
+                    launcher=self.job.spec.launcher,
+                )
+            )
+            self._done_before = {
+                name: view.artifact
+                for name, view in self.job.view().stages.items()
+                if view.state in ("succeeded", "cached")
+            }
+            for name in self.runs:
+                if name not in self._done_before:
+                    self._emit(StageQueued(job=self.job.id, stage=name))
+            while True:
+                if self._cancel_requested() and not self._cancelling:
+                    self._cancelling = True
+                    for run in self.runs.values():
+                        if run.handle is not None:
+                            self.launcher.stop(run.handle)
+                self._poll()
+                progressed = False if self._cancelling else self._schedule()
+                running = any(r.phase == "running" for r in self.runs.values())
+                waiting = any(r.phase in ("pending", "waiting") for r in self.runs.values())
+                if not running and (self._cancelling or not waiting):
+                    break
+                if not progressed:
+                    time.sleep(TICK)
+            return self._finish()
+        finally:
+            for run in self.runs.values():
+                self._release(run)
+            self.cache.unpin(self.job.id)
+            hold.release()
+
+    def _finish(self) -> int:
+        with self.job.lock():
+            if self.job.view().terminal:  # recorded already (reconcile, or an earlier run)
+                return 0 if self._first_failure is None and not self._cancelling else 1
+            if self._cancelling:
+                self._emit(JobCancelled(job=self.job.id))
+                return 1
+            first = self._first_failure
+            if first is not None:
+                self._emit(
+                    JobFailed(
+                        job=self.job.id,
+                        reason=first.reason,
+                        detail=f"stage {first.stage}: {first.detail}",
+                    )
+                )
+                return 1
+            self._emit(JobDone(job=self.job.id))
+            return 0
+
+    # -- scheduling -------------------------------------------------------------
+
+    def _schedule(self) -> bool:
+        """Advance every ready stage once; True when something changed."""
+        changed = False
+        for name, run in self.runs.items():
+            if run.phase not in ("pending", "waiting"):
+                continue
+            deps = [self.runs[d] for d in self.plan.deps[name]]
+            broken = next((d for d in deps if d.phase == "failed"), None)
+            if broken is not None:
+                self._fail(
+                    run,
+                    "error",
+                    f"skipped: upstream stage {broken.stage.name} failed",
+                    skipped=True,
+                )
+                changed = True
+            elif all(d.phase == "done" for d in deps):
+                changed = self._advance(run, deps) or changed
+        return changed
+
+    def _parts(self, run: StageRun, deps: list[StageRun]) -> KeyParts:
+        stage = run.stage
+        parts = KeyParts(
+            stage=stage.name,
+            program=stage.program,
+            schema_version=stage.schema_version,
+            inputs={d.stage.name: d.artifact or "" for d in deps},
+            args=dict(stage.args),
+        )
+        self.job.stage_dir(stage.name)
+        _write_json(key_record(self.job, stage.name), {"key": parts.key, **parts.to_dict()})
+        return parts
+
+    def _advance(self, run: StageRun, deps: list[StageRun]) -> bool:
+        if run.parts is None:
+            run.parts = self._parts(run, deps)
+        key = run.parts.key
+        if run.key_lock is None:
+            if self._take_cached(run):
+                return True
+            lock = self.cache.key_lock(key)
+            if not lock.acquire(blocking=False):
+                if run.phase == "pending":
+                    run.phase = "waiting"
+                    self._emit(
+                        Log(
+                            job=self.job.id,
+                            stage=run.stage.name,
+                            msg="another job is computing the same output; waiting to reuse it",
+                        )
+                    )
+                return False
+            run.key_lock = lock
+            if self._take_cached(run):  # computed by the job we waited for
+                return True
+        if self._reattach(run):
+            return True
+        return self._launch(run)
+
+    def _take_cached(self, run: StageRun) -> bool:
+        assert run.parts is not None
+        entry = self.cache.get(run.parts.key)
+        if entry is None:
+            return False
+        name = run.stage.name
+        self.cache.pin(self.job.id, [entry.key])
+        run.artifact, run.phase = entry.hash, "done"
+        if self._done_before.get(name) != entry.hash:
+            self._emit(StageCached(job=self.job.id, stage=name, artifact=entry.hash))
+        self._release(run)
+        return True
+
+    def _reattach(self, run: StageRun) -> bool:
+        """Pick up this stage's unit from an earlier executor, if it is for the same key."""
+        name = run.stage.name
+        try:
+            record = json.loads(launch_record(self.job, name).read_text())
+        except (OSError, ValueError):
+            return False
+        assert run.parts is not None
+        if record.get("key") != run.parts.key:
+            return False
+        handle = self.launcher.find(self.job.spec.stage_unit(name), self.job.result_path(name))
+        if handle is None:
+            return False
+        state = self.launcher.state(handle)
+        if state.phase == "running":
+            gpus = list(record.get("gpus", []))
+            if not self.gpus.reacquire(gpus):
+                return False
+            self.slots.take(run.stage.resources)
+            run.handle, run.gpus, run.phase = handle, gpus, "running"
+            run.started = float(record.get("started", time.time()))
+            self._emit(
+                Log(job=self.job.id, stage=name, msg=f"re-attached to running unit {handle.name}")
+            )
+            return True
+        staged = (self.job.dir / "stages" / name / "staging").is_dir()
+        if state.outcome is not None and state.outcome.ok and staged:
+            self.slots.take(run.stage.resources)
+            run.handle, run.phase = handle, "running"
+            run.started = float(record.get("started", time.time()))
+            self._complete(run, state.outcome)
+            return True
+        return False
+
+    def _launch(self, run: StageRun) -> bool:
+        from blut.containment.errors import ContainmentError
+        from blut.jobs.driver import stage_env
+
+        stage, job = run.stage, self.job
+        res = stage.resources
+        why = self.slots.never_fits(res)
+        if why is None and res.gpu and res.gpu > self.gpus.count and not res.cpu_fallback:
+            why = f"needs {res.gpu} GPU(s) but this machine has {self.gpus.count}" + (
+                " (no NVIDIA driver/NVML found)" if self.gpus.count == 0 else ""
+            )
+        if why is not None:
+            self._fail(run, "error", f"stage {stage.name} {why}")
+            return True
+        if not self.slots.fits(res):
+            return False
+        gpus: list[int] = []
+        if res.gpu and self.gpus.count >= res.gpu:
+            allocated = self.gpus.allocate(res.gpu)
+            if allocated is None:
+                return False
+            gpus = allocated
+        stage_dir = job.stage_dir(stage.name)
+        staging = stage_dir / "staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o700)
+        _write_json(stage_dir / "args.json", dict(stage.args))
+        _write_json(stage_dir / "inputs.json", self._inputs(stage.name))
+        env = stage_env(job, stage.name, self._contained)
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
+        unit = UnitSpec(
+            name=job.spec.stage_unit(stage.name),
+            argv=stage.argv,
+            log_path=job.log_path(stage.name),
+            result_path=job.result_path(stage.name),
+            env=env,
+            cwd=Path(job.spec.cwd),
+            memory_max=stage.memory_max,
+            timeout=stage.timeout,
+            description=f"blut job {job.id} ({self.plan.name}) stage {stage.name}",
+        )
+        assert run.parts is not None
+        run.started = time.time()
+        _write_json(
+            launch_record(job, stage.name),
+            {"key": run.parts.key, "gpus": gpus, "unit": unit.name, "started": run.started},
+        )
+        run.gpus = gpus
+        try:
+            handle = self.launcher.launch(unit)
+        except ContainmentError as exc:
+            self._fail(run, "error", f"could not launch: {exc}")
+            return True
+        self.slots.take(res)
+        run.handle, run.phase = handle, "running"
+        self._emit(
+            StageStarted(
+                job=job.id,
+                stage=stage.name,
+                unit=unit.name,
+                launcher=self.launcher.kind,
+                memory_max=stage.memory_max,
+                contained=self._contained,
+                log=str(unit.log_path),
+            )
+        )
+        self._check_limit(run)
+        return True
+
+    def _inputs(self, name: str) -> list[dict[str, str]]:
+        """inputs.json: one entry per upstream artifact, in dependency order."""
+        out = []
+        for dep in self.plan.deps[name]:
+            digest = self.runs[dep].artifact or ""
+            out.append(
+                {
+                    "stage": dep,
+                    "kind": str(self.plan.stages[dep].output),
+                    "path": str(self.cache.object_path(digest)),
+                    "hash": digest,
+                }
+            )
+        return out
+
+    def _check_limit(self, run: StageRun) -> None:
+        from blut.containment.cgroup import limit_matches
+
+        requested = run.stage.memory_max
+        if requested is None or not self._contained or run.handle is None:
+            return
+        enforced = self.launcher.memory_limit(run.handle)
+        if enforced == "gone" or (isinstance(enforced, int) and limit_matches(requested, enforced)):
+            return
+        msg = (
+            f"MemoryMax={requested} was NOT applied to {run.handle.name} (the kernel enforces "
+            f"{enforced or 'no limit'}): the stage runs uncontained. Run `blut doctor`."
+        )
+        print(f"blut: warning: {msg}", file=sys.stderr)
+        self._emit(Log(job=self.job.id, stage=run.stage.name, level="warning", msg=msg))
+
+    # -- supervision --------------------------------------------------------------
+
+    def _poll(self) -> None:
+        now = time.monotonic()
+        for run in self.runs.values():
+            if run.phase != "running" or run.handle is None:
+                continue
+            state = self.launcher.state(run.handle)
+            if state.phase == "finished" and state.outcome is not None:
+                self._complete(run, state.outcome)
+            elif state.phase == "unknown":
+                run.unknown_since = run.unknown_since or now
+                if now - run.unknown_since > VANISHED_AFTER:
+                    self._complete(run, Outcome("error", detail="unit vanished without a result"))
+            else:
+                run.unknown_since = None
+                self._sample(run, state.memory_current)
+
+    def _sample(self, run: StageRun, current: int | None) -> None:
+        if current is None:
+            return
+        run.peak = max(run.peak or 0, current)
+        if run.last_sample is None or abs(current - run.last_sample) > 1 << 20:
+            run.last_sample = current
+            self._emit(
+                Resources(
+                    job=self.job.id,
+                    stage=run.stage.name,
+                    memory_bytes=current,
+                    memory_max=run.stage.memory_max,
+                )
+            )
+
+    def _complete(self, run: StageRun, outcome: Outcome) -> None:
+        name = run.stage.name
+        staging = self.job.dir / "stages" / name / "staging"
+        if not outcome.ok:
+            shutil.rmtree(staging, ignore_errors=True)
+            cancelled = self._cancelling
+            detail = "cancelled by request" if cancelled else outcome.detail
+            self._fail(run, _reason(outcome, cancelled), detail, outcome)
+            return
+        assert run.parts is not None
+        try:
+            entry = self.cache.commit(run.parts, staging, job=self.job.id, stage=name)
+        except (CacheError, OSError) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            self._fail(run, "error", f"could not commit the output: {exc}", outcome)
+            return
+        self.cache.pin(self.job.id, [entry.key])
+        run.artifact, run.phase = entry.hash, "done"
+        self._emit(
+            StageDone(
+                job=self.job.id,
+                stage=name,
+                artifact=entry.hash,
+                seconds=time.time() - run.started,
+                peak_mem=outcome.peak_memory or run.peak,
+            )
+        )
+        self._release(run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the executor unit."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m blut.jobs.executor JOB_DIR", file=sys.stderr)
+        return 2
+    job_dir = Path(args[0]).resolve()
+    home = job_dir.parent.parent
+    job = JobStore(home).load(job_dir)
+    cache = Cache(home)
+
+    def make_launcher() -> Launcher:
+        from blut.containment.select import launcher_for
+
+        return launcher_for(job.spec.launcher)
+
+    executor = Executor(
+        job, Plan.load(plan_path(job)), make_launcher, cache, gpus=GpuPool(cache.locks)
+    )
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        executor.cancel = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        return executor.run()
+    finally:
+        executor.close()
+        cache.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

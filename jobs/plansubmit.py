@@ -1,0 +1,108 @@
+"""Submit a recipe run as a job, and resume one: store the plan, start the executor unit.
+
+A recipe job's folder holds job.json (``stages`` = the plan's stage names in
+topological order, so `blut cancel` finds every stage unit), plan.json,
+args.json (the resolved args), status.jsonl and ``stages/<stage>/``. Its driver
+unit ``blut-<job>`` runs ``python -m blut.jobs.executor JOB_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from blut.containment.errors import ContainmentError
+from blut.containment.launcher import Launcher
+from blut.containment.select import choose_launcher, launcher_for
+from blut.containment.spec import UnitSpec
+from blut.jobs.errors import JobsError, UsageError
+from blut.jobs.executor import plan_path
+from blut.jobs.recipes import RecipeDef
+from blut.jobs.reconcile import driver_running
+from blut.jobs.store import Job, JobStore
+from blut.jobs.submit import job_env
+from blut.status.events import JobFailed, JobSubmitted, Log
+
+EXECUTOR_MODULE = "blut.jobs.executor"
+
+
+def new_sweep_id() -> str:
+    """An id grouping the jobs of one ``--sweep``."""
+    return "sweep-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def start_executor(job: Job, launcher: Launcher, home: Path) -> None:
+    """Start the job's executor as its driver unit ``blut-<job>``."""
+    env = job_env(os.environ)
+    env.update(BLUT_HOME=str(home), BLUT_CONTAINED="1" if launcher.kind == "systemd" else "0")
+    unit = UnitSpec(
+        name=job.spec.driver_unit,
+        argv=[sys.executable, "-m", EXECUTOR_MODULE, str(job.dir)],
+        log_path=job.driver_log,
+        result_path=job.driver_result,
+        env=env,
+        cwd=Path(job.spec.cwd),
+        description=f"blut job {job.id} ({job.spec.name}) executor",
+    )
+    try:
+        launcher.launch(unit)
+    except ContainmentError as exc:
+        job.emit(JobFailed(job=job.id, reason="error", detail=f"executor did not start: {exc}"))
+        raise JobsError(f"job {job.id} could not start: {exc}") from exc
+
+
+def submit_recipe(
+    store: JobStore,
+    recipe: RecipeDef,
+    args: Mapping[str, Any],
+    *,
+    sweep: str | None = None,
+    contained: bool = True,
+    cwd: Path | None = None,
+) -> tuple[Job, str | None]:
+    """Compile ``args`` (already resolved), store the job and start its executor.
+
+    Returns the job and a containment warning (None when contained as asked).
+    """
+    plan = recipe.build(args)
+    launcher, warning = choose_launcher(contained)
+    job = store.create(
+        name=recipe.name,
+        argv=[sys.executable, "-m", EXECUTOR_MODULE],
+        cwd=str((cwd or Path.cwd()).resolve()),
+        launcher=launcher.kind,
+        stages=plan.order(),
+    )
+    plan.save(plan_path(job))
+    (job.dir / "args.json").write_text(json.dumps(dict(args), indent=2) + "\n")
+    job.emit(
+        JobSubmitted(
+            job=job.id,
+            name=recipe.name,
+            recipe=recipe.name,
+            extra={"sweep": sweep} if sweep else {},
+        )
+    )
+    if warning:
+        job.emit(Log(job=job.id, level="warning", msg=warning))
+    start_executor(job, launcher, store.home)
+    return job, warning
+
+
+def resume(store: JobStore, job: Job) -> None:
+    """Start a new executor for ``job`` (``blut plan resume``); refused while one runs."""
+    if not plan_path(job).is_file():
+        raise UsageError(f"job {job.id} is not a recipe job (no plan.json)")
+    launcher = launcher_for(job.spec.launcher)
+    try:
+        if driver_running(job, launcher):
+            raise UsageError(f"job {job.id} is still running; nothing to resume")
+        start_executor(job, launcher, store.home)
+    finally:
+        launcher.close()

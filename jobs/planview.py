@@ -1,0 +1,99 @@
+"""What `blut plan inspect` and `blut cache explain` show about a recipe job's stages."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from blut.jobs.cache import Cache, KeyParts
+from blut.jobs.errors import UsageError
+from blut.jobs.executor import key_record, plan_path
+from blut.jobs.plan import Plan
+from blut.jobs.store import Job
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One stage of a job: plan facts joined with its folded state."""
+
+    name: str
+    after: tuple[str, ...]
+    output: str
+    state: str
+    key: str | None
+    artifact: str | None
+    started: float | None
+    finished: float | None
+    peak_memory: int | None
+    memory_max: int | None
+    unit: str | None
+    reason: str | None
+    detail: str
+
+    @property
+    def seconds(self) -> float | None:
+        """Run time, when the stage ran to an end."""
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``--format json``)."""
+        return {**asdict(self), "after": list(self.after), "seconds": self.seconds}
+
+
+def load_plan(job: Job) -> Plan:
+    """The job's plan; a job without one is a `UsageError`."""
+    if not plan_path(job).is_file():
+        raise UsageError(f"job {job.id} has no plan (it is not a recipe job)")
+    return Plan.load(plan_path(job))
+
+
+def stage_key(job: Job, stage: str) -> KeyParts | None:
+    """The cache key parts the executor computed for ``stage`` (None before it got there)."""
+    try:
+        data = json.loads(key_record(job, stage).read_text())
+    except (OSError, ValueError):
+        return None
+    return KeyParts.from_dict(data)
+
+
+def stage_rows(job: Job) -> list[StageRow]:
+    """Every stage of ``job`` in topological order."""
+    plan = load_plan(job)
+    view = job.view()
+    rows = []
+    for name in plan.order():
+        stage = plan.stages[name]
+        state = view.stages.get(name)
+        parts = stage_key(job, name)
+        rows.append(
+            StageRow(
+                name=name,
+                after=plan.deps[name],
+                output=str(stage.output),
+                state=state.state if state else "queued",
+                key=parts.key if parts else None,
+                artifact=state.artifact if state else None,
+                started=state.started if state else None,
+                finished=state.finished if state else None,
+                peak_memory=state.peak_memory if state else None,
+                memory_max=stage.memory_max,
+                unit=state.unit if state else None,
+                reason=state.reason if state else None,
+                detail=state.detail if state else "",
+            )
+        )
+    return rows
+
+
+def explain(cache: Cache, job: Job, stage: str) -> list[str]:
+    """Why ``stage`` of ``job`` was (not) a cache hit, one line per finding."""
+    plan = load_plan(job)
+    if stage not in plan.stages:
+        raise UsageError(f"job {job.id} has no stage {stage!r} (stages: {', '.join(plan.order())})")
+    parts = stage_key(job, stage)
+    if parts is None:
+        return [f"stage {stage}: never reached (an upstream stage failed or the job was cancelled)"]
+    return cache.explain(parts)

@@ -1,0 +1,142 @@
+"""Config layering, Hydra-style overrides, sweeps and precise validation errors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blut.jobs.config import ConfigError, resolve, sweep_points, user_config_path
+from blut.jobs.errors import UsageError
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "train": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "lr": {"type": "number", "default": 0.01},
+                "epochs": {"type": "integer", "minimum": 1, "default": 3},
+                "optimizer": {"enum": ["adam", "sgd"], "default": "adam"},
+                "tags": {"type": "array", "items": {"type": "string"}, "default": []},
+            },
+        },
+        "seed": {"type": "integer", "default": 0},
+        "note": {"type": "string"},
+    },
+}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+
+
+def run(tmp_path: Path, env: dict[str, str], **kw: Any) -> list[dict[str, Any]]:
+    kw.setdefault("cwd", tmp_path)
+    return resolve("r", SCHEMA, environ=env, **kw)
+
+
+def test_defaults_come_from_the_schema(tmp_path: Path, env: dict[str, str]) -> None:
+    assert run(tmp_path, env) == [
+        {"train": {"lr": 0.01, "epochs": 3, "optimizer": "adam", "tags": []}, "seed": 0}
+    ]
+
+
+def test_layers_in_order(tmp_path: Path, env: dict[str, str]) -> None:
+    user = user_config_path(env)
+    user.parent.mkdir(parents=True)
+    user.write_text(
+        "[recipes.r]\nseed = 1\ntrain.epochs = 10\ntrain.lr = 0.5\n[recipes.other]\nx = 1\n"
+    )
+    (tmp_path / "blut.toml").write_text("[recipes.r.train]\nepochs = 20\noptimizer = 'sgd'\n")
+    extra = tmp_path / "run.toml"
+    extra.write_text("[train]\noptimizer = 'adam'\nlr = 0.25\n")
+    (args,) = run(tmp_path, env, config_file=extra, sets=["train.lr=1e-4"])
+    assert args["seed"] == 1
+    assert args["train"] == {"lr": 1e-4, "epochs": 20, "optimizer": "adam", "tags": []}
+
+
+def test_xdg_default(tmp_path: Path) -> None:
+    assert user_config_path({}) == Path.home() / ".config" / "blut" / "config.toml"
+
+
+def test_override_grammar(tmp_path: Path, env: dict[str, str]) -> None:
+    (args,) = run(
+        tmp_path,
+        env,
+        sets=["+note='hi there'", "train.tags=[a,b]", "~seed", "++train.epochs=7", "train.lr=nan"],
+    )
+    assert args["note"] == "hi there" and args["train"]["tags"] == ["a", "b"]
+    assert "seed" not in args and args["train"]["epochs"] == 7
+    assert math.isnan(args["train"]["lr"])
+
+
+def test_interpolation_resolves(tmp_path: Path, env: dict[str, str]) -> None:
+    (args,) = run(tmp_path, env, sets=["+note=${train.optimizer}"])
+    assert args["note"] == "adam"
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["train.lrr=1"], r"unknown key train\.lrr \(did you mean 'lr'\?\); use \+train\.lrr=1"),
+        (["+train.lr=1"], r"already set; drop the '\+'"),
+        (["~train.nope"], "no key train.nope to delete"),
+        (["~seed=5"], r"seed is 0, not 5"),
+        (["train.lr=1,2"], "this is a sweep; use --sweep train.lr=1,2"),
+        (["train.lr=[1"], r"--set train.lr=\[1: "),
+    ],
+)
+def test_override_errors(
+    tmp_path: Path, env: dict[str, str], sets: list[str], message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        run(tmp_path, env, sets=sets)
+
+
+def test_validation_names_path_expected_given_and_suggests(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("seed = 'x'\n[train]\nepochs = 0\noptimizer = 'adamw'\nlrate = 1\n")
+    with pytest.raises(ConfigError) as info:
+        run(tmp_path, env, config_file=bad)
+    assert sorted(info.value.problems) == [
+        'seed: expected integer, given "x" (string)',
+        "train.epochs: expected >= 1, given 0 (integer)",
+        "train.lrate: unknown key (did you mean 'lr'?)",
+        'train.optimizer: expected one of ["adam", "sgd"], given "adamw" (string)',
+    ]
+    assert isinstance(info.value, UsageError)
+
+
+def test_bad_files_are_usage_errors(tmp_path: Path, env: dict[str, str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("seed = \n")
+    with pytest.raises(UsageError, match="invalid TOML"):
+        run(tmp_path, env, config_file=bad)
+    with pytest.raises(UsageError, match="cannot read"):
+        run(tmp_path, env, config_file=tmp_path / "missing.toml")
+
+
+def test_sweeps_are_cartesian(tmp_path: Path, env: dict[str, str]) -> None:
+    points = run(tmp_path, env, sweeps=["train.lr=1e-3,1e-4", "seed=range(0,3)"])
+    combos = [(p["train"]["lr"], p["seed"]) for p in points]
+    assert combos == [(1e-3, 0), (1e-3, 1), (1e-3, 2), (1e-4, 0), (1e-4, 1), (1e-4, 2)]
+    assert len(sweep_points([])) == 1
+
+
+def test_sweep_errors(tmp_path: Path, env: dict[str, str]) -> None:
+    with pytest.raises(UsageError, match="given by both --set and --sweep"):
+        run(tmp_path, env, sets=["seed=1"], sweeps=["seed=1,2"])
+    with pytest.raises(UsageError, match="swept twice"):
+        sweep_points(["seed=1,2", "seed=3,4"])
+    with pytest.raises(UsageError, match="cannot delete"):
+        sweep_points(["~seed"])
+    with pytest.raises(UsageError, match="limit is 1000"):
+        sweep_points(["a=range(0,100)", "b=range(0,100)"])
