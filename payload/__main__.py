@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return stage(ctx, ns.args)
         except PayloadError as exc:
-            ctx.log(f"stage {ns.stage}: {exc}", level="error")
-            print(f"blut.payload {ns.stage}: {exc}", file=sys.stderr)
+            ctx.log(str(exc), level="error")
+            print(f"blut.payload: {exc}", file=sys.stderr)
             return 2
         except Exception as exc:
             ctx.log(f"stage {ns.stage} crashed: {type(exc).__name__}: {exc}", level="error")

@@ -55,6 +55,27 @@ def evaluate(ctx: StageContext, argv: list[str]) -> int:
     return run(ctx, argv)
 
 
+def smoke_make(ctx: StageContext, argv: list[str]) -> int:
+    """Smoke recipe: write seeded random integers."""
+    from blut.payload.smoke import make
+
+    return make(ctx, argv)
+
+
+def smoke_power(ctx: StageContext, argv: list[str]) -> int:
+    """Smoke recipe: raise the upstream numbers to a power."""
+    from blut.payload.smoke import power
+
+    return power(ctx, argv)
+
+
+def smoke_total(ctx: StageContext, argv: list[str]) -> int:
+    """Smoke recipe: sum the upstream branches into a report."""
+    from blut.payload.smoke import total
+
+    return total(ctx, argv)
+
+
 STAGES: dict[str, Stage] = {
     "demo": demo,
     "encode": encode,
@@ -62,6 +83,9 @@ STAGES: dict[str, Stage] = {
     "split": split,
     "train": train,
     "evaluate": evaluate,
+    "smoke-make": smoke_make,
+    "smoke-power": smoke_power,
+    "smoke-total": smoke_total,
 }
 
 

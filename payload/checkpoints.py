@@ -1,0 +1,107 @@
+"""Per-epoch checkpoints: ``epoch-NNNN.pt`` (tensors) + ``epoch-NNNN.meta.json`` (the rest).
+
+The ``.pt`` holds model, optimizer and scheduler state; the meta holds epoch,
+step, the config fingerprint, the RNG states of python/numpy/torch and the
+training loop's own state. Both are written to a temp name and renamed, the
+meta last, so a checkpoint exists only once complete. Older ones beyond
+``keep`` are deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+_META = re.compile(r"epoch-(\d+)\.meta\.json")
+
+
+def rng_states() -> dict[str, Any]:
+    """The RNG states of python, numpy and torch (CPU, and CUDA when present), JSON-able."""
+    version, state, gauss = random.getstate()
+    states: dict[str, Any] = {
+        "python": [version, list(state), gauss],
+        "numpy": _jsonable(np.random.get_state(legacy=False)),
+        "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = [
+            base64.b64encode(s.numpy().tobytes()).decode() for s in torch.cuda.get_rng_state_all()
+        ]
+    return states
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray | np.integer):
+        return value.tolist()
+    return value
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore what `rng_states` returned."""
+    version, state, gauss = states["python"]
+    random.setstate((version, tuple(state), gauss))
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(_bytes_tensor(states["torch"]))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([_bytes_tensor(s) for s in states["cuda"]])
+
+
+def _bytes_tensor(text: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+
+def save(
+    directory: Path, epoch: int, tensors: dict[str, Any], meta: dict[str, Any], keep: int
+) -> Path:
+    """Write epoch ``epoch``'s checkpoint, prune to the last ``keep``; the ``.pt`` path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pt = directory / f"epoch-{epoch:04d}.pt"
+    _atomic(pt, lambda f: torch.save(tensors, f))
+    meta_path = directory / f"epoch-{epoch:04d}.meta.json"
+    body = json.dumps({**meta, "epoch": epoch, "weights": pt.name}, indent=1).encode()
+    _atomic(meta_path, lambda f: f.write(body))
+    for old in epochs(directory)[:-keep] if keep > 0 else []:
+        for path in (directory / f"epoch-{old:04d}.pt", directory / f"epoch-{old:04d}.meta.json"):
+            path.unlink(missing_ok=True)
+    return pt
+
+
+def _atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def epochs(directory: Path) -> list[int]:
+    """Epochs with a complete checkpoint, ascending."""
+    if not directory.is_dir():
+        return []
+    found = (_META.fullmatch(p.name) for p in directory.iterdir())
+    return sorted(
+        int(m.group(1))
+        for m in found
+        if m and (directory / f"epoch-{int(m.group(1)):04d}.pt").is_file()
+    )
+
+
+def latest(directory: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The last complete checkpoint as (meta, tensors), or None."""
+    done = epochs(directory)
+    if not done:
+        return None
+    meta = json.loads((directory / f"epoch-{done[-1]:04d}.meta.json").read_text())
+    tensors = torch.load(directory / meta["weights"], map_location="cpu", weights_only=True)
+    return meta, tensors

@@ -1,0 +1,341 @@
+"""Stage ``train``: a windowed model on a fold of the splits (kind ``model``).
+
+A plain torch loop through accelerate (device placement; DDP when launched
+with several processes): AdamW, warm-up then cosine/linear/constant decay,
+gradient clipping, early stopping on the val loss. Seeds and deterministic
+flags are set, shuffling depends on (seed, epoch) only, and every epoch ends
+with a checkpoint in ``stage_dir/checkpoints`` (outside staging, so a rerun
+finds it) holding everything the loop needs, RNG states included: a run
+killed after epoch k and resumed gives bit-identical weights and metrics.
+Per-epoch metric rows go to Parquet parts, ``train_loss`` every few steps to
+the event stream. Staging receives ``model.pt`` (the best epoch's state dict)
+and ``model.json`` (how to rebuild it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import resource
+import shutil
+import signal
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from blut.payload import args, checkpoints, models
+from blut.payload.context import StageContext
+from blut.payload.errors import InputError, PayloadError
+from blut.payload.load import SeededSampler, WindowDataset, loader
+from blut.payload.shards import read_manifest
+from blut.status.events import Checkpoint
+from blut.status.metrics import MetricsWriter
+
+KIND = "model"
+KILL_ENV = "BLUT_TEST_KILL_AFTER_EPOCH"  # fault injection: SIGKILL self after that epoch
+_NOT_CONFIG = ("workers", "resume", "metric_every", "logger", "keep_checkpoints")
+
+
+def fingerprint(opts: dict[str, Any], input_hashes: list[str]) -> str:
+    """sha256 of the args that shape the trajectory and of the inputs."""
+    config = {k: v for k, v in opts.items() if k not in _NOT_CONFIG}
+    text = json.dumps({"args": config, "inputs": input_hashes}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    """Seed python/numpy/torch and ask torch for deterministic kernels."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if threads:
+        torch.set_num_threads(threads)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+
+
+def schedule(
+    optimizer: torch.optim.Optimizer, kind: str, total: int, warmup: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup`` steps, then ``kind`` decay to 0 at ``total``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1 - progress
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def datasets(
+    ctx: StageContext, opts: dict[str, Any]
+) -> tuple[WindowDataset, WindowDataset, list[str]]:
+    """Train and val windows of the chosen fold, and the input hashes."""
+    labeled, splits_dir = ctx.input("labeled"), ctx.input("splits")
+    splits = read_manifest(splits_dir, "splits")
+    manifest = read_manifest(labeled, "labeled")
+    if splits["labeled_hash"] != manifest["content_hash"]:
+        raise InputError("train: the splits were made from other labeled data")
+    if opts["fold"] >= len(splits["folds"]):
+        have = len(splits["folds"])
+        raise InputError(f"train: fold {opts['fold']} asked, the splits have {have}")
+    fold = splits["folds"][opts["fold"]]["splits"]
+    train = WindowDataset(labeled, fold["train"]["ranges"], opts["window"])
+    val = WindowDataset(labeled, fold["val"]["ranges"], opts["window"])
+    splits_hash = hashlib.sha256(json.dumps(splits, sort_keys=True).encode()).hexdigest()
+    return train, val, [manifest["content_hash"], splits_hash]
+
+
+def model_config(opts: dict[str, Any], train: WindowDataset) -> dict[str, Any]:
+    """What `models.build` needs, plus what evaluate needs to read the outputs."""
+    manifest = train.manifest
+    classes = manifest.get("classes") or []
+    return {
+        "kind": opts["model"],
+        "features": len(manifest["features"]),
+        "window": opts["window"],
+        "outputs": len(classes) if train.classification else 1,
+        "hidden": opts["hidden"],
+        "dropout": opts["dropout"],
+        "task": manifest["task"],
+        "classes": classes,
+        "feature_names": manifest["features"],
+        "horizon": manifest["horizon"],
+    }
+
+
+def loss_fn(task: str) -> nn.Module:
+    """Cross-entropy for classes, MSE for regression."""
+    return nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
+
+
+def forward(model: nn.Module, x: torch.Tensor, task: str) -> torch.Tensor:
+    """Logits [batch, classes] or predictions [batch]."""
+    out: torch.Tensor = model(x)
+    return out if task == "classification" else out.squeeze(-1)
+
+
+@torch.no_grad()
+def validate(model: nn.Module, batches: Any, task: str, device: torch.device) -> dict[str, float]:
+    """Mean val loss and accuracy (classes) or MSE (regression)."""
+    model.eval()
+    criterion = loss_fn(task)
+    total = correct = 0
+    loss_sum = 0.0
+    for x, y in batches:
+        x, y = x.to(device), y.to(device)
+        out = forward(model, x, task)
+        loss_sum += float(criterion(out, y)) * len(y)
+        total += len(y)
+        if task == "classification":
+            correct += int((out.argmax(dim=1) == y).sum())
+    loss = loss_sum / max(total, 1)
+    if task == "classification":
+        return {"val_loss": loss, "val_accuracy": correct / max(total, 1)}
+    return {"val_loss": loss, "val_mse": loss}
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _wandb(ctx: StageContext, opts: dict[str, Any]) -> Any:
+    if opts["logger"] != "wandb":
+        return None
+    try:
+        import wandb  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as exc:
+        raise PayloadError("train: logger 'wandb' needs wandb: pip install wandb") from exc
+    mode = os.environ.get("WANDB_MODE", "offline")
+    return wandb.init(mode=mode, dir=str(ctx.stage_dir), config=opts, name=ctx.job_id)
+
+
+class Trainer:
+    """One training run: model, optimizer, schedule, loaders and the loop's state."""
+
+    def __init__(self, ctx: StageContext, opts: dict[str, Any]) -> None:
+        """Build everything from the args and inputs (seeded first)."""
+        from accelerate import Accelerator  # type: ignore[import-untyped, unused-ignore]
+
+        self.ctx, self.opts = ctx, opts
+        seed_everything(opts["seed"], opts["threads"])
+        train_ds, val_ds, hashes = datasets(ctx, opts)
+        self.config = model_config(opts, train_ds)
+        self.task = self.config["task"]
+        self.fingerprint = fingerprint(opts, hashes)
+        self.accelerator = Accelerator()
+        model = models.build(self.config)
+        mean, std = train_ds.feature_stats()
+        model.get_buffer("mean").copy_(torch.from_numpy(mean))
+        model.get_buffer("std").copy_(torch.from_numpy(std))
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=opts["lr"], weight_decay=opts["weight_decay"]
+        )
+        acc = self.accelerator
+        self.sampler = SeededSampler(
+            len(train_ds), opts["batch_size"], opts["seed"], True, acc.process_index,
+            acc.num_processes,
+        )  # fmt: skip
+        self.train_batches = loader(train_ds, self.sampler, opts["workers"])
+        val_order = SeededSampler(len(val_ds), opts["batch_size"] * 4, shuffle=False)
+        self.val_batches = loader(val_ds, val_order)
+        self.total_steps = len(self.train_batches) * opts["epochs"]
+        warmup = int(self.total_steps * opts["warmup_fraction"])
+        self.scheduler = schedule(optimizer, opts["schedule"], self.total_steps, warmup)
+        self.model, self.optimizer = acc.prepare(model, optimizer)
+        self.criterion = loss_fn(self.task)
+        self.ckpt_dir = ctx.stage_dir / "checkpoints"
+        self.state: dict[str, Any] = {
+            "epoch": 0, "step": 0, "best_val_loss": None, "best_epoch": None,
+            "bad_epochs": 0, "stopped": False,
+        }  # fmt: skip
+        ctx.log(
+            f"train: {self.config['kind']} on {len(train_ds)} train / {len(val_ds)} val windows "
+            f"of {opts['window']}×{self.config['features']}, {len(self.train_batches)} "
+            f"steps/epoch, device {acc.device}"
+        )
+
+    @property
+    def net(self) -> nn.Module:
+        """The bare model (unwrapped from DDP)."""
+        net: nn.Module = self.accelerator.unwrap_model(self.model)
+        return net
+
+    def restore(self) -> None:
+        """Continue from the last checkpoint of this fingerprint; drop stale ones."""
+        found = checkpoints.latest(self.ckpt_dir) if self.opts["resume"] else None
+        if found is not None and found[0]["fingerprint"] != self.fingerprint:
+            self.ctx.log("train: checkpoints of another config or input; starting over", "warning")
+            found = None
+        if found is None:
+            shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+            return
+        meta, tensors = found
+        self.net.load_state_dict(tensors["model"])
+        self.optimizer.load_state_dict(tensors["optimizer"])
+        self.scheduler.load_state_dict(tensors["scheduler"])
+        checkpoints.set_rng_states(meta["rng"])
+        self.state = meta["loop"]
+        self.ctx.log(f"train: resumed after epoch {self.state['epoch']} (step {meta['step']})")
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One pass over the train windows; the epoch's metric row (without val)."""
+        self.sampler.set_epoch(epoch)
+        self.model.train()
+        device, every = self.accelerator.device, self.opts["metric_every"]
+        started = time.perf_counter()
+        loss_sum, seen = 0.0, 0
+        for x, y in self.train_batches:
+            x, y = x.to(device), y.to(device)
+            loss = self.criterion(forward(self.model, x, self.task), y)
+            self.accelerator.backward(loss)
+            if self.opts["grad_clip"]:
+                self.accelerator.clip_grad_norm_(self.model.parameters(), self.opts["grad_clip"])
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state["step"] += 1
+            value = loss.detach().item()
+            loss_sum += value * len(y)
+            seen += len(y)
+            if self.state["step"] % every == 0:
+                self.ctx.metric({"train_loss": value}, step=self.state["step"], epoch=epoch)
+                self.ctx.progress(self.state["step"], self.total_steps, "step")
+        seconds = time.perf_counter() - started
+        return {
+            "epoch": epoch,
+            "step": self.state["step"],
+            "train_loss": loss_sum / max(seen, 1),
+            "lr": self.scheduler.get_last_lr()[0],
+            "samples_per_s": seen / seconds if seconds > 0 else None,
+            "seconds": seconds,
+        }
+
+    def end_epoch(self, row: dict[str, Any]) -> None:
+        """Early-stopping bookkeeping, then the epoch's checkpoint."""
+        state, epoch = self.state, row["epoch"]
+        state["epoch"] = epoch
+        if state["best_val_loss"] is None or row["val_loss"] < state["best_val_loss"]:
+            state.update(best_val_loss=row["val_loss"], best_epoch=epoch, bad_epochs=0)
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            torch.save(self.net.state_dict(), self.ckpt_dir / "best.pt")
+        else:
+            state["bad_epochs"] += 1
+        patience = self.opts["patience"]
+        state["stopped"] = bool(patience) and state["bad_epochs"] >= patience
+        tensors = {
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
+        meta = {
+            "step": state["step"],
+            "fingerprint": self.fingerprint,
+            "loop": state,
+            "rng": checkpoints.rng_states(),
+            "metrics": row,
+        }
+        path = checkpoints.save(self.ckpt_dir, epoch, tensors, meta, self.opts["keep_checkpoints"])
+        self.ctx.emit(Checkpoint, path=str(path), step=state["step"])
+
+    def fit(self) -> None:
+        """Epochs until the last one or early stopping; metrics and checkpoints each epoch."""
+        metrics = MetricsWriter(self.ctx.metrics_dir)
+        wandb_run = _wandb(self.ctx, self.opts)
+        while self.state["epoch"] < self.opts["epochs"] and not self.state["stopped"]:
+            epoch = self.state["epoch"] + 1
+            row = self.train_epoch(epoch)
+            val = validate(self.model, self.val_batches, self.task, self.accelerator.device)
+            row = {**row, **val, "peak_rss": peak_rss()}
+            metrics.write_epoch(epoch, [row])
+            values = {k: v for k, v in row.items() if k not in ("epoch", "step") and v is not None}
+            self.ctx.metric(values, row["step"], epoch)
+            if wandb_run is not None:
+                wandb_run.log(row, step=row["step"])
+            self.end_epoch(row)
+            self.ctx.log(
+                f"train: epoch {epoch}/{self.opts['epochs']} train_loss {row['train_loss']:.4f} "
+                f"val_loss {row['val_loss']:.4f}"
+                + (" (early stop)" if self.state["stopped"] else "")
+            )
+            if os.environ.get(KILL_ENV) == str(epoch):
+                os.kill(os.getpid(), signal.SIGKILL)
+        if wandb_run is not None:
+            wandb_run.finish()
+
+    def publish(self) -> None:
+        """The best epoch's weights and model.json into staging."""
+        staging, state = self.ctx.staging, self.state
+        shutil.copyfile(self.ckpt_dir / "best.pt", staging / "model.pt")
+        summary = {
+            **self.config,
+            "fingerprint": self.fingerprint,
+            "epochs_run": state["epoch"],
+            "best_epoch": state["best_epoch"],
+            "best_val_loss": state["best_val_loss"],
+            "args": self.opts,
+        }
+        (staging / "model.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.ctx.log(
+            f"train: best epoch {state['best_epoch']} (val_loss {state['best_val_loss']:.4f})"
+        )
+
+
+def run(ctx: StageContext, argv: list[str]) -> int:
+    """Train on the ``labeled`` + ``splits`` inputs; the model goes to ``ctx.staging``."""
+    trainer = Trainer(ctx, args.resolve("train", ctx.args, argv))
+    trainer.restore()
+    trainer.fit()
+    trainer.publish()
+    return 0
