@@ -8,15 +8,22 @@ that `blut --help` stays fast (and never imports torch, pandas or textual).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
-import threading
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from typer._click import exceptions as click_errors  # typer vendors click; version pinned
 
 from blut import __version__
+from blut.commands import cache as cache_cmd
+from blut.commands import data as data_cmd
+from blut.commands import plan as plan_cmd
+from blut.commands import recipe as recipe_cmd
+from blut.commands.common import Format, err, fail, out
+from blut.commands.common import check_format as _check_format
+from blut.commands.common import store as _store
+from blut.commands.following import follow_job
 from blut.containment.errors import ContainmentError
 from blut.jobs.errors import JobsError, UsageError
 from blut.status.errors import StatusError
@@ -29,27 +36,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-Format = Annotated[str, typer.Option("--format", help="table or json.")]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one line on stderr and exit."""
-    err.print(f"blut: error: {message}", markup=False)
-    raise typer.Exit(code)
-
-
-def _check_format(fmt: str) -> None:
-    if fmt not in ("table", "json"):
-        raise UsageError(f"unknown format {fmt!r}: use table or json")
-
-
-def _store() -> Any:
-    from blut.jobs.store import JobStore, blut_home
-
-    return JobStore(blut_home())
+app.add_typer(recipe_cmd.app, name="recipe")
+app.add_typer(plan_cmd.app, name="plan")
+app.add_typer(cache_cmd.app, name="cache")
+app.add_typer(data_cmd.app, name="data")
 
 
 def _version(value: bool) -> None:
@@ -90,7 +80,9 @@ def _cockpit(*, readonly: bool, replay: str | None) -> int:
     """Open the Textual cockpit (needs a terminal)."""
     job_id = _store().get(replay).id if replay is not None else None
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise UsageError("the cockpit needs a terminal: use `blut --once` or `blut jobs` in scripts")
+        raise UsageError(
+            "the cockpit needs a terminal: use `blut --once` or `blut jobs` in scripts"
+        )
     from blut.cockpit.app import run_cockpit
 
     return run_cockpit(readonly=readonly, replay=job_id)
@@ -149,60 +141,7 @@ def run(
         out.print(job.id)
         return
     err.print(f"blut: job {job.id} ({job.spec.name}) submitted", style="dim", markup=False)
-    raise typer.Exit(_follow(job, from_start=True))
-
-
-def _follow(job: Any, *, from_start: bool, stage: str | None = None) -> int:
-    """Stream a job's log and notable events until it ends; Ctrl-C detaches."""
-    from blut.cockpit.render import describe_end
-    from blut.containment.select import launcher_for
-    from blut.jobs.follow import LogLine, follow
-    from blut.jobs.quantities import format_size
-    from blut.jobs.store import MAIN_STAGE
-    from blut.status.events import Log, StageStarted
-    from blut.status.jobstate import JobView
-
-    stop = threading.Event()
-    launcher = launcher_for(job.spec.launcher)
-    try:
-        for item in follow(
-            job, launcher, stage=stage or MAIN_STAGE, stop=stop, from_start=from_start
-        ):
-            if isinstance(item, LogLine):
-                print(item.text, flush=True)
-            elif isinstance(item, StageStarted):
-                ceiling = (
-                    ""
-                    if item.memory_max is None
-                    else f", memory max {format_size(item.memory_max)}"
-                )
-                kind = "contained" if item.contained else "UNCONTAINED"
-                err.print(
-                    f"blut: stage {item.stage} started as {item.unit} ({kind}{ceiling})",
-                    style="dim",
-                    markup=False,
-                )
-            elif isinstance(item, Log) and item.level in ("warning", "error"):
-                err.print(f"blut: {item.level}: {item.msg}", style="yellow", markup=False)
-            elif isinstance(item, JobView):
-                style = "green" if item.state == "succeeded" else "bold red"
-                err.print(
-                    f"blut: job {job.id} {describe_end(item, job.spec.memory_max)}",
-                    style=style,
-                    markup=False,
-                )
-                return 0 if item.state == "succeeded" else 1
-    except KeyboardInterrupt:
-        stop.set()
-        err.print(
-            f"\nblut: detached; job {job.id} keeps running. "
-            f"Re-attach: blut log {job.id} -f   Cancel: blut cancel {job.id}",
-            markup=False,
-        )
-        return 130
-    finally:
-        launcher.close()
-    return 1
+    raise typer.Exit(follow_job(job, from_start=True))
 
 
 @app.command()
@@ -238,29 +177,31 @@ def jobs(
 def log(
     job_ref: Annotated[str, typer.Argument(metavar="JOB", help="Job id, id prefix or name.")],
     stage: Annotated[
-        str | None, typer.Argument(help="Stage (default: the job's main stage).")
+        str | None, typer.Argument(help="One stage (default: every stage of the job).")
     ] = None,
     follow_: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
 ) -> None:
-    """Print a job's log (a stage's stdout and stderr)."""
-    from blut.jobs.store import MAIN_STAGE
-
+    """Print a job's log (each stage's stdout and stderr)."""
     job = _store().get(job_ref)
-    name = stage or MAIN_STAGE
-    if name not in job.spec.stages:
+    if stage is not None and stage not in job.spec.stages:
         raise UsageError(
-            f"job {job.id} has no stage {name!r} (stages: {', '.join(job.spec.stages)})"
+            f"job {job.id} has no stage {stage!r} (stages: {', '.join(job.spec.stages)})"
         )
+    stages = [stage] if stage is not None else job.spec.stages
     if follow_:
-        raise typer.Exit(_follow(job, from_start=True, stage=name))
-    path = job.log_path(name)
-    if path.exists():
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 16), b""):
-                sys.stdout.buffer.write(chunk)
+        raise typer.Exit(follow_job(job, from_start=True, stages=stages))
+    for name in stages:
+        path = job.log_path(name)
+        if not path.exists():
+            continue
+        if len(stages) > 1:
+            sys.stdout.write(f"==> {name} <==\n")
         sys.stdout.flush()
+        with path.open("rb") as fh:
+            shutil.copyfileobj(fh, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
 
 
 @app.command()
@@ -330,7 +271,8 @@ def main() -> None:
         err.print("blut: aborted", markup=False)
         sys.exit(130)
     except UsageError as exc:
-        err.print(f"blut: error: {exc}", markup=False)
+        for line in str(exc).splitlines() or [""]:
+            err.print(f"blut: error: {line}", markup=False)
         sys.exit(2)
     except (JobsError, ContainmentError, StatusError) as exc:
         err.print(f"blut: error: {exc}", markup=False)

@@ -11,6 +11,7 @@ from rich.text import Text
 from blut.containment.doctor import Check
 from blut.jobs.listing import JobRow
 from blut.jobs.quantities import format_duration, format_size
+from blut.jobs.store import MAIN_STAGE
 from blut.status.jobstate import JobView
 
 STATE_STYLES = {
@@ -32,18 +33,25 @@ def describe_end(view: JobView, memory_max: int | None) -> str:
         )
     if view.state == "cancelled":
         return "cancelled"
-    stage = next((s for s in view.stages.values() if s.state == "failed"), None)
-    reason = stage.reason if stage is not None else view.reason
-    if reason == "oom":
-        ceiling = f" of {format_size(memory_max)}" if memory_max else ""
-        return f"killed: out of memory (peak {format_size(peak)}{ceiling})"
-    if reason == "exit":
-        return f"exited with code {view.exit_code}"
-    if reason == "signal":
-        return f"killed by signal SIG{view.signal}"
-    if reason == "timeout":
-        return "killed: ran past its time limit"
-    return f"failed: {view.detail or (stage.detail if stage else 'unknown error')}"
+    stage = next(
+        (s for s in view.stages.values() if s.state == "failed" and s.reason != "skipped"), None
+    )
+    if stage is None:
+        return f"failed: {view.detail or 'unknown error'}"
+    where = "" if stage.name == MAIN_STAGE else f"stage {stage.name} "
+    if stage.reason == "oom":
+        ceiling_bytes = stage.memory_max or memory_max
+        ceiling = f" of {format_size(ceiling_bytes)}" if ceiling_bytes else ""
+        return (
+            f"{where}killed: out of memory (peak {format_size(stage.peak_memory or peak)}{ceiling})"
+        )
+    if stage.reason == "exit":
+        return f"{where}exited with code {stage.exit_code}"
+    if stage.reason == "signal":
+        return f"{where}killed by signal SIG{stage.signal}"
+    if stage.reason == "timeout":
+        return f"{where}killed: ran past its time limit"
+    return f"{where}failed: {stage.detail or view.detail or 'unknown error'}"
 
 
 def memory_cell(row: JobRow) -> str:
@@ -62,7 +70,7 @@ def jobs_table(rows: Sequence[JobRow]) -> Table:
         started = row.started or row.submitted
         table.add_row(
             row.id,
-            row.name,
+            row.name if row.sweep is None else f"{row.name} [{row.sweep}]",
             Text(row.state, style=STATE_STYLES.get(row.state, "")),
             row.reason or "",
             "" if row.exit_code is None else str(row.exit_code),

@@ -80,11 +80,6 @@ class StageRun:
     artifact: str | None = None
 
 
-def plan_path(job: Job) -> Path:
-    """Where a recipe job keeps its plan."""
-    return job.dir / "plan.json"
-
-
 def launch_record(job: Job, stage: str) -> Path:
     """``stages/<stage>/launch.json``: the key and GPUs of the stage's current unit."""
     return job.dir / "stages" / stage / "launch.json"
@@ -163,7 +158,6 @@ class Executor:
         reason: FailureReason,
         detail: str,
         outcome: Outcome | None = None,
-        **extra: Any,
     ) -> None:
         event = StageFailed(
             job=self.job.id,
@@ -174,11 +168,10 @@ class Executor:
             signal=outcome.signal if outcome else None,
             seconds=time.time() - run.started if run.started else None,
             peak_mem=(outcome.peak_memory if outcome else None) or run.peak,
-            extra=extra,
         )
         self._emit(event)
         run.phase = "failed"
-        if self._first_failure is None and not extra.get("skipped"):
+        if self._first_failure is None and reason != "skipped":
             self._first_failure = event
         self._release(run)
 
@@ -268,12 +261,7 @@ class Executor:
             deps = [self.runs[d] for d in self.plan.deps[name]]
             broken = next((d for d in deps if d.phase == "failed"), None)
             if broken is not None:
-                self._fail(
-                    run,
-                    "error",
-                    f"skipped: upstream stage {broken.stage.name} failed",
-                    skipped=True,
-                )
+                self._fail(run, "skipped", f"upstream stage {broken.stage.name} failed")
                 changed = True
             elif all(d.phase == "done" for d in deps):
                 changed = self._advance(run, deps) or changed
@@ -545,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         return launcher_for(job.spec.launcher)
 
     executor = Executor(
-        job, Plan.load(plan_path(job)), make_launcher, cache, gpus=GpuPool(cache.locks)
+        job, Plan.load(job.plan_path), make_launcher, cache, gpus=GpuPool(cache.locks)
     )
 
     def on_term(signum: int, frame: FrameType | None) -> None:

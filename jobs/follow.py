@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from blut.containment.launcher import Launcher
 from blut.jobs.reconcile import reconcile
-from blut.jobs.store import MAIN_STAGE, Job
+from blut.jobs.store import Job
 from blut.status.events import Event
 from blut.status.jobstate import JobView, fold
 from blut.status.tailer import LineTailer, Tailer, watch_changes
@@ -29,25 +29,22 @@ def follow(
     job: Job,
     launcher: Launcher,
     *,
-    stage: str = MAIN_STAGE,
+    stages: Sequence[str] | None = None,
     stop: threading.Event | None = None,
     from_start: bool = True,
 ) -> Iterator[Event | LogLine | JobView]:
     """Yield events and log lines as they arrive; the final item is the terminal JobView.
 
-    With ``from_start`` False, the log starts at its current end.
+    ``stages`` whose logs to follow: default every stage of the job. With
+    ``from_start`` False, each log starts at its current end.
     """
     stop = stop or threading.Event()
     events = Tailer(job.status_path)
-    log_path = job.log_path(stage)
-    log = LineTailer(
-        log_path, offset=0 if from_start or not log_path.exists() else log_path.stat().st_size
-    )
+    logs = {name: _log_tailer(job, name, from_start) for name in stages or job.spec.stages}
     view = fold(job.id, [])
     next_reconcile = time.monotonic() + RECONCILE_EVERY
-    for _ in watch_changes([job.dir, job.stage_dir(stage)], stop, timeout=0.5):
-        for raw in log.read_lines():
-            yield LogLine(stage, raw.decode("utf-8", errors="replace"))
+    for _ in watch_changes([job.dir], stop, timeout=0.5):
+        yield from _new_lines(logs)
         for event in events.read():
             view.apply(event)
             yield event
@@ -56,7 +53,17 @@ def follow(
             if reconcile(job, launcher).terminal:
                 continue  # the recovered outcome arrives as events on the next pass
         if view.terminal:
-            for raw in log.read_lines():
-                yield LogLine(stage, raw.decode("utf-8", errors="replace"))
+            yield from _new_lines(logs)
             yield view
             return
+
+
+def _log_tailer(job: Job, stage: str, from_start: bool) -> LineTailer:
+    path = job.log_path(stage)
+    return LineTailer(path, offset=0 if from_start or not path.exists() else path.stat().st_size)
+
+
+def _new_lines(logs: dict[str, LineTailer]) -> Iterator[LogLine]:
+    for stage, tailer in logs.items():
+        for raw in tailer.read_lines():
+            yield LogLine(stage, raw.decode("utf-8", errors="replace"))

@@ -37,6 +37,8 @@ class JobRow:
     elapsed_seconds: float | None
     command: list[str]
     contained: bool
+    recipe: str | None = None
+    sweep: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON object with ISO-8601 UTC times."""
@@ -58,7 +60,7 @@ def job_row(job: Job, view: JobView, now: float | None = None) -> JobRow:
         signal=view.signal,
         detail=view.detail,
         stage=view.current_stage,
-        memory_max_bytes=job.spec.memory_max,
+        memory_max_bytes=stage.memory_max if stage is not None else job.spec.memory_max,
         peak_memory_bytes=view.peak_memory,
         submitted=view.submitted or job.spec.created,
         started=view.started,
@@ -66,6 +68,8 @@ def job_row(job: Job, view: JobView, now: float | None = None) -> JobRow:
         elapsed_seconds=view.elapsed(time.time() if now is None else now),
         command=job.spec.argv,
         contained=stage.contained if stage is not None else job.spec.launcher == "systemd",
+        recipe=view.recipe,
+        sweep=view.sweep,
     )
 
 

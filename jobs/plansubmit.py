@@ -22,7 +22,6 @@ from blut.containment.launcher import Launcher
 from blut.containment.select import choose_launcher, launcher_for
 from blut.containment.spec import UnitSpec
 from blut.jobs.errors import JobsError, UsageError
-from blut.jobs.executor import plan_path
 from blut.jobs.recipes import RecipeDef
 from blut.jobs.reconcile import driver_running
 from blut.jobs.store import Job, JobStore
@@ -79,14 +78,14 @@ def submit_recipe(
         launcher=launcher.kind,
         stages=plan.order(),
     )
-    plan.save(plan_path(job))
+    plan.save(job.plan_path)
     (job.dir / "args.json").write_text(json.dumps(dict(args), indent=2) + "\n")
     job.emit(
         JobSubmitted(
             job=job.id,
             name=recipe.name,
             recipe=recipe.name,
-            extra={"sweep": sweep} if sweep else {},
+            sweep=sweep,
         )
     )
     if warning:
@@ -97,7 +96,7 @@ def submit_recipe(
 
 def resume(store: JobStore, job: Job) -> None:
     """Start a new executor for ``job`` (``blut plan resume``); refused while one runs."""
-    if not plan_path(job).is_file():
+    if not job.plan_path.is_file():
         raise UsageError(f"job {job.id} is not a recipe job (no plan.json)")
     launcher = launcher_for(job.spec.launcher)
     try:

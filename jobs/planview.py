@@ -8,7 +8,7 @@ from typing import Any
 
 from blut.jobs.cache import Cache, KeyParts
 from blut.jobs.errors import UsageError
-from blut.jobs.executor import key_record, plan_path
+from blut.jobs.executor import key_record
 from blut.jobs.plan import Plan
 from blut.jobs.store import Job
 
@@ -45,9 +45,9 @@ class StageRow:
 
 def load_plan(job: Job) -> Plan:
     """The job's plan; a job without one is a `UsageError`."""
-    if not plan_path(job).is_file():
+    if not job.plan_path.is_file():
         raise UsageError(f"job {job.id} has no plan (it is not a recipe job)")
-    return Plan.load(plan_path(job))
+    return Plan.load(job.plan_path)
 
 
 def stage_key(job: Job, stage: str) -> KeyParts | None:

@@ -30,6 +30,16 @@ def reconcile(job: Job, launcher: Launcher) -> JobView:
         view = job.view()
         if view.terminal:
             return view
+        if job.is_recipe:
+            job.emit(
+                JobFailed(
+                    job=job.id,
+                    reason="error",
+                    detail=f"executor ended without recording an outcome (see {job.driver_log}); "
+                    f"continue with `blut plan resume {job.id}`",
+                )
+            )
+            return job.view()
         for stage in job.spec.stages:
             if stage in view.stages and view.stages[stage].state in ("succeeded", "cached"):
                 continue

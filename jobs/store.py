@@ -88,6 +88,16 @@ class Job:
         """The driver unit's result record."""
         return self.dir / "driver.result"
 
+    @property
+    def plan_path(self) -> Path:
+        """``plan.json``: present only for recipe jobs (run by the executor)."""
+        return self.dir / "plan.json"
+
+    @property
+    def is_recipe(self) -> bool:
+        """True for a recipe job (a plan of stages), False for a `blut run` job."""
+        return self.plan_path.is_file()
+
     def stage_dir(self, stage: str) -> Path:
         """``stages/<stage>/``, created on demand."""
         path = self.dir / "stages" / stage

@@ -23,7 +23,10 @@ SCHEMA_VERSION = 1
 BASE_KEYS = frozenset({"v", "ts", "job", "stage", "event"})
 
 JSONValue: TypeAlias = Any
-FailureReason: TypeAlias = Literal["exit", "signal", "oom", "timeout", "cancelled", "error"]
+FailureReason: TypeAlias = Literal[
+    "exit", "signal", "oom", "timeout", "cancelled", "error", "skipped"
+]
+"""Why a stage or job failed; ``skipped`` is only for a stage whose upstream failed."""
 FAILURE_REASONS: tuple[FailureReason, ...] = (
     "exit",
     "signal",
@@ -31,6 +34,7 @@ FAILURE_REASONS: tuple[FailureReason, ...] = (
     "timeout",
     "cancelled",
     "error",
+    "skipped",
 )
 LogLevel: TypeAlias = Literal["debug", "info", "warning", "error"]
 
@@ -113,6 +117,7 @@ class JobSubmitted(Event):
     memory_max: int | None = None
     timeout: float | None = None
     recipe: str | None = None
+    sweep: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

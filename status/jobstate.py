@@ -2,7 +2,9 @@
 
 ``queued`` (submitted) → ``running`` (driver or a stage started) → one of
 ``succeeded`` | ``failed`` | ``cancelled``. Terminal states are sticky: later
-events still update stage details but never the job's outcome.
+events still update stage details but never the job's outcome — except a new
+``job_started``, which only a driver (re)starting on purpose writes: a resumed
+job is running again, and its earlier outcome is cleared.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class JobView:
     exit_code: int | None = None
     signal: str | None = None
     argv: list[str] | None = None
+    recipe: str | None = None
+    sweep: str | None = None
     memory_max: int | None = None
     submitted: float | None = None
     started: float | None = None
@@ -113,6 +117,15 @@ class JobView:
             self.state = state
             self.finished = ts
 
+    def _reopen(self) -> None:
+        self.state = "running"
+        self.reason = None
+        self.detail = ""
+        self.exit_code = None
+        self.signal = None
+        self.finished = None
+        self.cancel_requested = False
+
     def apply(self, event: Event) -> None:
         """Fold one event into the view."""
         self.events += 1
@@ -121,9 +134,13 @@ class JobView:
             case JobSubmitted():
                 self.name = event.name
                 self.argv = event.argv
+                self.recipe = event.recipe
+                self.sweep = event.sweep
                 self.memory_max = event.memory_max
                 self.submitted = event.ts
             case JobStarted():
+                if self.terminal:
+                    self._reopen()
                 self._run(event.ts)
             case StageQueued():
                 pass
@@ -160,7 +177,7 @@ class JobView:
                 stage.signal = event.signal
                 stage.detail = event.detail
                 stage.peak_memory = event.peak_mem if event.peak_mem else stage.peak_memory
-                if not self.terminal:
+                if not self.terminal and event.reason != "skipped":
                     self.exit_code = event.exit_code
                     self.signal = event.signal
             case CancelRequested():

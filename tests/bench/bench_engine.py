@@ -25,7 +25,7 @@ from blut.containment.systemd import SystemdLauncher
 from blut.containment.usermanager import ensure_user_manager
 from blut.jobs.artifact import Kind, hash_dir
 from blut.jobs.cache import Cache
-from blut.jobs.executor import Executor, plan_path
+from blut.jobs.executor import Executor
 from blut.jobs.plan import Plan, PlanBuilder
 from blut.jobs.slots import GpuPool
 from blut.jobs.stagedef import StageDef, payload_argv
@@ -64,7 +64,7 @@ def new_job(store: JobStore, plan: Plan) -> Job:
     job = store.create(
         name="bench", argv=["bench"], cwd=str(store.home), launcher="systemd", stages=plan.order()
     )
-    plan.save(plan_path(job))
+    plan.save(job.plan_path)
     return job
 
 

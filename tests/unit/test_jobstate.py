@@ -160,3 +160,21 @@ def test_warnings_are_collected() -> None:
     )
     assert view.warnings == ["uncontained"]
     assert view.events == 3
+
+
+def test_a_new_job_started_reopens_a_failed_job() -> None:
+    view = fold(
+        J,
+        [
+            *submitted(),
+            JobStarted(job=J, ts=2.0),
+            StageFailed(job=J, stage="train", ts=3.0, reason="signal", signal="SIGKILL"),
+            JobFailed(job=J, ts=3.0, reason="error", detail="driver died"),
+            CancelRequested(job=J, ts=3.5),
+            JobStarted(job=J, ts=4.0),
+        ],
+    )
+    assert (view.state, view.reason, view.detail, view.finished) == ("running", None, "", None)
+    assert (view.signal, view.cancel_requested, view.started) == (None, False, 2.0)
+    view.apply(JobDone(job=J, ts=5.0))
+    assert (view.state, view.exit_code, view.finished) == ("succeeded", 0, 5.0)

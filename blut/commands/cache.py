@@ -1,0 +1,148 @@
+"""`blut cache ls|prune|verify|explain`: the content-addressed stage cache."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from blut.commands.common import Format, check_format, note, out, store
+
+if TYPE_CHECKING:
+    from blut.jobs.cache import Cache, Entry
+
+app = typer.Typer(help="The stage cache: list, prune, verify, explain.", no_args_is_help=True)
+
+
+@contextmanager
+def _open() -> Iterator[Cache]:
+    from blut.jobs.cache import Cache
+    from blut.jobs.store import blut_home
+
+    cache = Cache(blut_home())
+    try:
+        yield cache
+    finally:
+        cache.close()
+
+
+def _entry_json(entry: Entry) -> dict[str, object]:
+    return {
+        "key": entry.key,
+        "hash": entry.hash,
+        "size": entry.size,
+        "created": entry.created,
+        "last_used": entry.last_used,
+        "job": entry.job,
+        "stage": entry.stage,
+    }
+
+
+@app.command("ls")
+def ls(fmt: Format = "table") -> None:
+    """Every cached stage output: size, age, last use, the job that made it."""
+    from rich.table import Table
+
+    from blut.jobs.quantities import format_duration, format_size
+
+    check_format(fmt)
+    with _open() as cache:
+        entries = sorted(cache.entries(), key=lambda e: e.last_used, reverse=True)
+        total = cache.total_size()
+    if fmt == "json":
+        out.print_json(
+            json.dumps({"total_bytes": total, "entries": [_entry_json(e) for e in entries]})
+        )
+        return
+    if not entries:
+        note("the cache is empty")
+        return
+    now = time.time()
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for header in ("KEY", "STAGE", "SIZE", "AGE", "LAST USED", "JOB"):
+        table.add_column(header, no_wrap=True)
+    for e in entries:
+        table.add_row(
+            e.key[:12],
+            e.stage or "-",
+            format_size(e.size),
+            format_duration(now - e.created),
+            format_duration(now - e.last_used) + " ago",
+            e.job or "-",
+        )
+    out.print(table)
+    out.print(f"{len(entries)} entries, {format_size(total)} on disk (shared objects counted once)")
+
+
+@app.command()
+def prune(
+    max_size: Annotated[
+        str | None, typer.Option("--max-size", help="Shrink the cache to at most this, e.g. 50G.")
+    ] = None,
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Drop entries unused this long, e.g. 30d.")
+    ] = None,
+    keep_last: Annotated[
+        int | None, typer.Option("--keep-last", min=0, help="Always keep the N newest entries.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Show what would go; remove nothing.")
+    ] = False,
+) -> None:
+    """Remove entries in least-recently-used order; entries in use by running jobs stay."""
+    from blut.jobs.errors import UsageError
+    from blut.jobs.quantities import format_size, parse_duration, parse_size
+
+    if max_size is None and older_than is None:
+        raise UsageError("say what to prune: --max-size SIZE and/or --older-than AGE")
+    with _open() as cache:
+        report = cache.prune(
+            max_size=parse_size(max_size) if max_size is not None else None,
+            older_than=parse_duration(older_than) if older_than is not None else None,
+            keep_last=keep_last,
+            dry_run=dry_run,
+        )
+    verb = "would remove" if dry_run else "removed"
+    for entry in report.removed:
+        out.print(f"{verb} {entry.key[:12]}  {entry.stage or '-':<12} {format_size(entry.size)}")
+    kept = f"; {report.pinned} in use by running jobs kept" if report.pinned else ""
+    note(
+        f"{verb} {len(report.removed)} entries, freeing {format_size(report.freed)} "
+        f"of {format_size(report.total_before)}{kept}",
+        "default",
+    )
+
+
+@app.command()
+def verify() -> None:
+    """Re-hash every object; corrupt ones are quarantined (exit 1 when any is found)."""
+    with _open() as cache:
+        report = cache.verify()
+    for digest in report.corrupt:
+        note(f"corrupt object {digest[:12]} quarantined", "bold red")
+    for digest in report.missing:
+        note(f"missing object {digest[:12]} (index entry dropped)", "bold red")
+    for digest in report.orphans:
+        note(f"orphan object {digest[:12]} (no index entry) quarantined", "yellow")
+    bad = len(report.corrupt) + len(report.missing)
+    note(f"checked {report.checked} objects: {bad} bad, {len(report.orphans)} orphans", "default")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def explain(
+    job_ref: Annotated[str, typer.Argument(metavar="JOB", help="Job id, id prefix or name.")],
+    stage: Annotated[str, typer.Argument(help="The stage.")],
+) -> None:
+    """Why a stage re-ran (or was a hit): what differs from the closest cached key."""
+    from blut.jobs.planview import explain as explain_stage
+
+    job = store().get(job_ref)
+    with _open() as cache:
+        for line in explain_stage(cache, job, stage):
+            out.print(line, markup=False)

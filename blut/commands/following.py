@@ -1,0 +1,78 @@
+"""Follow a job in the terminal: its log lines and notable events, until it ends."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from blut.commands.common import err, note
+
+if TYPE_CHECKING:
+    from blut.jobs.store import Job
+    from blut.status.events import Event
+
+
+def follow_job(job: Job, *, from_start: bool, stages: Sequence[str] | None = None) -> int:
+    """Stream ``job`` until it ends: 0 succeeded, 1 failed or cancelled, 130 detached (Ctrl-C).
+
+    Log lines go to stdout (prefixed with the stage when the job has several);
+    stage events and the outcome go to stderr.
+    """
+    from blut.cockpit.render import describe_end
+    from blut.containment.select import launcher_for
+    from blut.jobs.follow import LogLine, follow
+    from blut.status.jobstate import JobView
+
+    followed = list(stages or job.spec.stages)
+    prefixed = len(followed) > 1
+    width = max(map(len, followed), default=0)
+    stop = threading.Event()
+    launcher = launcher_for(job.spec.launcher)
+    try:
+        for item in follow(job, launcher, stages=followed, stop=stop, from_start=from_start):
+            if isinstance(item, LogLine):
+                text = f"{item.stage:<{width}} | {item.text}" if prefixed else item.text
+                print(text, flush=True)
+            elif isinstance(item, JobView):
+                style = "green" if item.state == "succeeded" else "bold red"
+                note(f"job {job.id} {describe_end(item, job.spec.memory_max)}", style)
+                return 0 if item.state == "succeeded" else 1
+            else:
+                _announce(item)
+    except KeyboardInterrupt:
+        stop.set()
+        err.print(
+            f"\nblut: detached; job {job.id} keeps running. "
+            f"Re-attach: blut log {job.id} -f   Cancel: blut cancel {job.id}",
+            markup=False,
+        )
+        return 130
+    finally:
+        launcher.close()
+    return 1
+
+
+def _announce(event: Event) -> None:
+    """One stderr line for the events a person following a job wants to see."""
+    from blut.jobs.quantities import format_duration, format_size
+    from blut.status.events import Log, StageCached, StageDone, StageFailed, StageStarted
+
+    match event:
+        case StageStarted():
+            ceiling = (
+                "" if event.memory_max is None else f", memory max {format_size(event.memory_max)}"
+            )
+            kind = "contained" if event.contained else "UNCONTAINED"
+            note(f"stage {event.stage} started as {event.unit} ({kind}{ceiling})")
+        case StageCached():
+            note(f"stage {event.stage} cached ({(event.artifact or '')[:12]})")
+        case StageDone():
+            peak = f", peak {format_size(event.peak_mem)}" if event.peak_mem else ""
+            note(f"stage {event.stage} done in {format_duration(event.seconds)}{peak}")
+        case StageFailed():
+            note(f"stage {event.stage} {event.reason}: {event.detail}", "yellow")
+        case Log() if event.level in ("warning", "error"):
+            note(f"{event.level}: {event.msg}", "yellow")
+        case _:
+            pass

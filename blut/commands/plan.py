@@ -1,0 +1,91 @@
+"""`blut plan inspect|resume`: a recipe job's stages, and continuing a stopped one."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from blut.commands.common import Format, check_format, note, out, store
+from blut.commands.following import follow_job
+
+if TYPE_CHECKING:
+    from blut.jobs.store import Job
+
+app = typer.Typer(help="A recipe job's plan: inspect it, resume it.", no_args_is_help=True)
+
+JobRef = Annotated[str, typer.Argument(metavar="JOB", help="Job id, id prefix or name.")]
+
+
+@app.command()
+def inspect(job_ref: JobRef, fmt: Format = "table") -> None:
+    """Each stage: state, cache key, artifact hash, timing, peak memory vs ceiling."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from blut.cockpit.render import STATE_STYLES
+    from blut.jobs.planview import stage_rows
+    from blut.jobs.quantities import format_duration, format_size
+
+    check_format(fmt)
+    job = store().get(job_ref)
+    rows = stage_rows(job)
+    if fmt == "json":
+        out.print_json(json.dumps({"job": job.id, "stages": [r.to_dict() for r in rows]}))
+        return
+    view = job.view()
+    out.print(f"[bold]{job.id}[/] {job.spec.name}: ", end="")
+    out.print(Text(view.state, style=STATE_STYLES.get(view.state, "")))
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for header in ("STAGE", "AFTER", "STATE", "KEY", "ARTIFACT", "TIME", "PEAK / MAX", "DETAIL"):
+        table.add_column(header, no_wrap=header not in ("DETAIL",))
+    for row in rows:
+        state = row.state if row.reason is None else f"{row.state}/{row.reason}"
+        table.add_row(
+            row.name,
+            ",".join(row.after) or "-",
+            Text(state, style=STATE_STYLES.get(row.state, "")),
+            (row.key or "-")[:12],
+            (row.artifact or "-")[:12],
+            format_duration(row.seconds),
+            f"{format_size(row.peak_memory)} / {format_size(row.memory_max)}",
+            row.detail,
+        )
+    out.print(table)
+
+
+@app.command()
+def resume(
+    job_ref: JobRef,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Do not follow.")] = False,
+) -> None:
+    """Continue a stopped recipe job: cached stages are skipped, running units re-attached."""
+    from blut.jobs.plansubmit import resume as resume_job
+
+    jobs = store()
+    job = jobs.get(job_ref)
+    asked = time.time()
+    resume_job(jobs, job)
+    if not _restarted(job, since=asked):
+        note(f"job {job.id}: its executor has not started yet; see {job.driver_log}", "yellow")
+    note(f"job {job.id} resumed")
+    if detach:
+        out.print(job.id)
+        return
+    raise typer.Exit(follow_job(job, from_start=False))
+
+
+def _restarted(job: Job, *, since: float, timeout: float = 15.0) -> bool:
+    """Wait until the new executor announced itself (so following starts from its run)."""
+    from blut.status.events import JobStarted
+    from blut.status.tailer import Tailer
+
+    events = Tailer(job.status_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(isinstance(e, JobStarted) and e.ts >= since for e in events.read()):
+            return True
+        time.sleep(0.1)
+    return False

@@ -1,0 +1,207 @@
+"""`blut recipe list|show|run`: the catalog, and running a recipe as a job (or a sweep)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from blut.commands.common import Format, check_format, note, out, store
+from blut.commands.following import follow_job
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+    from blut.jobs.plan import Plan
+    from blut.jobs.recipes import RecipeDef
+
+app = typer.Typer(help="Recipes: list, show and run them.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(
+    category: Annotated[
+        str | None, typer.Option("--category", "-c", help="Only this category.")
+    ] = None,
+    fmt: Format = "table",
+) -> None:
+    """The recipe catalog, grouped by category."""
+    from rich.table import Table
+
+    from blut.jobs.errors import UsageError
+    from blut.jobs.recipes import by_category
+
+    check_format(fmt)
+    groups = by_category()
+    if category is not None:
+        if category not in groups:
+            raise UsageError(f"no category {category!r} (categories: {', '.join(sorted(groups))})")
+        groups = {category: groups[category]}
+    if fmt == "json":
+        rows = [_summary(r) for recipes in groups.values() for r in recipes]
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for header in ("CATEGORY", "RECIPE", "BACKEND", "MAKES", "DESCRIPTION"):
+        table.add_column(header, no_wrap=header != "DESCRIPTION")
+    for name, recipes in groups.items():
+        for recipe in recipes:
+            table.add_row(name, recipe.name, recipe.backend, str(recipe.output), recipe.summary)
+    out.print(table)
+
+
+def _summary(recipe: RecipeDef) -> dict[str, Any]:
+    return {
+        "name": recipe.name,
+        "category": recipe.category,
+        "backend": recipe.backend,
+        "inputs": [str(k) for k in recipe.inputs],
+        "output": str(recipe.output),
+        "summary": recipe.summary,
+    }
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(help="The recipe.")],
+    fmt: Format = "table",
+) -> None:
+    """A recipe: description, stages, and every argument with type, default and doc."""
+    from blut.jobs.recipes import find, swap_candidates
+
+    check_format(fmt)
+    recipe = find(name)
+    plan = recipe.build(recipe.defaults())
+    swaps = [r.name for r in swap_candidates(name)]
+    if fmt == "json":
+        data = {
+            **_summary(recipe),
+            "description": recipe.description,
+            "stages": _plan_json(plan),
+            "args_schema": recipe.args_schema,
+            "defaults": recipe.defaults(),
+            "swap_candidates": swaps,
+        }
+        out.print_json(json.dumps(data))
+        return
+    out.print(f"[bold]{recipe.name}[/]  ({recipe.category}, {recipe.backend})")
+    out.print(recipe.description.strip(), markup=False)
+    out.print()
+    out.print(plan_tree(plan))
+    out.print()
+    out.print("[bold]Arguments[/] (override with --set KEY=VALUE, sweep with --sweep KEY=V1,V2)")
+    for key, prop in _flat_schema(recipe.args_schema):
+        kind = prop.get("type", "any")
+        if "enum" in prop:
+            kind = "|".join(map(str, prop["enum"]))
+        default = json.dumps(prop["default"]) if "default" in prop else "-"
+        doc = prop.get("description", "")
+        out.print(f"  {key:<28} {kind:<10} {default:<12} {doc}", markup=False)
+    if swaps:
+        out.print(f"\nDrop-in replacements: {', '.join(swaps)}")
+
+
+def _flat_schema(schema: Any, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """``(dotted key, property schema)`` for every leaf argument."""
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for key, prop in (schema.get("properties") or {}).items():
+        dotted = f"{prefix}{key}"
+        if prop.get("type") == "object" and "properties" in prop:
+            rows.extend(_flat_schema(prop, dotted + "."))
+        else:
+            rows.append((dotted, prop))
+    return rows
+
+
+def _plan_json(plan: Plan) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "after": list(plan.deps[name]),
+            "inputs": [str(k) for k in plan.stages[name].inputs],
+            "output": str(plan.stages[name].output),
+            "memory_max": plan.stages[name].memory_max,
+            "args": dict(plan.stages[name].args),
+        }
+        for name in plan.order()
+    ]
+
+
+def plan_tree(plan: Plan) -> Tree:
+    """The stages as a rich tree: each stage under the first stage it waits for."""
+    from rich.tree import Tree
+
+    from blut.jobs.quantities import format_size
+
+    tree = Tree(f"[bold]{plan.name}[/]")
+    nodes: dict[str, Tree] = {}
+    for name in plan.order():
+        stage = plan.stages[name]
+        deps = plan.deps[name]
+        parent = nodes[deps[0]] if deps else tree
+        extra = f" (also after {', '.join(deps[1:])})" if len(deps) > 1 else ""
+        ceiling = f", memory max {format_size(stage.memory_max)}" if stage.memory_max else ""
+        nodes[name] = parent.add(f"{name} → {stage.output}{ceiling}{extra}")
+    return tree
+
+
+@app.command(context_settings={"allow_interspersed_args": True})
+def run(
+    name: Annotated[str, typer.Argument(help="The recipe.")],
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override an argument (repeat)."),
+    ] = None,
+    sweeps: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep", metavar="KEY=V1,V2", help="One job per value; axes multiply (repeat)."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="A TOML or JSON file of arguments.")
+    ] = None,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Do not follow.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Resolve and print the plan(s); run nothing.")
+    ] = False,
+    uncontained: Annotated[
+        bool, typer.Option("--uncontained", help="Run stages as plain subprocesses.")
+    ] = False,
+) -> None:
+    """Run a recipe as a job: `blut recipe run smoke --set make.count=100`."""
+    from blut.containment.select import containment_requested
+    from blut.jobs.plansubmit import new_sweep_id, submit_recipe
+    from blut.jobs.recipes import find
+
+    recipe = find(name)
+    points = recipe.resolve(sets=sets or (), sweeps=sweeps or (), config_file=config)
+    if dry_run:
+        for args in points:
+            out.print(plan_tree(recipe.build(args)))
+            out.print_json(json.dumps(args))
+        return
+    sweep = new_sweep_id() if len(points) > 1 else None
+    jobs = []
+    for args in points:
+        job, warning = submit_recipe(
+            store(),
+            recipe,
+            args,
+            sweep=sweep,
+            contained=containment_requested() and not uncontained,
+        )
+        if warning:
+            note(f"warning: {warning}", "bold yellow")
+        jobs.append(job)
+    if sweep is not None:
+        note(f"sweep {sweep}: {len(jobs)} jobs submitted; watch with `blut jobs` or `blut`")
+    if detach or sweep is not None:
+        for job in jobs:
+            out.print(job.id)
+        return
+    [job] = jobs
+    note(f"job {job.id} ({recipe.name}) submitted")
+    raise typer.Exit(follow_job(job, from_start=True))
