@@ -25,7 +25,7 @@ class Kind(StrEnum):
 
     OHLCV = "ohlcv"
     FEATURES = "features"
-    LABELS = "labels"
+    LABELED = "labeled"
     SPLITS = "splits"
     MODEL = "model"
     EVALUATION = "evaluation"
