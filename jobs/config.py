@@ -288,6 +288,10 @@ def _problems(error: jsonschema.ValidationError) -> list[str]:
         return [f"{where}: expected {expected}, given {_given(inst)}"]
     if check == "enum":
         return [f"{where}: expected one of {json.dumps(want)}, given {_given(inst)}"]
+    if check == "pattern":
+        sub = error.schema if isinstance(error.schema, Mapping) else {}
+        expected = sub.get("description") or f"text matching {want}"
+        return [f"{where}: expected {expected}, given {_given(inst)}"]
     if check in _BOUNDS:
         return [f"{where}: expected {_BOUNDS[str(check)]} {want}, given {_given(inst)}"]
     return [f"{where}: {error.message}"]

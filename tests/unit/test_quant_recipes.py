@@ -170,3 +170,14 @@ def test_unknown_stage_option_is_caught_before_compiling() -> None:
     args: dict[str, Any] = {"train": {"epoch": 2}}
     with pytest.raises(ConfigError, match="epoch"):
         find("quant-train").build(args)
+
+
+def test_bad_memory_ceiling_says_what_is_expected() -> None:
+    from blut.jobs.config import ConfigError
+    from blut.jobs.recipes import find
+
+    with pytest.raises(ConfigError) as info:
+        find("quant-train").resolve(sets=["train.memory_max=lots"])
+    [problem] = info.value.problems
+    assert problem.startswith("train.memory_max: expected memory ceiling")
+    assert 'given "lots" (string)' in problem
