@@ -26,12 +26,15 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.timer import Timer
 
 from blut.cockpit.feed import JobDelta, JobFeed
 from blut.cockpit.screens.base import StateScreen
+from blut.cockpit.screens.cache import CacheScreen
 from blut.cockpit.screens.dialogs import ConfirmScreen, HelpScreen
 from blut.cockpit.screens.job import JobScreen
 from blut.cockpit.screens.jobs import JobsScreen
+from blut.cockpit.screens.recipes import RecipeFormScreen, RecipesScreen, load_args
 from blut.cockpit.screens.replay import ReplayScreen, Timeline
 from blut.cockpit.screens.system import SystemScreen
 from blut.cockpit.state import CockpitState
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
 
 POST_EVERY = 0.1
 """Least seconds between two feed updates (≤ 10 Hz: no repaint storms on slow links)."""
+LOADING_PAINT_EVERY = 0.5
+"""While history is being read, screens repaint at most this often (reading goes first)."""
 RECONCILE_EVERY = 10.0
 """A running job whose stream was quiet this long is reconciled with its units."""
 SYSTEM_EVERY = 1.0
@@ -76,6 +81,8 @@ class CockpitApp(App[int]):
         Binding("question_mark", "help", "Help"),
         Binding("1", "jobs", "Jobs", show=False),
         Binding("2", "system", "System"),
+        Binding("3", "recipes", "Recipes"),
+        Binding("4", "cache", "Cache"),
     ]
 
     def __init__(
@@ -106,6 +113,8 @@ class CockpitApp(App[int]):
         self.after_update: Callable[[CockpitApp, Sequence[JobDelta]], None] | None = None
         """Test/bench hook, called once an update has been painted."""
         self._stop = threading.Event()
+        self._painted = 0.0
+        self._repaint: Timer | None = None
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -132,15 +141,28 @@ class CockpitApp(App[int]):
         last_reconcile = time.monotonic()
 
         def pump() -> None:
+            # Throttle, leading and trailing edge: an update goes out at once when the
+            # last one is POST_EVERY old (an isolated event shows immediately); else
+            # what arrives meanwhile is gathered and goes out when the window opens.
+            # A backlog keeps being read while it waits, so no time is lost idling.
             nonlocal last_post
+            pending: list[JobDelta] = []
             while not stop.is_set():
-                wait = last_post + POST_EVERY - time.monotonic()
-                if wait > 0 and stop.wait(wait):
+                deltas, more = feed.poll(budget=POST_EVERY * 0.5)
+                pending.extend(deltas)
+                if not pending:
                     return
-                deltas, more = feed.poll(budget=POST_EVERY * 0.8)
-                if deltas:
-                    self.post_message(FeedUpdate(deltas, feed.known))
-                    last_post = time.monotonic()
+                wait = last_post + POST_EVERY - time.monotonic()
+                if wait > 0:
+                    if more:
+                        continue
+                    if stop.wait(wait):
+                        return
+                    deltas, more = feed.poll(budget=POST_EVERY * 0.5)
+                    pending.extend(deltas)
+                self.post_message(FeedUpdate(pending, feed.known))
+                pending = []
+                last_post = time.monotonic()
                 if not more:
                     return
 
@@ -213,10 +235,21 @@ class CockpitApp(App[int]):
             self.screen.update_state()
 
     def _update_top(self) -> None:
+        if self.state.loading:
+            wait = self._painted + LOADING_PAINT_EVERY - time.monotonic()
+            if wait > 0:
+                if self._repaint is None:
+                    self._repaint = self.set_timer(wait, self._deferred_update)
+                return
+        self._painted = time.monotonic()
         for screen in reversed(self.screen_stack):
             if isinstance(screen, StateScreen):
                 screen.update_state()
                 return
+
+    def _deferred_update(self) -> None:
+        self._repaint = None
+        self._update_top()
 
     def screen_job(self) -> str | None:
         """The job the topmost state screen is about or has selected."""
@@ -234,6 +267,65 @@ class CockpitApp(App[int]):
     def open_job(self, job_id: str) -> None:
         """Drill into a job."""
         self.push_screen(JobScreen(job_id))
+
+    def open_launched(self, job_id: str) -> None:
+        """After a launch: leave the recipe screens and show the new job."""
+        while len(self.screen_stack) > 2 and isinstance(
+            self.screen, RecipeFormScreen | RecipesScreen
+        ):
+            self.pop_screen()
+        self.open_job(job_id)
+
+    def request_resume(self, job_id: str) -> None:
+        """Resume a stopped recipe job (a new executor; cached stages are skipped)."""
+        if self.readonly:
+            self.notify("readonly: resume is disabled", severity="warning")
+            return
+        job = self.state.jobs.get(job_id)
+        if job is not None and not job.view.terminal:
+            self.notify(f"job {job_id} is still {job.view.state}", severity="warning")
+            return
+        if not (self.store.jobs_dir / job_id / "plan.json").is_file():
+            self.notify(f"job {job_id} is not a recipe job: nothing to resume", severity="warning")
+            return
+        self.notify(f"resuming job {job_id}…", timeout=2)
+        self._resume_worker(job_id)
+
+    @work(thread=True, group="resume", exit_on_error=False)
+    def _resume_worker(self, job_id: str) -> None:
+        from blut.containment.errors import ContainmentError
+        from blut.jobs.errors import JobsError
+        from blut.jobs.plansubmit import resume
+
+        try:
+            resume(self.store, self.store.load(self.store.jobs_dir / job_id))
+        except (JobsError, ContainmentError, OSError) as exc:
+            self.call_from_thread(self.notify, f"resume failed: {exc}", severity="error")
+            return
+        self.call_from_thread(self.notify, f"job {job_id} resumed")
+
+    def request_rerun(self, job_id: str) -> None:
+        """Open the recipe form prefilled with a recipe job's args, to edit and launch."""
+        if self.readonly:
+            self.notify("readonly: re-run is disabled", severity="warning")
+            return
+        from blut.jobs.errors import UsageError
+        from blut.jobs.recipes import find
+
+        job = self.state.jobs.get(job_id)
+        name = (job.view.recipe if job is not None else None) or (
+            job.spec.name if job is not None else ""
+        )
+        args = load_args(self.store.jobs_dir / job_id)
+        if args is None:
+            self.notify(f"job {job_id} has no args.json (not a recipe job)", severity="warning")
+            return
+        try:
+            recipe = find(name)
+        except UsageError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.push_screen(RecipeFormScreen(recipe, args, note=f"re-run of job {job_id}"))
 
     def open_replay(self, job_id: str) -> None:
         """Scrub through a job's history."""
@@ -316,6 +408,14 @@ class CockpitApp(App[int]):
         if not isinstance(self.screen, SystemScreen):
             self.push_screen(SystemScreen())
 
+    def action_recipes(self) -> None:
+        if not isinstance(self.screen, RecipesScreen):
+            self.push_screen(RecipesScreen())
+
+    def action_cache(self) -> None:
+        if not isinstance(self.screen, CacheScreen):
+            self.push_screen(CacheScreen())
+
     def _top_state_screen(self) -> StateScreen | None:
         for screen in reversed(self.screen_stack):
             if isinstance(screen, StateScreen):
@@ -326,6 +426,8 @@ class CockpitApp(App[int]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Jobs", "The jobs table (home)", self.action_jobs)
         yield SystemCommand("System", "CPU, memory, disk, GPUs", self.action_system)
+        yield SystemCommand("Recipes", "The catalog; launch a recipe", self.action_recipes)
+        yield SystemCommand("Cache", "Stage cache entries; prune", self.action_cache)
         yield SystemCommand("Help", "Every key", self.action_help)
         top = self._top_state_screen()
         job_id = top.selected_job_id if top is not None else None
@@ -338,6 +440,17 @@ class CockpitApp(App[int]):
             yield SystemCommand(
                 f"Cancel job {job_id}", "Stop it (asks first)", lambda: self.request_cancel(job_id)
             )
+            if (self.store.jobs_dir / job_id / "plan.json").is_file():
+                yield SystemCommand(
+                    f"Resume job {job_id}",
+                    "Run its unfinished stages again (cached ones are skipped)",
+                    lambda: self.request_resume(job_id),
+                )
+                yield SystemCommand(
+                    f"Re-run job {job_id} with edited args",
+                    "The recipe form, prefilled",
+                    lambda: self.request_rerun(job_id),
+                )
         yield SystemCommand(f"Log of {job_id} in $PAGER", "The whole stage log", top.action_pager)
         yield SystemCommand(
             f"Replay job {job_id}",

@@ -18,6 +18,7 @@ any other shape take the full parser.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ READ_BYTES = 1 << 20
 """Bytes of one job's stream decoded per step (a huge backlog comes in pieces)."""
 METRIC_SAMPLE = 64
 """Most metric lines parsed out of one run of consecutive progress/metric lines."""
+RESOURCE_SAMPLE = 32
+"""Most resource samples (besides the peak) parsed out of one run, on the fast path."""
 LOG_TAIL_BYTES = 64 << 10
 """How much of a stage log is read when the cockpit starts watching it."""
 LOG_LINE_CHARS = 400
@@ -52,6 +55,8 @@ class Decoded:
     events: list[Event] = field(default_factory=list)
     garbage: int = 0
     lines: int = 0
+    raw: list[bytes] = field(default_factory=list)
+    """Sampled metric/resources lines for the plots only, left unparsed (lazy)."""
 
 
 def _parse(line: bytes, out: Decoded) -> None:
@@ -130,6 +135,140 @@ def decode_lines(lines: Iterable[bytes]) -> Decoded:
     return out
 
 
+_FAST_MARKERS = {
+    b"progress": b',"event":"progress"',
+    b"metric": b',"event":"metric"',
+    b"resources": b',"event":"resources"',
+}
+_IMPORTANT = re.compile(rb',"event":"(?!(?:progress|metric|resources)")')
+_MEMORY = re.compile(rb',"event":"resources","memory_bytes":(\d+)')
+
+
+def _line_at(buf: bytes, at: int, lo: int) -> tuple[int, int]:
+    """(start, end) of the line holding byte ``at`` (``end`` at its newline)."""
+    start = buf.rfind(b"\n", lo, at) + 1 or lo
+    end = buf.find(b"\n", at)
+    return start, (len(buf) if end < 0 else end)
+
+
+def _one_stage(buf: bytes, lo: int, hi: int, marker: bytes, count: int) -> bytes | None:
+    """The stage token (``"main"``/``null``) if every ``marker`` line of the run has it."""
+    last = buf.rfind(marker, lo, hi)
+    start, _ = _line_at(buf, last, lo)
+    s = buf.find(_STAGE_KEY, start, last)
+    if s < 0:
+        return None
+    stage = buf[s + len(_STAGE_KEY) : last]
+    return stage if buf.count(_STAGE_KEY + stage + marker, lo, hi) == count else None
+
+
+def _spread(buf: bytes, lo: int, hi: int, marker: bytes, count: int, keep: int) -> list[int]:
+    """Start offsets of up to ``keep`` evenly spread ``marker`` lines (the last included)."""
+    starts: list[int] = []
+    if count <= keep:
+        at = buf.find(marker, lo, hi)
+        while at >= 0:
+            starts.append(_line_at(buf, at, lo)[0])
+            at = buf.find(marker, at + 1, hi)
+        return starts
+    span = hi - lo
+    seen: set[int] = set()
+    for i in range(keep - 1):
+        at = buf.find(marker, lo + span * i // keep, hi)
+        if at >= 0:
+            start = _line_at(buf, at, lo)[0]
+            if start not in seen:
+                seen.add(start)
+                starts.append(start)
+    last = _line_at(buf, buf.rfind(marker, lo, hi), lo)[0]
+    if last not in seen:
+        starts.append(last)
+    return starts
+
+
+def _fast_run(buf: bytes, lo: int, hi: int, out: Decoded) -> bool:
+    """Decode a run of progress/metric/resources lines without visiting each line.
+
+    Only for runs in the writer's canonical shape where each kind comes from one
+    stage (the common case: one stage streaming); returns False (nothing done)
+    otherwise, and the caller takes the line-by-line path.
+    """
+    lines = buf.count(b"\n", lo, hi)
+    if lines == 0:
+        return False
+    counts = {kind: buf.count(marker, lo, hi) for kind, marker in _FAST_MARKERS.items()}
+    if sum(counts.values()) != lines:
+        return False
+    stages = {}
+    for kind, n in counts.items():
+        if n:
+            stage = _one_stage(buf, lo, hi, _FAST_MARKERS[kind], n)
+            if stage is None:
+                return False
+            stages[kind] = stage
+    lazy: list[int] = []
+    eager: list[int] = []
+    if counts[b"metric"]:
+        marker = _FAST_MARKERS[b"metric"]
+        lazy += _spread(buf, lo, hi, marker, counts[b"metric"], METRIC_SAMPLE)
+    if counts[b"resources"]:
+        marker = _FAST_MARKERS[b"resources"]
+        kept = _spread(buf, lo, hi, marker, counts[b"resources"], RESOURCE_SAMPLE)
+        peak = max(((int(m[1]), m.start()) for m in _MEMORY.finditer(buf, lo, hi)), default=None)
+        if peak is not None:
+            start = _line_at(buf, peak[1], lo)[0]
+            if start != kept[-1]:
+                eager.append(start)  # the peak first: the newest sample stays "memory now"
+        lazy += kept[:-1]
+        eager.append(kept[-1])
+    if counts[b"progress"]:
+        last = buf.rfind(_FAST_MARKERS[b"progress"], lo, hi)
+        eager.append(_line_at(buf, last, lo)[0])
+    for start in lazy:
+        end = buf.find(b"\n", start, hi)
+        out.raw.append(buf[start : hi if end < 0 else end])
+    for start in eager:
+        end = buf.find(b"\n", start, hi)
+        _parse(buf[start : hi if end < 0 else end], out)
+    out.lines += lines
+    return True
+
+
+def decode_buffer(buf: bytes) -> Decoded:
+    """:func:`decode_lines` over a buffer of whole lines, much faster on long runs.
+
+    Lines other than progress/metric/resources are found with one regex scan and
+    parsed in order; each run between them is decoded by :func:`_fast_run` when
+    it has the canonical shape, else line by line.
+    """
+    out = Decoded()
+    pos = 0
+    size = len(buf)
+
+    def run(lo: int, hi: int) -> None:
+        if hi <= lo:
+            return
+        if not _fast_run(buf, lo, hi, out):
+            part = decode_lines(buf[lo:hi].split(b"\n"))
+            out.events.extend(part.events)
+            out.raw.extend(part.raw)
+            out.garbage += part.garbage
+            out.lines += part.lines
+
+    for match in _IMPORTANT.finditer(buf):
+        start, end = _line_at(buf, match.start(), 0)
+        if start < pos:
+            continue  # a second match on a line already taken
+        run(pos, start)
+        line = buf[start:end]
+        if line.strip():
+            out.lines += 1
+            _parse(line, out)
+        pos = end + 1
+    run(pos, size)
+    return out
+
+
 @dataclass(frozen=True)
 class LogChunk:
     """New lines of a stage log; ``reset`` replaces what was shown (a fresh tail)."""
@@ -149,6 +288,8 @@ class JobDelta:
     lines: int = 0
     garbage: int = 0
     logs: dict[str, LogChunk] = field(default_factory=dict)
+    raw: list[bytes] = field(default_factory=list)
+    """Plot-only lines, parsed when a plot needs them (see :class:`Decoded`)."""
     backlog: bool = False
     """Events read from the history found at start (no toasts for old endings)."""
     caught_up: bool = True
@@ -185,10 +326,53 @@ class _LogTail:
         return LogChunk(lines, reset)
 
 
+class BufferTail:
+    """Like :class:`~blut.status.tailer.LineTailer`, but hands back one buffer of whole
+    lines (no per-line split: :func:`decode_buffer` scans it in bulk)."""
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path = path
+        self.offset = offset
+        self.restarts = 0
+        self.more = False
+        self._identity: tuple[int, int] | None = None
+
+    def read(self, max_bytes: int) -> bytes:
+        """Complete lines (ending in ``\\n``) from ``offset``, about ``max_bytes`` of them."""
+        self.more = False
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 - closed by the with below
+        except FileNotFoundError:
+            return b""
+        with f:
+            st = os.fstat(f.fileno())
+            identity = (st.st_dev, st.st_ino)
+            replaced = self._identity is not None and identity != self._identity
+            self._identity = identity
+            if replaced or st.st_size < self.offset:
+                self.offset = 0
+                self.restarts += 1
+            f.seek(self.offset)
+            buf = f.read(max_bytes)
+            while buf and b"\n" not in buf[-max_bytes:] and len(buf) >= max_bytes:
+                more = f.read(max_bytes)  # one line longer than max_bytes
+                if not more:
+                    break
+                buf += more
+            if len(buf) >= max_bytes and f.read(1):
+                self.more = True
+        end = buf.rfind(b"\n")
+        if end < 0:
+            self.more = False
+            return b""
+        self.offset += end + 1
+        return buf[: end + 1]
+
+
 class _JobTail:
     def __init__(self, job: Job, backlog: bool) -> None:
         self.job = job
-        self.tailer = LineTailer(job.status_path)
+        self.tailer = BufferTail(job.status_path)
         self.stat: tuple[int, int, int] | None = None
         self.sent_spec = False
         self.backlog = backlog
@@ -265,8 +449,7 @@ class JobFeed:
         logs = self._read_logs()
         for job_id in sorted(self._pending, reverse=True):
             tail = self._tails[job_id]
-            lines = tail.tailer.read_lines(READ_BYTES)
-            decoded = decode_lines(lines)
+            decoded = decode_buffer(tail.tailer.read(READ_BYTES))
             if not tail.tailer.more:
                 self._pending.discard(job_id)
             if any(e.event in TERMINAL_JOB_EVENTS for e in decoded.events):
@@ -281,6 +464,7 @@ class JobFeed:
                         lines=decoded.lines,
                         garbage=decoded.garbage,
                         logs=chunks,
+                        raw=decoded.raw,
                         backlog=tail.backlog,
                         caught_up=not tail.tailer.more,
                     )

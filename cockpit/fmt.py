@@ -10,7 +10,7 @@ from blut.cockpit.render import STATE_STYLES
 from blut.jobs.quantities import format_duration
 from blut.jobs.store import JobSpec
 
-STATE_STYLES_ALL = {**STATE_STYLES, "loading": "dim", "cached": "green"}
+STATE_STYLES_ALL = {**STATE_STYLES, "loading": "dim", "cached": "green", "skipped": "dim"}
 BAR_CELLS = 10
 
 

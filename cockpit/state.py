@@ -83,8 +83,11 @@ class JobState:
 
     spec: JobSpec
     view: JobView
-    metrics: dict[str, Series] = field(default_factory=dict)
-    memory: dict[str, Series] = field(default_factory=dict)
+    metric_series: dict[str, Series] = field(default_factory=dict)
+    memory_series: dict[str, Series] = field(default_factory=dict)
+    pending: list[bytes] = field(default_factory=list)
+    """Sampled metric/resources lines not parsed yet: only plots need them, so they are
+    parsed when a plot asks (:attr:`metrics`, :attr:`memory`), not while loading."""
     logs: dict[str, LogTail] = field(default_factory=dict)
     lines: int = 0
     garbage: int = 0
@@ -92,11 +95,68 @@ class JobState:
     """False while its history is still being read."""
     updated: float | None = None
     """Clock time of the last delta with events."""
+    version: int = 0
+    """Bumped by every delta (the Jobs table reuses a row while it is unchanged)."""
+    row_cache: tuple[tuple[int, int], Row] | None = None
 
     @property
     def id(self) -> str:
         """The job id."""
         return self.spec.id
+
+    @property
+    def metrics(self) -> dict[str, Series]:
+        """Metric name → its bounded series (parses what is pending first)."""
+        self._drain()
+        return self.metric_series
+
+    @property
+    def memory(self) -> dict[str, Series]:
+        """Stage → its memory series (parses what is pending first)."""
+        self._drain()
+        return self.memory_series
+
+    def _drain(self) -> None:
+        if not self.pending:
+            return
+        from blut.status.errors import SchemaError
+        from blut.status.events import parse_line
+
+        lines, self.pending = self.pending, []
+        lasts = {
+            id(s): s.last for s in (*self.metric_series.values(), *self.memory_series.values())
+        }
+        touched: dict[int, Series] = {}
+        for line in lines:
+            try:
+                event = parse_line(line)
+            except SchemaError:
+                continue
+            touched.update((id(s), s) for s in self._plot(event))
+        for key, series in touched.items():
+            series.points.sort()  # eager samples (peaks, newest) came before these
+            newest = [p for p in (lasts.get(key), series.last) if p is not None]
+            series.last = max(newest) if newest else None
+
+    def _plot(self, event: Event) -> list[Series]:
+        touched = []
+        if isinstance(event, Metric):
+            x = float(event.step if event.step is not None else self.view.events)
+            for name, value in event.values.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    series = self.metric_series.get(name)
+                    if series is None:
+                        series = self.metric_series[name] = Series()
+                    series.add(x, float(value))
+                    touched.append(series)
+        elif isinstance(event, Resources) and event.memory_bytes is not None:
+            name = event.stage or ""
+            series = self.memory_series.get(name)
+            if series is None:
+                series = self.memory_series[name] = Series()
+            series.add(event.ts, float(event.memory_bytes))
+            touched.append(series)
+        return touched
 
     @property
     def memory_max(self) -> int | None:
@@ -112,20 +172,8 @@ class JobState:
     def apply(self, event: Event) -> None:
         """Fold one event in (and feed the plots)."""
         self.view.apply(event)
-        if isinstance(event, Metric):
-            x = float(event.step if event.step is not None else self.view.events)
-            for name, value in event.values.items():
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    series = self.metrics.get(name)
-                    if series is None:
-                        series = self.metrics[name] = Series()
-                    series.add(x, float(value))
-        elif isinstance(event, Resources) and event.memory_bytes is not None:
-            name = event.stage or ""
-            series = self.memory.get(name)
-            if series is None:
-                series = self.memory[name] = Series()
-            series.add(event.ts, float(event.memory_bytes))
+        if isinstance(event, Metric | Resources):
+            self._plot(event)
 
     def log(self, stage: str) -> LogTail:
         """The log tail of ``stage`` (empty until read)."""
@@ -172,6 +220,8 @@ class Row:
     peak: int | None
     reason: str | None
     loaded: bool
+    sweep: str | None = None
+    recipe: str | None = None
 
 
 def _sort_value(row: Row, key: SortKey) -> tuple[float | str, ...]:
@@ -230,8 +280,11 @@ class CockpitState:
                     continue
                 job = self.jobs[delta.job_id] = JobState(delta.spec, JobView(delta.job_id))
             was_terminal = job.view.terminal
+            job.version += 1
             for event in delta.events:
                 job.apply(event)
+            if delta.raw:
+                job.pending.extend(delta.raw)
             job.lines += delta.lines
             job.garbage += delta.garbage
             if delta.lines:
@@ -247,7 +300,16 @@ class CockpitState:
         return ended
 
     def row(self, job: JobState, now: float) -> Row:
-        """The table row of one job."""
+        """The table row of one job (the same object while nothing it shows changed)."""
+        key = (job.version, 0 if job.view.terminal else int(now))
+        cached = job.row_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        row = self._row(job, now)
+        job.row_cache = (key, row)
+        return row
+
+    def _row(self, job: JobState, now: float) -> Row:
         view = job.view
         return Row(
             id=job.id,
@@ -261,6 +323,8 @@ class CockpitState:
             peak=view.peak_memory,
             reason=view.reason,
             loaded=job.loaded,
+            sweep=view.sweep,
+            recipe=view.recipe,
         )
 
     def rows(
@@ -274,7 +338,82 @@ class CockpitState:
         """The Jobs table: rows matching ``pattern`` (over id, name, state, stage), sorted."""
         rows = [self.row(job, now) for job in self.jobs.values()]
         if pattern is not None:
-            rows = [r for r in rows if pattern.search(f"{r.id} {r.name} {r.state} {r.stage}")]
+            rows = [
+                r
+                for r in rows
+                if pattern.search(f"{r.id} {r.name} {r.state} {r.stage} {r.sweep or ''}")
+            ]
         key: Callable[[Row], tuple[float | str, ...]] = lambda r: _sort_value(r, sort)  # noqa: E731
         rows.sort(key=key, reverse=reverse)
         return rows
+
+
+@dataclass(frozen=True)
+class SweepGroup:
+    """The jobs of one sweep, summarised for the group row of the Jobs table."""
+
+    sweep: str
+    members: list[Row]
+
+    @property
+    def key(self) -> str:
+        """The table row key of the group."""
+        return GROUP_PREFIX + self.sweep
+
+    @property
+    def state(self) -> str:
+        """running while any member runs, else queued, failed, cancelled, succeeded."""
+        states = {r.state for r in self.members}
+        for state in ("loading", "running", "queued", "failed", "cancelled"):
+            if state in states:
+                return state
+        return "succeeded"
+
+    def counts(self) -> str:
+        """``2 succeeded, 1 running``."""
+        tally: dict[str, int] = {}
+        for row in self.members:
+            tally[row.state] = tally.get(row.state, 0) + 1
+        order = sorted(tally, key=lambda s: _STATE_ORDER.get(s, 9))
+        return ", ".join(f"{tally[s]} {s}" for s in order)
+
+    @property
+    def progress(self) -> float | None:
+        """Mean progress (finished members count as done)."""
+        fractions = [
+            1.0 if r.state == "succeeded" else (r.progress or 0.0)
+            for r in self.members
+            if r.progress is not None or r.state == "succeeded"
+        ]
+        return sum(fractions) / len(self.members) if fractions else None
+
+    @property
+    def elapsed(self) -> float | None:
+        """The longest member's elapsed time."""
+        values = [r.elapsed for r in self.members if r.elapsed is not None]
+        return max(values) if values else None
+
+    @property
+    def peak(self) -> int | None:
+        """The highest member peak."""
+        values = [r.peak for r in self.members if r.peak is not None]
+        return max(values) if values else None
+
+
+GROUP_PREFIX = "sweep:"
+
+
+def group_rows(rows: list[Row]) -> list[Row | SweepGroup]:
+    """``rows`` with the members of each sweep gathered under one group, placed where its
+    first member (in the current sort) was."""
+    members: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.sweep is not None:
+            members.setdefault(row.sweep, []).append(row)
+    out: list[Row | SweepGroup] = []
+    for row in rows:
+        if row.sweep is None:
+            out.append(row)
+        elif members[row.sweep] and members[row.sweep][0] is row:
+            out.append(SweepGroup(row.sweep, members[row.sweep]))
+    return out

@@ -9,7 +9,7 @@ from textual.screen import Screen
 if TYPE_CHECKING:
     from blut.cockpit.app import CockpitApp
 
-MUTATING_ACTIONS = frozenset({"cancel"})
+MUTATING_ACTIONS = frozenset({"cancel", "resume", "rerun", "prune", "launch"})
 """Actions hidden (and refused) in readonly mode."""
 
 
@@ -39,6 +39,16 @@ class StateScreen(Screen[None]):
         job_id = self.selected_job_id
         if job_id is not None:
             self.cockpit.request_cancel(job_id)
+
+    def action_resume(self) -> None:
+        job_id = self.selected_job_id
+        if job_id is not None:
+            self.cockpit.request_resume(job_id)
+
+    def action_rerun(self) -> None:
+        job_id = self.selected_job_id
+        if job_id is not None:
+            self.cockpit.request_rerun(job_id)
 
     def action_pager(self) -> None:
         job_id = self.selected_job_id

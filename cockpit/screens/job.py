@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -30,6 +33,48 @@ STAGE_COLUMNS = (
     ("peak", "PEAK"),
     ("note", "NOTE"),
 )
+RECIPE_STAGE_COLUMNS = (("stage", "STAGE"), ("after", "AFTER"), *STAGE_COLUMNS[1:])
+
+
+@dataclass(frozen=True)
+class PlanInfo:
+    """The static facts of a recipe job's plan: stage order and dependencies."""
+
+    order: tuple[str, ...]
+    deps: dict[str, tuple[str, ...]]
+    memory_max: dict[str, int | None]
+
+
+def load_plan_info(job_dir: Path) -> PlanInfo | None:
+    """The plan of a recipe job (worker thread); None for a plain job or a bad plan.json."""
+    from blut.jobs.errors import JobsError
+    from blut.jobs.plan import Plan
+
+    path = job_dir / "plan.json"
+    try:
+        plan = Plan.load(path)
+    except (JobsError, OSError, ValueError, KeyError, TypeError):
+        return None
+    order = tuple(plan.order())
+    return PlanInfo(
+        order,
+        {n: tuple(plan.deps[n]) for n in order},
+        {n: plan.stages[n].memory_max for n in order},
+    )
+
+
+def is_skipped(stage: StageView) -> bool:
+    """A stage the executor never ran because an upstream stage failed."""
+    return stage.state == "failed" and (
+        stage.reason == "skipped" or stage.detail.startswith("skipped")
+    )
+
+
+def failed_stage(job: JobState) -> StageView | None:
+    """The stage whose failure failed the job (not one skipped because of it)."""
+    failed = [s for s in job.view.stages.values() if s.state == "failed"]
+    real = [s for s in failed if not is_skipped(s)]
+    return (real or failed)[0] if failed else None
 
 
 def metric_curves(job: JobState, limit: int = len(CURVE_STYLES)) -> list[Curve]:
@@ -41,8 +86,10 @@ def metric_curves(job: JobState, limit: int = len(CURVE_STYLES)) -> list[Curve]:
     ]
 
 
-def stage_cells(stage: StageView, now: float) -> tuple[str | Text, ...]:
-    """One row of the stages table."""
+def stage_cells(
+    stage: StageView, now: float, after: tuple[str, ...] | None = None
+) -> tuple[str | Text, ...]:
+    """One row of the stages table (``after``: a recipe job's AFTER column)."""
     end = stage.finished if stage.finished is not None else now
     took = None if stage.started is None else end - stage.started
     frac = None
@@ -53,20 +100,29 @@ def stage_cells(stage: StageView, now: float) -> tuple[str | Text, ...]:
     note: str = stage.reason or ("" if stage.contained else "UNCONTAINED")
     if stage.exit_code not in (None, 0):
         note += f" (exit {stage.exit_code})"
-    return (
-        stage.name,
-        fmt.state_text(stage.state),
+    style = "red" if stage.reason else "yellow"
+    if stage.state == "cached":
+        note, style = f"cache hit {(stage.artifact or '')[:10]}".rstrip(), "green"
+    elif is_skipped(stage):
+        note, style = stage.detail.removeprefix("skipped: ") or "skipped", "dim"
+    cells: tuple[str | Text, ...] = (
+        fmt.state_text("skipped" if is_skipped(stage) else stage.state),
         fmt.bar(frac),
         fmt.duration(took),
         fmt.short_size(stage.peak_memory),
-        Text(note, style="red" if stage.reason else "yellow"),
+        Text(note, style=style),
     )
+    if after is None:
+        return (stage.name, *cells)
+    return (stage.name, ",".join(after) or "-", *cells)
 
 
-def explanation(job: JobState) -> Group:
-    """Why a failed job failed: reason, peak vs ceiling, exit code, last log lines, what next."""
+def explanation(job: JobState, recipe: bool = False) -> Group:
+    """Why a failed job failed: reason, peak vs ceiling, exit code, last log lines, what next.
+
+    ``recipe``: a recipe job (names the failing stage, offers resume and re-run)."""
     view = job.view
-    stage = next((s for s in view.stages.values() if s.state == "failed"), None)
+    stage = failed_stage(job)
     reason = (stage.reason if stage else None) or view.reason or "error"
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -97,13 +153,47 @@ def explanation(job: JobState) -> Group:
     else:
         hint = "read the log below"
     table.add_row("next", hint)
-    table.add_row("re-run", Text(fmt.rerun_command(job.spec), style="cyan"))
+    if recipe:
+        skipped = [s.name for s in view.stages.values() if is_skipped(s)]
+        if skipped:
+            table.add_row("skipped", ", ".join(skipped))
+        table.add_row("resume", Text(f"blut plan resume {job.id}   (or u)", style="cyan"))
+        table.add_row("re-run", Text("e: the recipe form with this job's args", style="cyan"))
+    else:
+        table.add_row("re-run", Text(fmt.rerun_command(job.spec), style="cyan"))
     stage_name = stage.name if stage else (view.current_stage or "main")
     table.add_row("full log", Text(f"blut log {job.id} {stage_name}   (or p)", style="cyan"))
     lines = list(job.log(stage_name).lines)[-EXPLAIN_LOG_LINES:]
     log = Text("\n".join(lines) if lines else "(no log lines)", style="dim" if not lines else "")
     title = Text(f"last {len(lines)} log lines of {stage_name}:", style="bold")
     return Group(table, Text(""), title, log)
+
+
+def stage_summary(job: JobState, plan: PlanInfo | None) -> Text:
+    """``  stages 2/4: 1 cached, 1 done, 1 running`` for a recipe job's title."""
+    stages = job.view.stages
+    total = len(plan.order) if plan is not None else len(stages)
+    counts: dict[str, int] = {}
+    for stage in stages.values():
+        state = "skipped" if is_skipped(stage) else stage.state
+        counts[state] = counts.get(state, 0) + 1
+    finished = counts.get("cached", 0) + counts.get("succeeded", 0)
+    text = Text(f"  stages {finished}/{total}")
+    parts = [
+        (f"{counts[k]} {label}", style)
+        for k, label, style in (
+            ("cached", "cached", "green"),
+            ("succeeded", "done", "green"),
+            ("running", "running", "yellow"),
+            ("failed", "failed", "red"),
+            ("skipped", "skipped", "dim"),
+        )
+        if counts.get(k)
+    ]
+    for i, (part, style) in enumerate(parts):
+        text.append(": " if i == 0 else ", ")
+        text.append(part, style=style)
+    return text
 
 
 class JobScreen(StateScreen):
@@ -127,11 +217,16 @@ class JobScreen(StateScreen):
         Binding("p", "pager", "Pager"),
         Binding("l", "focus_log", "Log"),
         Binding("R", "replay", "Replay"),
+        Binding("u", "resume", "Resume"),
+        Binding("e", "rerun", "Edit+rerun"),
     ]
 
     def __init__(self, job_id: str) -> None:
         super().__init__()
         self.job_id = job_id
+        self.recipe = False
+        """A recipe job (it has a plan.json): plan order, AFTER column, resume/re-run."""
+        self.plan: PlanInfo | None = None
         self._stage_keys: list[str] = []
         self._log_stage: str | None = None
         self._log_total = 0
@@ -141,8 +236,9 @@ class JobScreen(StateScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="title")
+        self.recipe = (self.cockpit.store.jobs_dir / self.job_id / "plan.json").is_file()
         table: DataTable[str | Text] = DataTable(id="stages", cursor_type="row")
-        for key, label in STAGE_COLUMNS:
+        for key, label in self.columns:
             table.add_column(label, key=key)
         yield table
         with Horizontal(id="plots"):
@@ -155,8 +251,32 @@ class JobScreen(StateScreen):
         yield Footer()
 
     @property
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """The stage table's columns (recipe jobs add AFTER)."""
+        return RECIPE_STAGE_COLUMNS if self.recipe else STAGE_COLUMNS
+
+    @property
     def selected_job_id(self) -> str | None:
         return self.job_id
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("resume", "rerun") and not self.recipe:
+            return False
+        if action == "resume":
+            job = self.cockpit.state.jobs.get(self.job_id)
+            if job is not None and not job.view.terminal:
+                return None  # shown greyed out while it runs
+        return super().check_action(action, parameters)
+
+    @work(thread=True, group="plan", exit_on_error=False)
+    def _load_plan(self) -> None:
+        info = load_plan_info(self.cockpit.store.jobs_dir / self.job_id)
+        self.app.call_from_thread(self._plan_loaded, info)
+
+    def _plan_loaded(self, info: PlanInfo | None) -> None:
+        self.plan = info
+        self._stage_keys = []  # rebuild in plan order
+        self.update_state()
 
     def selected_stage(self) -> str | None:
         table = self.query_one("#stages", DataTable)
@@ -168,6 +288,8 @@ class JobScreen(StateScreen):
         self.title = "blut"
         self.sub_title = f"job {self.job_id}"
         self.cockpit.focus_job(self.job_id)
+        if self.recipe:
+            self._load_plan()
         self.update_state()
         self.set_interval(1.0, self.update_state)
 
@@ -199,6 +321,8 @@ class JobScreen(StateScreen):
             head.append("  cancelling…", style="yellow")
         if job.garbage:
             head.append(f"  {job.garbage} bad lines", style="yellow")
+        if self.recipe:
+            head.append_text(stage_summary(job, self.plan))
         title.update(head)
         self._update_stages(job, now)
         stage = self.selected_stage() or view.current_stage
@@ -211,27 +335,34 @@ class JobScreen(StateScreen):
         failed = view.state == "failed"
         self.set_class(failed, "failed")
         if failed:
-            self.query_one("#explain-body", Static).update(explanation(job))
+            self.query_one("#explain-body", Static).update(explanation(job, self.recipe))
         else:
             self._update_log(job, stage)
+
+    def _stage_row(self, job: JobState, name: str, now: float) -> tuple[str | Text, ...]:
+        stage = job.view.stages.get(name) or StageView(name)
+        if not self.recipe:
+            return stage_cells(stage, now)
+        after = self.plan.deps.get(name, ()) if self.plan is not None else ()
+        return stage_cells(stage, now, after)
 
     def _update_stages(self, job: JobState, now: float) -> None:
         table = self.query_one("#stages", DataTable)
         keys = list(job.view.stages)
+        if self.plan is not None:
+            keys = [*self.plan.order, *(k for k in keys if k not in self.plan.order)]
         if keys != self._stage_keys:
             selected = self.selected_stage()
             table.clear()
             for key in keys:
-                table.add_row(*stage_cells(job.view.stages[key], now), key=key)
+                table.add_row(*self._stage_row(job, key, now), key=key)
             self._stage_keys = keys
             target = selected if selected in keys else job.view.current_stage
             if target in keys:
                 table.move_cursor(row=keys.index(target), animate=False)
             return
         for key in keys:
-            for (col, _), value in zip(
-                STAGE_COLUMNS, stage_cells(job.view.stages[key], now), strict=True
-            ):
+            for (col, _), value in zip(self.columns, self._stage_row(job, key, now), strict=True):
                 table.update_cell(key, col, value)
 
     def _update_log(self, job: JobState, stage: str | None) -> None:

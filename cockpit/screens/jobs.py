@@ -11,7 +11,15 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from blut.cockpit import fmt
 from blut.cockpit.screens.base import StateScreen
-from blut.cockpit.state import SORT_KEYS, Row, SortKey, compile_filter
+from blut.cockpit.state import (
+    GROUP_PREFIX,
+    SORT_KEYS,
+    Row,
+    SortKey,
+    SweepGroup,
+    compile_filter,
+    group_rows,
+)
 
 COLUMNS = (
     ("id", "ID"),
@@ -27,17 +35,34 @@ STALE_AFTER = 5.0
 """Seconds without any new data after which the status line says how old it is."""
 
 
-def cells(row: Row) -> tuple[str | Text, ...]:
-    """The table cells of one row."""
+def cells(row: Row, member: bool = False) -> tuple[str | Text, ...]:
+    """The table cells of one row (``member``: shown under its sweep's group row)."""
     return (
         row.id,
-        row.name[:16],
+        ("└ " + row.name[:14]) if member else row.name[:16],
         fmt.state_text(row.state),
         row.stage,
         fmt.bar(row.progress, cells=6),
         fmt.duration(row.elapsed),
         fmt.memory_cell(row.memory_now, row.memory_max),
         fmt.short_size(row.peak),
+    )
+
+
+def group_cells(group: SweepGroup, expanded: bool) -> tuple[str | Text, ...]:
+    """The group row of a sweep: its id, size, overall state and summary figures."""
+    head = Text("▾ " if expanded else "▸ ", style="bold")
+    head.append(group.sweep.removeprefix("sweep-"), style="bold")
+    name = group.members[0].recipe or group.members[0].name
+    return (
+        head,
+        f"{name[:10]} ×{len(group.members)}",
+        fmt.state_text(group.state),
+        Text(group.counts()[:24], style="dim"),
+        fmt.bar(group.progress, cells=6),
+        fmt.duration(group.elapsed),
+        Text("-", style="dim"),
+        fmt.short_size(group.peak),
     )
 
 
@@ -58,6 +83,7 @@ class JobsScreen(StateScreen):
         Binding("c", "cancel", "Cancel"),
         Binding("p", "pager", "Pager"),
         Binding("R", "replay", "Replay"),
+        Binding("space", "toggle_group", "Expand", show=False),
         Binding("escape", "back", "Back", show=False),
     ]
 
@@ -69,6 +95,9 @@ class JobsScreen(StateScreen):
         self._keys: list[str] = []
         self._cells: dict[str, tuple[str | Text, ...]] = {}
         self.filter_error: str | None = None
+        self._row_cells: dict[str, tuple[Row, tuple[str | Text, ...]]] = {}
+        self.expanded: set[str] = set()
+        """Sweeps whose member rows are shown (groups start collapsed)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -97,7 +126,35 @@ class JobsScreen(StateScreen):
         table = self.table
         if not self._keys or table.cursor_row < 0 or table.cursor_row >= len(self._keys):
             return None
-        return self._keys[table.cursor_row]
+        key = self._keys[table.cursor_row]
+        return None if key.startswith(GROUP_PREFIX) else key
+
+    @property
+    def selected_group(self) -> str | None:
+        """The sweep of the group row under the cursor, if it is one."""
+        table = self.table
+        if 0 <= table.cursor_row < len(self._keys):
+            key = self._keys[table.cursor_row]
+            if key.startswith(GROUP_PREFIX):
+                return key.removeprefix(GROUP_PREFIX)
+        return None
+
+    def table_rows(self, rows: list[Row]) -> list[tuple[str, tuple[str | Text, ...]]]:
+        """Table rows: plain jobs, sweep group rows and the members of expanded groups."""
+        out: list[tuple[str, tuple[str | Text, ...]]] = []
+        cache = self._row_cells
+        for item in group_rows(rows):
+            if isinstance(item, Row):
+                hit = cache.get(item.id)
+                if hit is None or hit[0] is not item:
+                    hit = cache[item.id] = (item, cells(item))
+                out.append((item.id, hit[1]))
+                continue
+            expanded = item.sweep in self.expanded
+            out.append((item.key, group_cells(item, expanded)))
+            if expanded:
+                out.extend((r.id, cells(r, member=True)) for r in item.members)
+        return out
 
     def visible_rows(self) -> list[Row]:
         """The rows the table shows now."""
@@ -110,8 +167,9 @@ class JobsScreen(StateScreen):
             return
         rows = self.visible_rows()
         table = self.table
-        keys = [r.id for r in rows]
-        new = {r.id: cells(r) for r in rows}
+        shown = self.table_rows(rows)
+        keys = [key for key, _ in shown]
+        new = dict(shown)
         if keys[: len(self._keys)] == self._keys:
             for key in self._keys:
                 old, now = self._cells[key], new[key]
@@ -122,7 +180,9 @@ class JobsScreen(StateScreen):
             for key in keys[len(self._keys) :]:
                 table.add_row(*new[key], key=key)
         else:
-            selected = self.selected_job_id
+            selected = (
+                self._keys[table.cursor_row] if 0 <= table.cursor_row < len(self._keys) else None
+            )
             table.clear()
             for key in keys:
                 table.add_row(*new[key], key=key)
@@ -158,13 +218,31 @@ class JobsScreen(StateScreen):
         return text
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value is not None:
-            self.cockpit.open_job(event.row_key.value)
+        key = event.row_key.value
+        if key is None:
+            return
+        if key.startswith(GROUP_PREFIX):
+            self.action_toggle_group()
+        else:
+            self.cockpit.open_job(key)
 
     def action_open(self) -> None:
         job_id = self.selected_job_id
         if job_id is not None:
             self.cockpit.open_job(job_id)
+        elif self.selected_group is not None:
+            self.action_toggle_group()
+
+    def action_toggle_group(self) -> None:
+        """Expand or collapse the sweep group under the cursor."""
+        sweep = self.selected_group
+        if sweep is None:
+            return
+        if sweep in self.expanded:
+            self.expanded.discard(sweep)
+        else:
+            self.expanded.add(sweep)
+        self.update_state()
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
