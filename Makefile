@@ -27,8 +27,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,train]'
 	touch $(STAMP)
 
+# The quant-train recipe on the packaged market data, opened in the cockpit
+# (or followed in the log when there is no terminal).
 demo: setup
-	$(WITH_MANAGER) $(BLUT) run --name demo --memory-max 512M -- $(PY) -m blut.payload demo
+	$(WITH_MANAGER) job=$$($(BLUT) recipe run quant-train --detach) && \
+	if [ -t 0 ] && [ -t 1 ]; then $(BLUT) --open $$job; else $(BLUT) log -f $$job; fi
 
 test: setup
 	$(PY) -m pytest -q

@@ -64,6 +64,9 @@ def root(
         str | None,
         typer.Option("--replay", metavar="JOB", help="Open the cockpit replaying a job's history."),
     ] = None,
+    open_job: Annotated[
+        str | None, typer.Option("--open", metavar="JOB", help="Open the cockpit on a job.")
+    ] = None,
 ) -> None:
     """blut: run training jobs contained, cached and watched. Bare `blut` opens the cockpit."""
     if ctx.invoked_subcommand is not None:
@@ -73,19 +76,21 @@ def root(
 
         print_once(out)
         return
-    raise typer.Exit(_cockpit(readonly=readonly, replay=replay))
+    raise typer.Exit(_cockpit(readonly=readonly, replay=replay, open_job=open_job))
 
 
-def _cockpit(*, readonly: bool, replay: str | None) -> int:
+def _cockpit(*, readonly: bool, replay: str | None = None, open_job: str | None = None) -> int:
     """Open the Textual cockpit (needs a terminal)."""
-    job_id = _store().get(replay).id if replay is not None else None
+    jobs = _store()
+    replay_id = jobs.get(replay).id if replay is not None else None
+    open_id = jobs.get(open_job).id if open_job is not None else None
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError(
             "the cockpit needs a terminal: use `blut --once` or `blut jobs` in scripts"
         )
     from blut.cockpit.app import run_cockpit
 
-    return run_cockpit(readonly=readonly, replay=job_id)
+    return run_cockpit(readonly=readonly, replay=replay_id, open_job=open_id)
 
 
 @app.command()
@@ -95,7 +100,7 @@ def tui(
     ] = False,
 ) -> None:
     """Open the cockpit (the same as bare `blut`)."""
-    raise typer.Exit(_cockpit(readonly=readonly, replay=None))
+    raise typer.Exit(_cockpit(readonly=readonly))
 
 
 @app.command(

@@ -94,11 +94,13 @@ class CockpitApp(App[int]):
         clock: Callable[[], float] = time.time,
         system: bool = True,
         replay: str | None = None,
+        open_job: str | None = None,
     ) -> None:
         """``home``: BLUT_HOME (default from the environment). ``reconcile``: record
         the outcome of jobs whose driver vanished (never when ``readonly``).
         ``clock``: wall time (tests pin it). ``system``: sample CPU/GPUs.
-        ``replay``: open this job's replay instead of the Jobs screen."""
+        ``replay``: open this job's replay instead of the Jobs screen.
+        ``open_job``: open this job's Job screen on top of the Jobs screen."""
         super().__init__()
         self.home = home if home is not None else blut_home()
         self.store = JobStore(self.home)
@@ -110,6 +112,7 @@ class CockpitApp(App[int]):
         self.sample_system = system
         self.system_history: deque[SystemSample] = deque(maxlen=SYSTEM_HISTORY)
         self.replay_job = replay
+        self.first_job = open_job
         self.after_update: Callable[[CockpitApp, Sequence[JobDelta]], None] | None = None
         """Test/bench hook, called once an update has been painted."""
         self._stop = threading.Event()
@@ -122,6 +125,8 @@ class CockpitApp(App[int]):
         self.push_screen(JobsScreen())
         if self.replay_job is not None:
             self.open_replay(self.replay_job)
+        elif self.first_job is not None:
+            self.open_job(self.first_job)
         self._feed_worker()
         if self.sample_system:
             self._system_worker()
@@ -459,9 +464,11 @@ class CockpitApp(App[int]):
         )
 
 
-def run_cockpit(*, readonly: bool = False, replay: str | None = None) -> int:
+def run_cockpit(
+    *, readonly: bool = False, replay: str | None = None, open_job: str | None = None
+) -> int:
     """Run the cockpit in this terminal until the user quits; returns the exit code."""
-    app = CockpitApp(readonly=readonly, replay=replay)
+    app = CockpitApp(readonly=readonly, replay=replay, open_job=open_job)
     result = app.run()
     return result if isinstance(result, int) else 0
 

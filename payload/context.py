@@ -137,8 +137,9 @@ class StageContext:
         self.emit(Metric, values=dict(values), step=step, epoch=epoch)
 
     def log(self, msg: str, level: LogLevel = "info") -> None:
-        """Report a message for humans."""
+        """Report a message for humans: a ``log`` event, and a line in the stage's log."""
         self.emit(Log, level=level, msg=msg)
+        print(msg if level == "info" else f"{level}: {msg}", flush=True)
 
     def close(self) -> None:
         """Close the event writer, if one was opened."""

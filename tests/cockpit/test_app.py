@@ -124,6 +124,15 @@ async def test_oom_job_shows_the_explanation_panel(three_jobs: Path) -> None:
         assert not screen.query_one("#log", Log).display
 
 
+async def test_open_job_starts_on_its_job_screen(three_jobs: Path) -> None:
+    app = make_app(three_jobs, open_job=OOM)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
+        assert isinstance(app.screen, JobScreen) and app.screen.job_id == OOM
+        await pilot.press("escape")
+        assert isinstance(app.screen, JobsScreen)
+
+
 async def test_live_update_when_events_are_appended(three_jobs: Path) -> None:
     app = make_app(three_jobs)
     async with app.run_test(size=SIZE) as pilot:

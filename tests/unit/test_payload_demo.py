@@ -52,7 +52,8 @@ def test_demo_succeeds_quietly(demo_job: tuple[Path, subprocess.CompletedProcess
     _, proc = demo_job
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
-    lines = proc.stdout.splitlines()
+    first, *lines = proc.stdout.splitlines()
+    assert first.startswith("demo: ") and "train /" in first  # ctx.log lines reach the log too
     assert [line.split()[:2] for line in lines] == [["epoch", f"{e}/3"] for e in (1, 2, 3)]
     assert "train_loss" in lines[0] and "val_acc" in lines[0]
 
