@@ -132,8 +132,7 @@ def test_sweep_shares_upstream_stages(blut_home: Path) -> None:
     for job in jobs:
         total.update(started(job))
     assert total == Counter(make=1, square=1, cube=1, total=4)
-    submitted = [next(iter(read_events(j.status_path))) for j in jobs]
-    assert {e.extra.get("sweep") for e in submitted} == {sweep}
+    assert {v.sweep for v in views} == {sweep}
 
 
 def _submit_five(home: str, env: dict[str, str], out: str) -> None:
