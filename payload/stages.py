@@ -76,6 +76,76 @@ def smoke_total(ctx: StageContext, argv: list[str]) -> int:
     return total(ctx, argv)
 
 
+def tiny_model(ctx: StageContext, argv: list[str]) -> int:
+    """LLM: build a tiny random-init Llama-style LM + a locally trained BPE tokenizer."""
+    from blut.payload.llm.model import run
+
+    return run(ctx, argv)
+
+
+def tokenize(ctx: StageContext, argv: list[str]) -> int:
+    """LLM: chat or plain-text examples → Parquet of token ids + completion mask."""
+    from blut.payload.llm.data import tokenize as run
+
+    return run(ctx, argv)
+
+
+def prefs(ctx: StageContext, argv: list[str]) -> int:
+    """LLM: validated preference pairs (prompt, chosen, rejected) → Parquet."""
+    from blut.payload.llm.data import prefs as run
+
+    return run(ctx, argv)
+
+
+def prompts(ctx: StageContext, argv: list[str]) -> int:
+    """LLM: validated prompts (+ reference answers) → Parquet."""
+    from blut.payload.llm.data import prompts as run
+
+    return run(ctx, argv)
+
+
+def sft(ctx: StageContext, argv: list[str]) -> int:
+    """LLM: supervised fine-tuning (TRL SFTTrainer) with resumable checkpoints."""
+    from blut.payload.llm.methods import sft as run
+
+    return run(ctx, argv)
+
+
+def reward(ctx: StageContext, argv: list[str]) -> int:
+    """LLM: Bradley-Terry reward model on preference pairs (TRL RewardTrainer)."""
+    from blut.payload.llm.methods import reward as run
+
+    return run(ctx, argv)
+
+
+def dpo(ctx: StageContext, argv: list[str]) -> int:
+    """LLM: preference optimisation, DPO / IPO / KTO (TRL)."""
+    from blut.payload.llm.methods import dpo as run
+
+    return run(ctx, argv)
+
+
+def grpo(ctx: StageContext, argv: list[str]) -> int:
+    """LLM: GRPO (TRL) with built-in or module:function reward functions."""
+    from blut.payload.llm.methods import grpo as run
+
+    return run(ctx, argv)
+
+
+def distill(ctx: StageContext, argv: list[str]) -> int:
+    """LLM: distil a teacher lm into a student (KL on next-token distributions)."""
+    from blut.payload.llm.methods import distill as run
+
+    return run(ctx, argv)
+
+
+def generate(ctx: StageContext, argv: list[str]) -> int:
+    """LLM: resumable batch generation (vLLM on a GPU, transformers on the CPU)."""
+    from blut.payload.llm.generate import run
+
+    return run(ctx, argv)
+
+
 STAGES: dict[str, Stage] = {
     "demo": demo,
     "encode": encode,
@@ -86,6 +156,16 @@ STAGES: dict[str, Stage] = {
     "smoke-make": smoke_make,
     "smoke-power": smoke_power,
     "smoke-total": smoke_total,
+    "tiny-model": tiny_model,
+    "tokenize": tokenize,
+    "prefs": prefs,
+    "prompts": prompts,
+    "sft": sft,
+    "reward": reward,
+    "dpo": dpo,
+    "grpo": grpo,
+    "distill": distill,
+    "generate": generate,
 }
 
 

@@ -1,0 +1,324 @@
+"""What every LLM stage shares: offline env, model loading, TRL config, metrics, resume.
+
+Checkpoints are the HF Trainer's own (``stage_dir/checkpoints/checkpoint-N``:
+weights, optimizer, scheduler, RNG states, trainer state), written every
+``save_every`` steps. A ``fingerprint`` file next to them names the config and
+inputs they belong to; a rerun with the same fingerprint resumes from the last
+one (bit-identical on CPU), any other starts over. Step metrics go to the event
+stream as they are logged and are flushed as one Parquet part
+(``metrics/part-<step>.parquet``) at every eval, save and at the end, so the
+parts always line up with checkpoints: a killed run never leaves rows that a
+resumed run would write again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import shutil
+import signal
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from blut.payload.context import StageContext
+from blut.payload.errors import InputError, PayloadError
+
+EXTRA_MODULES = ("torch", "transformers", "trl", "tokenizers", "datasets")
+KILL_ENV = "BLUT_TEST_KILL_AFTER_STEP"
+"""Fault injection: after the checkpoint of that step, SIGKILL self (``raise`` in KILL_MODE_ENV)."""
+KILL_MODE_ENV = "BLUT_TEST_KILL_MODE"
+REF_FILE = "ref.json"
+FINGERPRINT_FILE = "fingerprint"
+NOT_CONFIG = ("resume", "keep_checkpoints", "log_every", "threads", "save_every")
+"""Args that never change the trajectory (left out of the checkpoint fingerprint)."""
+
+
+class StopForTest(Exception):
+    """Raised by the kill-injection hook when ``BLUT_TEST_KILL_MODE=raise`` (in-process tests)."""
+
+
+def prepare(ctx: StageContext, stage: str) -> None:
+    """Offline hub, a stage-local HF cache, quiet tokenizers; refuse without the extra."""
+    missing = [m for m in EXTRA_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise PayloadError(
+            f"{stage}: needs the llm extra (missing {', '.join(missing)}): pip install 'blut[llm]'"
+        )
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
+    os.environ.setdefault("HF_HOME", str(ctx.stage_dir / "hf-home"))
+    os.environ.setdefault("WANDB_DISABLED", "true")
+
+
+def lm_path(artifact: Path) -> Path:
+    """The model directory of an ``lm`` artifact: itself, or the local path its ref.json names."""
+    ref = artifact / REF_FILE
+    if ref.is_file():
+        return Path(json.loads(ref.read_text())["path"])
+    return artifact
+
+
+def input_lm(ctx: StageContext, stage: str | None = None) -> Path:
+    """The model dir of the one ``lm`` input, or of the one from upstream ``stage``."""
+    if stage is None:
+        return lm_path(ctx.input("lm"))
+    for item in ctx.inputs:
+        if item.get("kind") == "lm" and item.get("stage") == stage:
+            return lm_path(Path(item["path"]))
+    have = ", ".join(str(i.get("stage")) for i in ctx.inputs if i.get("kind") == "lm")
+    raise InputError(f"{ctx.stage}: no lm input from stage {stage!r} (lm inputs: {have or 'none'})")
+
+
+def input_hashes(ctx: StageContext) -> list[str]:
+    """The upstream artifact hashes, sorted (part of checkpoint fingerprints)."""
+    return sorted(str(i.get("hash")) for i in ctx.inputs)
+
+
+def fingerprint(stage: str, opts: Mapping[str, Any], hashes: Iterable[str]) -> str:
+    """sha256 of what shapes a run's trajectory: program, args (less NOT_CONFIG), inputs."""
+    config = {k: v for k, v in opts.items() if k not in NOT_CONFIG}
+    text = json.dumps({"stage": stage, "args": config, "inputs": list(hashes)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def has_gpu() -> bool:
+    """True when torch sees a CUDA device (CUDA_VISIBLE_DEVICES is the engine's allocation)."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def set_threads(threads: int) -> None:
+    """Pin torch's intra-op threads (0: leave torch's default)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def load_tokenizer(path: Path) -> Any:
+    """The tokenizer saved with a model dir (pad token set to eos when it has none)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_lm(path: Path) -> Any:
+    """A causal LM from a local dir, in fp32."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        str(path), dtype=torch.float32, local_files_only=True
+    )
+
+
+def checkpoint_dir(ctx: StageContext) -> Path:
+    """Where the Trainer keeps resumable checkpoints (outside staging, so a rerun finds them)."""
+    return ctx.stage_dir / "checkpoints"
+
+
+def resume_point(ctx: StageContext, fp: str, resume: bool) -> str | None:
+    """The checkpoint to resume from, or None after clearing checkpoints of another config."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt = checkpoint_dir(ctx)
+    mark = ckpt / FINGERPRINT_FILE
+    if resume and mark.is_file() and mark.read_text().strip() == fp:
+        last = get_last_checkpoint(str(ckpt))  # type: ignore[no-untyped-call, unused-ignore]
+        if last is not None:
+            ctx.log(f"{ctx.stage}: resuming from {Path(last).name}")
+            return str(last)
+        return None
+    if ckpt.exists():
+        if mark.is_file():
+            ctx.log(
+                f"{ctx.stage}: checkpoints of another config or input; starting over", "warning"
+            )
+        shutil.rmtree(ckpt)
+    ckpt.mkdir(parents=True)
+    mark.write_text(fp + "\n")
+    return None
+
+
+def train_config(ctx: StageContext, opts: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """Keyword args shared by every TRL config: CPU-safe precision, explicit save/eval/report."""
+    gpu = has_gpu()
+    precision = opts.get("precision", "fp32")
+    if precision != "fp32" and not gpu:
+        ctx.log(f"{ctx.stage}: precision {precision} needs a GPU; using fp32 on the CPU", "warning")
+        precision = "fp32"
+    eval_every = int(opts.get("eval_every", 0))
+    config: dict[str, Any] = {
+        "output_dir": str(checkpoint_dir(ctx)),
+        "max_steps": int(opts["max_steps"]),
+        "per_device_train_batch_size": int(opts["batch_size"]),
+        "per_device_eval_batch_size": int(opts["batch_size"]),
+        "gradient_accumulation_steps": int(opts.get("grad_accum", 1)),
+        "learning_rate": float(opts["lr"]),
+        "lr_scheduler_type": opts.get("schedule", "constant"),
+        "warmup_steps": int(opts.get("warmup_steps", 0)),
+        "weight_decay": float(opts.get("weight_decay", 0.0)),
+        "max_grad_norm": float(opts.get("max_grad_norm", 1.0)),
+        "logging_steps": int(opts.get("log_every", 1)),
+        "save_strategy": "steps",
+        "save_steps": int(opts.get("save_every", 10)),
+        "save_total_limit": int(opts.get("keep_checkpoints", 2)),
+        "eval_strategy": "steps" if eval_every else "no",
+        "eval_steps": eval_every or None,
+        "report_to": "none",
+        "use_cpu": not gpu,
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "dataloader_num_workers": 0,
+        "seed": int(opts["seed"]),
+        "data_seed": int(opts["seed"]),
+        "disable_tqdm": True,
+        "remove_unused_columns": True,
+    }
+    config.update(extra)
+    return config
+
+
+def peft_config(opts: Mapping[str, Any]) -> Any:
+    """A LoRA config when ``lora`` is on, else None (peft imported only then)."""
+    if not opts.get("lora"):
+        return None
+    try:
+        from peft import LoraConfig
+    except ImportError as exc:
+        raise PayloadError("lora: needs peft: pip install 'blut[llm]'") from exc
+    return LoraConfig(
+        r=int(opts.get("lora_r", 8)),
+        lora_alpha=int(opts.get("lora_alpha", 16)),
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type=opts.get("lora_task", "CAUSAL_LM"),
+    )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def stage_callback(ctx: StageContext) -> Any:
+    """A TrainerCallback that reports logs as metric events and flushes Parquet parts."""
+    from transformers import TrainerCallback
+
+    from blut.status.events import Checkpoint
+    from blut.status.metrics import MetricsWriter
+
+    class StageCallback(TrainerCallback):  # type: ignore[misc, unused-ignore]
+        def __init__(self) -> None:
+            self.rows: list[dict[str, Any]] = []
+            self.writer = MetricsWriter(ctx.metrics_dir)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            logs = dict(logs or {})
+            if "train_runtime" in logs:  # the end-of-run summary, not a step
+                return
+            values = {k: v for k, v in ((k, _number(v)) for k, v in logs.items()) if v is not None}
+            values.pop("epoch", None)
+            values.pop("step", None)
+            if not values:
+                return
+            step = int(state.global_step)
+            ctx.metric(values, step=step)
+            ctx.progress(step, state.max_steps, "step")
+            self.rows.append({"step": step, "epoch": float(state.epoch or 0.0), **values})
+
+        def flush(self, state: Any) -> None:
+            if self.rows:
+                self.writer.write_epoch(int(state.global_step), self.rows)
+                self.rows = []
+
+        def on_evaluate(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.flush(state)
+
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.flush(state)
+            path = checkpoint_dir(ctx) / f"checkpoint-{state.global_step}"
+            ctx.emit(Checkpoint, path=str(path), step=int(state.global_step))
+            if os.environ.get(KILL_ENV) == str(state.global_step):
+                if os.environ.get(KILL_MODE_ENV) == "raise":
+                    raise StopForTest(f"stopped after step {state.global_step}")
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.flush(state)
+
+    return StageCallback()
+
+
+def losses(ctx: StageContext, key: str = "loss") -> list[float]:
+    """The logged ``key`` values of this stage's metric parts, in step order."""
+    from blut.status.metrics import read_metrics
+
+    table = read_metrics(ctx.metrics_dir)
+    if key not in table.column_names:
+        return []
+    return [float(v) for v in table.column(key).to_pylist() if v is not None]
+
+
+def fit(ctx: StageContext, trainer: Any, resume_from: str | None) -> dict[str, Any]:
+    """Run ``trainer`` (from ``resume_from`` when set); refuse a non-finite final loss."""
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    metrics = dict(result.metrics)
+    loss = _number(metrics.get("train_loss"))
+    if loss is not None and not math.isfinite(loss):
+        raise PayloadError(f"{ctx.stage}: training diverged (train_loss {loss})")
+    return metrics
+
+
+def publish(
+    ctx: StageContext,
+    model: Any,
+    tokenizer: Any,
+    summary: Mapping[str, Any],
+) -> None:
+    """Save the trained model (LoRA merged) and tokenizer into staging, plus train.json."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.save_pretrained(str(ctx.staging), safe_serialization=True)
+    tokenizer.save_pretrained(str(ctx.staging))
+    (ctx.staging / "train.json").write_text(json.dumps(dict(summary), indent=2, default=str) + "\n")
+
+
+def read_table(path: Path) -> Any:
+    """A pyarrow table from a Parquet file or a JSONL file."""
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise InputError(f"no such data file: {path}")
+    if path.suffix in (".jsonl", ".json", ".ndjson"):
+        return pj.read_json(path)
+    if path.suffix == ".parquet":
+        return pq.read_table(path)
+    raise InputError(f"{path}: expected a .jsonl or .parquet file")
+
+
+def to_dataset(table: Any) -> Any:
+    """An in-memory `datasets.Dataset` over a pyarrow table (no cache files)."""
+    from datasets import Dataset  # type: ignore[import-untyped, unused-ignore]
+
+    return Dataset.from_dict(table.to_pydict())
+
+
+def to_dataset_rows(rows: list[dict[str, Any]]) -> Any:
+    """An in-memory `datasets.Dataset` from a list of rows."""
+    from datasets import Dataset  # type: ignore[import-untyped, unused-ignore]
+
+    return Dataset.from_list(rows)

@@ -1,0 +1,115 @@
+"""Stage ``tiny-model``: a tiny random-init Llama-style causal LM + a locally trained tokenizer.
+
+The tokenizer is a byte-level BPE trained with `tokenizers` on packaged text
+(the standard library's ``pydoc_data.topics`` plus the toy tasks), with
+``<|pad|>``, ``<|bos|>``, ``<|eos|>`` and role tokens, and a chat template
+that renders ``<|role|>content<|eos|>`` per message (the generation prompt is
+``<|assistant|>``, so a prompt's tokens are always a prefix of the whole
+conversation's). Both are saved with ``save_pretrained`` into staging: the
+artifact is a model dir every other LLM stage loads from its path. With
+``path`` set the stage builds nothing and writes ``ref.json`` naming that local
+model dir instead (its config.json and tokenizer are checked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from blut.payload import args
+from blut.payload.context import StageContext
+from blut.payload.errors import InputError
+from blut.payload.llm import common, toy
+
+SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>"]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>' + message['content'] + '<|eos|>' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+)
+
+
+def build_tokenizer(vocab_size: int) -> Any:
+    """A byte-level BPE trained on `toy.corpus`, wrapped as a fast HF tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    text = toy.corpus()
+    tk.train_from_iterator((text[i : i + 4096] for i in range(0, len(text), 4096)), trainer)
+    tok = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call, unused-ignore]
+        tokenizer_object=tk, pad_token="<|pad|>", bos_token="<|bos|>", eos_token="<|eos|>"
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def build_model(tok: Any, opts: dict[str, Any]) -> Any:
+    """A random-init LlamaForCausalLM sized by ``opts`` (seeded)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    hidden = opts["hidden"]
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=opts["intermediate"] or 2 * hidden,
+        num_hidden_layers=opts["layers"],
+        num_attention_heads=opts["heads"],
+        num_key_value_heads=opts["kv_heads"],
+        max_position_embeddings=opts["max_positions"],
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    torch.manual_seed(opts["seed"])
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    return model
+
+
+def _reference(ctx: StageContext, raw: str) -> None:
+    path = Path(raw).expanduser().resolve()
+    if not (path / "config.json").is_file():
+        raise InputError(f"tiny-model: path {raw!r} is not a local model dir (no config.json)")
+    if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+        raise InputError(f"tiny-model: path {raw!r} has no tokenizer files")
+    config = (path / "config.json").read_bytes()
+    ref = {"path": str(path), "config_sha256": hashlib.sha256(config).hexdigest()}
+    (ctx.staging / common.REF_FILE).write_text(json.dumps(ref, indent=2) + "\n")
+    ctx.log(f"tiny-model: using the local model at {path}")
+
+
+def run(ctx: StageContext, argv: list[str]) -> int:
+    """Build (or reference) the model dir into ``ctx.staging``."""
+    common.prepare(ctx, "tiny-model")
+    opts = args.resolve("tiny-model", ctx.args, argv)
+    if opts["path"]:
+        _reference(ctx, opts["path"])
+        return 0
+    if opts["hidden"] % opts["heads"] or opts["heads"] % opts["kv_heads"]:
+        raise InputError("tiny-model: hidden must divide by heads, and heads by kv_heads")
+    common.set_threads(opts["threads"])
+    tok = build_tokenizer(opts["vocab_size"])
+    model = build_model(tok, opts)
+    model.save_pretrained(str(ctx.staging), safe_serialization=True)
+    tok.save_pretrained(str(ctx.staging))
+    params = sum(p.numel() for p in model.parameters())
+    summary = {"params": params, "vocab": len(tok), "args": opts}
+    (ctx.staging / "tiny-model.json").write_text(json.dumps(summary, indent=2) + "\n")
+    ctx.log(f"tiny-model: {params / 1e6:.2f}M parameters, vocab {len(tok)}")
+    ctx.metric({"params": float(params)})
+    return 0

@@ -1,0 +1,238 @@
+"""The LLM payload stages in-process on the tiny model: data, every method, resume, generate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl", reason="needs the llm extra: pip install 'blut[llm]'")
+
+import pyarrow.parquet as pq
+import torch
+
+from blut.payload.errors import DataError
+from blut.payload.llm import common, generate
+from blut.status.metrics import read_metrics_pandas
+from tests.unit.llm_support import FAST, first_last, run_program
+from tests.unit.quant_support import env, run_stage
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("llm")
+    lm = run_stage(root, "tiny-model", {"threads": 1})
+    tokens = run_stage(root, "tokenize", {"examples": 96}, {"lm": lm})
+    prefs = run_stage(root, "prefs", {"examples": 64})
+    prompts = run_stage(root, "prompts", {"examples": 24})
+    return {"root": root, "lm": lm, "tokens": tokens, "prefs": prefs, "prompts": prompts}
+
+
+def metrics(job: Path, stage: str) -> object:
+    return read_metrics_pandas(job / "stages" / stage / "metrics")
+
+
+def test_tiny_model_is_small_and_reloads(base: dict[str, Path]) -> None:
+    summary = json.loads((base["lm"] / "tiny-model.json").read_text())
+    assert 100_000 < summary["params"] < 5_000_000
+    tok = common.load_tokenizer(base["lm"])
+    assert len(tok) == summary["vocab"] == 2048
+    text = tok.apply_chat_template([{"role": "user", "content": "What is 2 + 3?"}], tokenize=False)
+    assert text == "<|user|>What is 2 + 3?<|eos|>"
+    model = common.load_causal_lm(base["lm"])
+    assert model.config.tie_word_embeddings
+
+
+def test_tokenize_masks_only_the_answer(base: dict[str, Path]) -> None:
+    table = pq.read_table(base["tokens"] / "tokens.parquet").to_pylist()
+    assert len(table) == 96
+    tok = common.load_tokenizer(base["lm"])
+    row = table[0]
+    answer = [t for t, m in zip(row["input_ids"], row["completion_mask"], strict=True) if m]
+    assert 0 < len(answer) < len(row["input_ids"])
+    assert tok.decode(answer).endswith("<|eos|>")
+
+
+def test_prefs_names_the_bad_record(tmp_path: Path) -> None:
+    bad = tmp_path / "pairs.jsonl"
+    rows = [
+        {"prompt": "p", "chosen": "a", "rejected": "b"},
+        {"prompt": "p", "chosen": "same", "rejected": "same"},
+    ]
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"record 2: 'chosen' and 'rejected' are identical"):
+        run_stage(tmp_path / "job", "prefs", {"source": str(bad)})
+    bad.write_text(json.dumps({"prompt": "p", "chosen": "a"}) + "\n")
+    with pytest.raises(DataError, match=r"record 1: missing 'rejected'"):
+        run_stage(tmp_path / "job2", "prefs", {"source": str(bad)})
+
+
+def test_sft_loss_falls_and_publishes_a_model(base: dict[str, Path]) -> None:
+    job = base["root"] / "sft"
+    out = run_program(
+        job,
+        "sft",
+        "sft",
+        FAST,
+        [("model", "lm", base["lm"]), ("tokenize", "tokens", base["tokens"])],
+    )
+    frame = metrics(job, "sft")
+    losses = list(frame["loss"])
+    assert len(losses) == 6 and all(math.isfinite(v) for v in losses)
+    first, last = first_last(losses)
+    assert last < first
+    assert {"model.safetensors", "config.json", "tokenizer.json", "train.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert json.loads((out / "train.json").read_text())["steps"] == 6
+
+
+def test_sft_resume_is_bit_identical(
+    base: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = [("model", "lm", base["lm"]), ("tokenize", "tokens", base["tokens"])]
+    args = {**FAST, "save_every": 2}
+    whole = run_program(base["root"] / "whole", "sft", "sft", args, inputs)
+    monkeypatch.setenv(common.KILL_ENV, "4")
+    monkeypatch.setenv(common.KILL_MODE_ENV, "raise")
+    with pytest.raises(common.StopForTest):
+        run_program(base["root"] / "resumed", "sft", "sft", args, inputs)
+    monkeypatch.delenv(common.KILL_ENV)
+    resumed = run_program(base["root"] / "resumed", "sft", "sft", args, inputs)
+    digest = [
+        hashlib.sha256((d / "model.safetensors").read_bytes()).hexdigest() for d in (whole, resumed)
+    ]
+    assert digest[0] == digest[1]
+    a, b = metrics(base["root"] / "whole", "sft"), metrics(base["root"] / "resumed", "sft")
+    assert list(a["loss"]) == list(b["loss"])
+    assert list(b["step"]) == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("loss", ["dpo", "ipo", "kto"])
+def test_preference_losses_fall(base: dict[str, Path], loss: str) -> None:
+    job = base["root"] / f"pref-{loss}"
+    args = {**FAST, "max_steps": 8, "batch_size": 8, "loss": loss}
+    run_program(
+        job,
+        "dpo",
+        "dpo",
+        args,
+        [("model", "lm", base["lm"]), ("prefs", "preferences", base["prefs"])],
+    )
+    losses = list(metrics(job, "dpo")["loss"])
+    assert all(math.isfinite(v) for v in losses)
+    first, last = first_last(losses, 3)
+    assert last < first, losses
+
+
+def test_reward_model_learns_pairs(base: dict[str, Path]) -> None:
+    job = base["root"] / "reward"
+    args = {**FAST, "max_steps": 8, "batch_size": 8}
+    out = run_program(
+        job,
+        "reward",
+        "reward",
+        args,
+        [("model", "lm", base["lm"]), ("prefs", "preferences", base["prefs"])],
+    )
+    frame = metrics(job, "reward")
+    assert {"loss", "accuracy", "margin"} <= set(frame.columns)
+    assert all(math.isfinite(v) for v in frame["loss"])
+    assert json.loads((out / "config.json").read_text())["architectures"] == [
+        "LlamaForSequenceClassification"
+    ]
+
+
+def test_grpo_runs_with_builtin_and_entry_point_rewards(base: dict[str, Path]) -> None:
+    job = base["root"] / "grpo"
+    args = {
+        **FAST,
+        "max_steps": 3,
+        "rewards": ["exact-match", "tests.unit.llm_support:first_last_reward"],
+    }
+    with pytest.raises(Exception, match="has no function"):
+        run_program(
+            job,
+            "grpo",
+            "grpo",
+            args,
+            [("model", "lm", base["lm"]), ("prompts", "prompts", base["prompts"])],
+        )
+    args["rewards"] = ["exact-match", "length", "tests.unit.test_llm_stages:constant_reward"]
+    run_program(
+        job,
+        "grpo",
+        "grpo",
+        args,
+        [("model", "lm", base["lm"]), ("prompts", "prompts", base["prompts"])],
+    )
+    frame = metrics(job, "grpo")
+    assert all(math.isfinite(v) for v in frame["loss"])
+    assert (frame["rewards/constant_reward/mean"] == 0.5).all()
+    assert "rewards/exact_match/mean" in frame.columns
+
+
+def constant_reward(completions: list[object], **kw: object) -> list[float]:
+    """A user reward given as module:function."""
+    return [0.5] * len(completions)
+
+
+def test_distill_kl_falls(base: dict[str, Path]) -> None:
+    teacher = run_program(
+        base["root"] / "teacher", "teacher", "sft", FAST,
+        [("model", "lm", base["lm"]), ("tokenize", "tokens", base["tokens"])],
+    )  # fmt: skip
+    job = base["root"] / "distill"
+    inputs = [
+        ("model", "lm", base["lm"]),
+        ("teacher", "lm", teacher),
+        ("tokenize", "tokens", base["tokens"]),
+    ]
+    run_program(job, "distill", "distill", FAST, inputs)
+    frame = metrics(job, "distill")
+    kl = list(frame["kl"])
+    assert all(math.isfinite(v) for v in kl)
+    assert kl[-1] < kl[0]
+
+
+def _gen_env(job: Path) -> dict[str, str]:
+    return {**os.environ, **env(job, "generate")}
+
+
+def test_generate_killed_mid_run_resumes_without_duplicates(base: dict[str, Path]) -> None:
+    job = base["root"] / "gen"
+    args = {"max_new_tokens": 4, "part_size": 5, "batch_size": 5, "threads": 1}
+    inputs = [("model", "lm", base["lm"]), ("prompts", "prompts", base["prompts"])]
+    stage_dir = job / "stages" / "generate"
+    stage_dir.mkdir(parents=True)
+    (stage_dir / "args.json").write_text(json.dumps(args))
+    listing = [{"stage": s, "kind": k, "path": str(p), "hash": f"h-{s}"} for s, k, p in inputs]
+    (stage_dir / "inputs.json").write_text(json.dumps(listing))
+    argv = [sys.executable, "-m", "blut.payload", "generate"]
+    killed = subprocess.run(
+        argv, env={**_gen_env(job), generate.KILL_ENV: "2"}, capture_output=True, timeout=120
+    )
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    dry = subprocess.run(
+        [*argv, "--dry-run", "true"], env=_gen_env(job), capture_output=True, text=True, timeout=120
+    )
+    prompts = pq.read_table(base["prompts"] / "prompts.parquet").to_pylist()
+    unique = len({p["prompt"] for p in prompts})
+    assert f"{unique - 10} of {unique} samples remain" in dry.stdout, dry.stderr[-2000:]
+    out = run_program(job, "generate", "generate", args, inputs)
+    result = pq.read_table(out / "completions.parquet").to_pylist()
+    assert [r["prompt"] for r in result] == [p["prompt"] for p in prompts]
+    assert all(isinstance(r["completion"], str) for r in result)
+    ledger = generate.Ledger(stage_dir / "work")
+    assert set(ledger.done_records) == {r["id"] for r in result}
+    assert set(ledger.done_records.values()) == {1}
+    assert json.loads((out / "generate.json").read_text())["generated_this_attempt"] == unique - 10
