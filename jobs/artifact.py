@@ -31,6 +31,12 @@ class Kind(StrEnum):
     EVALUATION = "evaluation"
     NUMBERS = "numbers"
     REPORT = "report"
+    LM = "lm"
+    REWARD_MODEL = "reward-model"
+    TOKENS = "tokens"
+    PREFERENCES = "preferences"
+    PROMPTS = "prompts"
+    COMPLETIONS = "completions"
 
 
 @dataclass(frozen=True)

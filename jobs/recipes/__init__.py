@@ -5,12 +5,12 @@ from __future__ import annotations
 import difflib
 
 from blut.jobs.errors import UsageError
-from blut.jobs.recipes import quant, smoke
+from blut.jobs.recipes import llm, quant, smoke
 from blut.jobs.recipes.recipedef import RecipeDef
 
 __all__ = ["RecipeDef", "all_recipes", "by_category", "find", "swap_candidates"]
 
-_CATALOG: tuple[RecipeDef, ...] = (smoke.RECIPE, *quant.RECIPES)
+_CATALOG: tuple[RecipeDef, ...] = (smoke.RECIPE, *quant.RECIPES, *llm.RECIPES)
 
 
 def all_recipes() -> list[RecipeDef]:

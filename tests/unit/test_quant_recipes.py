@@ -16,7 +16,8 @@ from blut.jobs.config import ConfigError
 from blut.jobs.errors import UsageError
 from blut.jobs.plan import Plan
 from blut.jobs.recipes import by_category, find, swap_candidates
-from blut.jobs.recipes.quant import MEMORY_MAX, STAGES, payload_schema
+from blut.jobs.recipes.payloadplan import payload_schema
+from blut.jobs.recipes.quant import MEMORY_MAX, STAGES
 
 QUANT = ["quant-train", "quant-baseline"]
 NOWHERE = Path("/nonexistent-blut-test")
