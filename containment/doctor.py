@@ -63,6 +63,8 @@ def exit_code(checks: Iterable[Check]) -> int:
 
 def run_checks(blut_home: Path) -> list[Check]:
     """Run every check, in display order."""
+    from blut.containment.extras import check_extras  # it imports Check from here
+
     manager = _guarded("user-manager", check_user_manager)
     env = None
     if manager.status == "ok":
@@ -76,6 +78,7 @@ def run_checks(blut_home: Path) -> list[Check]:
         _guarded("blut-home", lambda: check_home(blut_home)),
         _guarded("oom-detection", lambda: check_stoppost(STOPPOST)),
         _guarded("versions", check_versions),
+        _guarded("extras", check_extras),
     ]
 
 

