@@ -25,7 +25,9 @@ def test_show_packaged_stocks() -> None:
 
 def test_show_synthetic_sizes() -> None:
     info = json.loads(
-        blut("data", "show", "synthetic", "--tickers", "3", "--days", "100", "--format", "json").stdout
+        blut(
+            "data", "show", "synthetic", "--tickers", "3", "--days", "100", "--format", "json"
+        ).stdout
     )
     assert (len(info["tickers"]), info["rows"]) == (3, 300)
 
