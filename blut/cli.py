@@ -20,6 +20,7 @@ from blut.commands import cache as cache_cmd
 from blut.commands import data as data_cmd
 from blut.commands import plan as plan_cmd
 from blut.commands import recipe as recipe_cmd
+from blut.commands import train as train_cmd
 from blut.commands.common import Format, err, fail, out
 from blut.commands.common import check_format as _check_format
 from blut.commands.common import store as _store
@@ -40,6 +41,7 @@ app.add_typer(recipe_cmd.app, name="recipe")
 app.add_typer(plan_cmd.app, name="plan")
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(data_cmd.app, name="data")
+app.command("train")(train_cmd.train)
 
 
 def _version(value: bool) -> None:

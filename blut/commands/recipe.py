@@ -172,12 +172,29 @@ def run(
     ] = False,
 ) -> None:
     """Run a recipe as a job: `blut recipe run smoke --set make.count=100`."""
-    from blut.containment.select import containment_requested
-    from blut.jobs.plansubmit import new_sweep_id, submit_recipe
     from blut.jobs.recipes import find
 
     recipe = find(name)
     points = recipe.resolve(sets=sets or (), sweeps=sweeps or (), config_file=config)
+    run_points(recipe, points, detach=detach, dry_run=dry_run, uncontained=uncontained)
+
+
+def run_points(
+    recipe: RecipeDef,
+    points: list[dict[str, Any]],
+    *,
+    detach: bool = False,
+    dry_run: bool = False,
+    uncontained: bool = False,
+) -> None:
+    """Print (``dry_run``) or submit one job per resolved args; follow a single job.
+
+    Shared by `blut recipe run` and `blut train`. Ends with `typer.Exit` of
+    the followed job's code when it follows one.
+    """
+    from blut.containment.select import containment_requested
+    from blut.jobs.plansubmit import new_sweep_id, submit_recipe
+
     if dry_run:
         for args in points:
             out.print(plan_tree(recipe.build(args)))

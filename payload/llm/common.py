@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from blut.payload.context import StageContext
-from blut.payload.errors import InputError, PayloadError
+from blut.payload.errors import DataError, InputError, PayloadError
 
 EXTRA_MODULES = ("torch", "transformers", "trl", "tokenizers", "datasets")
 KILL_ENV = "BLUT_TEST_KILL_AFTER_STEP"
@@ -57,11 +57,26 @@ def prepare(ctx: StageContext, stage: str) -> None:
     os.environ.setdefault("WANDB_DISABLED", "true")
 
 
+OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
+"""The schemas' ``optimizer`` values → the HF Trainer's ``optim`` names."""
+
+_TOKENIZERS: dict[Path, Path] = {}
+"""Model dir → the separate tokenizer dir its ref.json names (filled by `lm_path`)."""
+
+
 def lm_path(artifact: Path) -> Path:
-    """The model directory of an ``lm`` artifact: itself, or the local path its ref.json names."""
+    """The model directory of an ``lm`` artifact: itself, or the local path its ref.json names.
+
+    When the ref names a separate tokenizer dir, `load_tokenizer` of the
+    returned model dir loads that one.
+    """
     ref = artifact / REF_FILE
     if ref.is_file():
-        return Path(json.loads(ref.read_text())["path"])
+        data = json.loads(ref.read_text())
+        path = Path(data["path"])
+        if data.get("tokenizer"):
+            _TOKENIZERS[path] = Path(data["tokenizer"])
+        return path
     return artifact
 
 
@@ -107,6 +122,7 @@ def load_tokenizer(path: Path) -> Any:
     """The tokenizer saved with a model dir (pad token set to eos when it has none)."""
     from transformers import AutoTokenizer
 
+    path = _TOKENIZERS.get(path, path)
     tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -159,9 +175,12 @@ def train_config(ctx: StageContext, opts: Mapping[str, Any], **extra: Any) -> di
         ctx.log(f"{ctx.stage}: precision {precision} needs a GPU; using fp32 on the CPU", "warning")
         precision = "fp32"
     eval_every = int(opts.get("eval_every", 0))
+    epochs = float(opts.get("epochs", 0))
     config: dict[str, Any] = {
         "output_dir": str(checkpoint_dir(ctx)),
-        "max_steps": int(opts["max_steps"]),
+        "max_steps": -1 if epochs > 0 else int(opts["max_steps"]),
+        "num_train_epochs": epochs if epochs > 0 else 1.0,
+        "optim": OPTIMIZERS[opts.get("optimizer", "adamw")],
         "per_device_train_batch_size": int(opts["batch_size"]),
         "per_device_eval_batch_size": int(opts["batch_size"]),
         "gradient_accumulation_steps": int(opts.get("grad_accum", 1)),
@@ -303,11 +322,38 @@ def read_table(path: Path) -> Any:
 
     if not path.is_file():
         raise InputError(f"no such data file: {path}")
-    if path.suffix in (".jsonl", ".json", ".ndjson"):
+    if path.suffix in JSONL_SUFFIXES:
         return pj.read_json(path)
     if path.suffix == ".parquet":
         return pq.read_table(path)
     raise InputError(f"{path}: expected a .jsonl or .parquet file")
+
+
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+
+
+def read_rows(path: Path) -> list[Any]:
+    """The records of a JSONL or Parquet file, as Python values.
+
+    JSONL is parsed line by line (blank lines skipped), so records of different
+    shapes (a string here, a message list there) survive until they are checked,
+    and a line that is not JSON is named.
+    """
+    if not path.is_file():
+        raise InputError(f"no such data file: {path}")
+    if path.suffix not in JSONL_SUFFIXES:
+        rows: list[Any] = read_table(path).to_pylist()
+        return rows
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: line {number}: not JSON ({exc.msg})") from exc
+    return rows
 
 
 def to_dataset(table: Any) -> Any:

@@ -24,7 +24,7 @@ ROLES = ("system", "user", "assistant")
 
 
 def _rows(source: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = common.read_table(Path(source).expanduser()).to_pylist()
+    rows: list[dict[str, Any]] = common.read_rows(Path(source).expanduser())
     if not rows:
         raise DataError(f"{source}: no records")
     return rows
@@ -157,24 +157,77 @@ def tokenize(ctx: StageContext, argv: list[str]) -> int:
 # --- prefs -----------------------------------------------------------------------------
 
 
-def check_pair(source: str, line: int, row: Any) -> dict[str, str]:
-    """One validated preference pair, or a DataError naming the record."""
+def _messages(source: str, line: int, key: str, value: Any) -> list[dict[str, str]]:
+    """A checked message list (the chat form of a prompt, chosen or rejected)."""
+    if not value:
+        raise _bad(source, line, f"{key!r} must be non-empty text or a non-empty message list")
+    for i, msg in enumerate(value):
+        if (
+            not isinstance(msg, dict)
+            or msg.get("role") not in ROLES
+            or not _text(msg.get("content"))
+        ):
+            raise _bad(
+                source,
+                line,
+                f"{key!r} message {i} needs a role in {ROLES} and non-empty text content",
+            )
+    return [{"role": m["role"], "content": m["content"]} for m in value]
+
+
+def check_pair(source: str, line: int, row: Any) -> dict[str, Any]:
+    """One validated preference pair, or a DataError naming the record.
+
+    Each of prompt, chosen and rejected is text or (chat form) a list of
+    ``{role, content}`` messages; chosen and rejected must then end with the
+    assistant's message. Mixed records are made conversational: a text prompt
+    becomes one user message, a text answer one assistant message.
+    """
     if not isinstance(row, dict):
         raise _bad(source, line, "expected an object with prompt, chosen and rejected")
+    pair: dict[str, Any] = {}
     for key in ("prompt", "chosen", "rejected"):
         if key not in row:
             raise _bad(source, line, f"missing {key!r}")
-        if not _text(row[key]):
+        value = row[key]
+        if isinstance(value, list):
+            pair[key] = _messages(source, line, key, value)
+        elif _text(value):
+            pair[key] = value
+        else:
             raise _bad(
-                source, line, f"{key!r} must be non-empty text, got {json.dumps(row[key])[:60]}"
+                source,
+                line,
+                f"{key!r} must be non-empty text or a message list, got {json.dumps(value)[:60]}",
             )
-    if row["chosen"] == row["rejected"]:
+    if any(isinstance(v, list) for v in pair.values()):
+        pair = {k: _as_messages(k, v) for k, v in pair.items()}
+        for key in ("chosen", "rejected"):
+            if pair[key][-1]["role"] != "assistant":
+                raise _bad(source, line, f"{key!r} must end with the assistant's message")
+    if pair["chosen"] == pair["rejected"]:
         raise _bad(source, line, "'chosen' and 'rejected' are identical")
-    return {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
+    return pair
+
+
+def _as_messages(key: str, value: Any) -> list[dict[str, str]]:
+    if isinstance(value, list):
+        return value
+    return [{"role": "user" if key == "prompt" else "assistant", "content": value}]
+
+
+def is_chat_pair(pair: dict[str, Any]) -> bool:
+    """Whether a checked pair is in chat form (message lists)."""
+    return isinstance(pair["chosen"], list)
 
 
 def prefs(ctx: StageContext, argv: list[str]) -> int:
-    """Preference pairs → ``prefs.parquet`` (prompt, chosen, rejected), validated."""
+    """Preference pairs → ``prefs.parquet`` (prompt, chosen, rejected), validated.
+
+    Text pairs and chat pairs (message lists, which TRL renders with the
+    model's chat template) are both accepted; when a source mixes them, every
+    pair is stored in chat form so the Parquet columns have one type.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -182,10 +235,13 @@ def prefs(ctx: StageContext, argv: list[str]) -> int:
     source = opts["source"]
     rows = toy.prefs(opts["examples"], opts["seed"]) if source == "toy" else _rows(source)
     pairs = [check_pair(source, line, row) for line, row in enumerate(rows, 1)]
+    chat = any(is_chat_pair(p) for p in pairs)
+    if chat:
+        pairs = [{k: _as_messages(k, v) for k, v in p.items()} for p in pairs]
     pq.write_table(pa.Table.from_pylist(pairs), ctx.staging / PREFS_FILE)
-    manifest = {"rows": len(pairs), "args": opts}
+    manifest = {"rows": len(pairs), "chat": chat, "args": opts}
     (ctx.staging / "prefs.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    ctx.log(f"prefs: {len(pairs)} valid pairs")
+    ctx.log(f"prefs: {len(pairs)} valid pairs" + (" (chat form)" if chat else ""))
     return 0
 
 

@@ -50,10 +50,14 @@ class Run:
         """Fit, then publish the model and a summary into staging."""
         metrics = common.fit(self.ctx, trainer, self.resume_from)
         model = trainer.accelerator.unwrap_model(trainer.model)
+        params = list(model.parameters())
         body = {
             "stage": self.stage,
             "fingerprint": self.fingerprint,
             "steps": int(trainer.state.global_step),
+            "params": sum(p.numel() for p in params),
+            "trainable_params": sum(p.numel() for p in params if p.requires_grad),
+            "lora": bool(self.opts.get("lora")),
             "metrics": metrics,
             "args": self.opts,
             **summary,
@@ -257,6 +261,8 @@ def distill(ctx: StageContext, argv: list[str]) -> int:
     from blut.payload.llm.distill import KLTrainer
 
     opts = run.opts
+    if opts["lora"]:
+        raise InputError("distill: LoRA is not supported here; train the student's full weights")
     teacher_dir = common.input_lm(ctx, opts["teacher"])
     students = [
         i for i in ctx.inputs if i.get("kind") == "lm" and i.get("stage") != opts["teacher"]

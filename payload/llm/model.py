@@ -81,14 +81,21 @@ def build_model(tok: Any, opts: dict[str, Any]) -> Any:
     return model
 
 
-def _reference(ctx: StageContext, raw: str) -> None:
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def _reference(ctx: StageContext, raw: str, raw_tokenizer: str = "") -> None:
     path = Path(raw).expanduser().resolve()
     if not (path / "config.json").is_file():
         raise InputError(f"tiny-model: path {raw!r} is not a local model dir (no config.json)")
-    if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
-        raise InputError(f"tiny-model: path {raw!r} has no tokenizer files")
+    tok_path = Path(raw_tokenizer).expanduser().resolve() if raw_tokenizer else path
+    if not any((tok_path / f).is_file() for f in TOKENIZER_FILES):
+        which = "tokenizer" if raw_tokenizer else "path"
+        raise InputError(f"tiny-model: {which} {raw_tokenizer or raw!r} has no tokenizer files")
     config = (path / "config.json").read_bytes()
-    ref = {"path": str(path), "config_sha256": hashlib.sha256(config).hexdigest()}
+    ref: dict[str, Any] = {"path": str(path), "config_sha256": hashlib.sha256(config).hexdigest()}
+    if raw_tokenizer:
+        ref["tokenizer"] = str(tok_path)
     (ctx.staging / common.REF_FILE).write_text(json.dumps(ref, indent=2) + "\n")
     ctx.log(f"tiny-model: using the local model at {path}")
 
@@ -98,8 +105,10 @@ def run(ctx: StageContext, argv: list[str]) -> int:
     common.prepare(ctx, "tiny-model")
     opts = args.resolve("tiny-model", ctx.args, argv)
     if opts["path"]:
-        _reference(ctx, opts["path"])
+        _reference(ctx, opts["path"], opts["tokenizer"])
         return 0
+    if opts["tokenizer"]:
+        raise InputError("tiny-model: tokenizer needs path (the tiny model trains its own)")
     if opts["hidden"] % opts["heads"] or opts["heads"] % opts["kv_heads"]:
         raise InputError("tiny-model: hidden must divide by heads, and heads by kv_heads")
     common.set_threads(opts["threads"])

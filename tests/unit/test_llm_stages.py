@@ -236,3 +236,127 @@ def test_generate_killed_mid_run_resumes_without_duplicates(base: dict[str, Path
     assert set(ledger.done_records) == {r["id"] for r in result}
     assert set(ledger.done_records.values()) == {1}
     assert json.loads((out / "generate.json").read_text())["generated_this_attempt"] == unique - 10
+
+
+def test_sft_with_lora_trains_only_the_adapters(base: dict[str, Path]) -> None:
+    from safetensors.torch import load_file
+
+    job = base["root"] / "lora"
+    args = {**FAST, "lora": True, "lora_r": 4, "lora_alpha": 8}
+    inputs = [("model", "lm", base["lm"]), ("tokenize", "tokens", base["tokens"])]
+    out = run_program(job, "sft", "sft", args, inputs)
+    losses = list(metrics(job, "sft")["loss"])
+    assert len(losses) == 6 and all(math.isfinite(v) for v in losses)
+    summary = json.loads((out / "train.json").read_text())
+    assert summary["lora"] and 0 < summary["trainable_params"] < summary["params"] / 10
+    ckpt = job / "stages" / "sft" / "checkpoints" / "checkpoint-3"
+    assert (ckpt / "adapter_model.safetensors").is_file()  # checkpoints hold the adapters only
+    assert not (ckpt / "model.safetensors").exists()
+    before, after = (
+        load_file(base["lm"] / "model.safetensors"),
+        load_file(out / "model.safetensors"),
+    )
+    assert set(after) == set(before)  # merged: a plain model, no lora_ tensors left
+    frozen = [k for k in before if "norm" in k or "embed_tokens" in k]
+    adapted = [k for k in before if k.endswith(("q_proj.weight", "down_proj.weight"))]
+    assert frozen and adapted
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    assert all(not torch.equal(before[k], after[k]) for k in adapted)
+
+
+CHAT_PAIRS = [
+    {
+        "prompt": [{"role": "user", "content": "What is 2 + 3?"}],
+        "chosen": [{"role": "assistant", "content": "5"}],
+        "rejected": [{"role": "assistant", "content": "6"}],
+    },
+    {"prompt": "Shout hello", "chosen": "HELLO", "rejected": "hello"},
+    {
+        "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "1+1?"}],
+        "chosen": [{"role": "assistant", "content": "2"}],
+        "rejected": "two, I think",
+    },
+    {
+        "prompt": [{"role": "user", "content": "Reverse abc"}],
+        "chosen": [{"role": "assistant", "content": "cba"}],
+        "rejected": [{"role": "assistant", "content": "abc"}],
+    },
+]
+
+
+def _jsonl(path: Path, rows: list[object]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_prefs_accepts_chat_pairs_and_dpo_trains_on_them(
+    base: dict[str, Path], tmp_path: Path
+) -> None:
+    source = _jsonl(tmp_path / "chat.jsonl", CHAT_PAIRS)
+    out = run_stage(tmp_path / "job", "prefs", {"source": str(source)})
+    assert json.loads((out / "prefs.json").read_text())["chat"] is True
+    rows = pq.read_table(out / "prefs.parquet").to_pylist()
+    assert rows[1] == {
+        "prompt": [{"role": "user", "content": "Shout hello"}],
+        "chosen": [{"role": "assistant", "content": "HELLO"}],
+        "rejected": [{"role": "assistant", "content": "hello"}],
+    }
+    assert rows[2]["prompt"][0] == {"role": "system", "content": "Be brief."}
+    job = base["root"] / "dpo-chat"
+    args = {**FAST, "max_steps": 2, "batch_size": 2}
+    run_program(
+        job, "dpo", "dpo", args, [("model", "lm", base["lm"]), ("prefs", "preferences", out)]
+    )
+    assert all(math.isfinite(v) for v in metrics(job, "dpo")["loss"])
+
+
+@pytest.mark.parametrize(
+    ("bad", "needle"),
+    [
+        ({"chosen": [{"role": "robot", "content": "x"}]}, "'chosen' message 0 needs a role"),
+        ({"rejected": [{"role": "assistant", "content": " "}]}, "'rejected' message 0 needs"),
+        ({"chosen": [{"role": "user", "content": "x"}]}, "'chosen' must end with the assistant"),
+        ({"rejected": []}, "'rejected' must be non-empty text or a non-empty message list"),
+        ({"prompt": 3}, "'prompt' must be non-empty text or a message list, got 3"),
+        ({"rejected": [{"role": "assistant", "content": "5"}]}, "are identical"),
+    ],
+)
+def test_prefs_names_the_bad_chat_record(
+    tmp_path: Path, bad: dict[str, object], needle: str
+) -> None:
+    rows: list[object] = [CHAT_PAIRS[1], {**CHAT_PAIRS[0], **bad}]
+    source = _jsonl(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(DataError, match=r"bad\.jsonl: record 2: ") as info:
+        run_stage(tmp_path / "job", "prefs", {"source": str(source)})
+    assert needle in str(info.value)
+
+
+def test_epochs_replace_max_steps_and_the_optimizer_is_passed(base: dict[str, Path]) -> None:
+    job = base["root"] / "epochs"
+    args = {**FAST, "epochs": 0.25, "optimizer": "sgd", "lr": 0.05}
+    inputs = [("model", "lm", base["lm"]), ("tokenize", "tokens", base["tokens"])]
+    out = run_program(job, "sft", "sft", args, inputs)
+    assert json.loads((out / "train.json").read_text())["steps"] == 6  # 96 examples / 4 / 4
+    saved = torch.load(job / "stages/sft/checkpoints/checkpoint-6/optimizer.pt")
+    group = saved["param_groups"][0]
+    assert "momentum" in group and "betas" not in group  # torch SGD, not AdamW
+
+
+def test_model_path_with_a_separate_tokenizer(base: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    tok_dir = tmp_path / "tok"
+    tok_dir.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (base["lm"] / name).exists():
+            shutil.copy(base["lm"] / name, tok_dir / name)
+    ref = run_stage(
+        tmp_path / "job", "tiny-model", {"path": str(base["lm"]), "tokenizer": str(tok_dir)}
+    )
+    data = json.loads((ref / common.REF_FILE).read_text())
+    assert data["tokenizer"] == str(tok_dir)
+    model_dir = common.lm_path(ref)
+    assert model_dir == base["lm"]
+    assert common.load_tokenizer(model_dir).name_or_path == str(tok_dir)
+    with pytest.raises(Exception, match="tokenizer needs path"):
+        run_stage(tmp_path / "job2", "tiny-model", {"tokenizer": str(tok_dir)})
