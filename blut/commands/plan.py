@@ -21,9 +21,9 @@ JobRef = Annotated[str, typer.Argument(metavar="JOB", help="Job id, id prefix or
 
 @app.command()
 def inspect(job_ref: JobRef, fmt: Format = "table") -> None:
-    """Each stage: state, cache key, artifact hash, timing, peak memory vs ceiling."""
-    from rich.table import Table
+    """The stage DAG: each stage's state, cache key, artifact hash, timing, peak vs ceiling."""
     from rich.text import Text
+    from rich.tree import Tree
 
     from blut.cockpit.render import STATE_STYLES
     from blut.jobs.planview import stage_rows
@@ -36,24 +36,29 @@ def inspect(job_ref: JobRef, fmt: Format = "table") -> None:
         out.print_json(json.dumps({"job": job.id, "stages": [r.to_dict() for r in rows]}))
         return
     view = job.view()
-    out.print(f"[bold]{job.id}[/] {job.spec.name}: ", end="")
-    out.print(Text(view.state, style=STATE_STYLES.get(view.state, "")))
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for header in ("STAGE", "AFTER", "STATE", "KEY", "ARTIFACT", "TIME", "PEAK / MAX", "DETAIL"):
-        table.add_column(header, no_wrap=header not in ("DETAIL",))
+    title = Text.assemble((f"{job.id} ", "bold"), f"{job.spec.name}: ")
+    title.append(view.state, style=STATE_STYLES.get(view.state, ""))
+    tree = Tree(title)
+    nodes: dict[str, Tree] = {}
     for row in rows:
+        label = Text.assemble((row.name, "bold"), " ")
         state = row.state if row.reason is None else f"{row.state}/{row.reason}"
-        table.add_row(
-            row.name,
-            ",".join(row.after) or "-",
-            Text(state, style=STATE_STYLES.get(row.state, "")),
-            (row.key or "-")[:12],
-            (row.artifact or "-")[:12],
-            format_duration(row.seconds),
-            f"{format_size(row.peak_memory)} / {format_size(row.memory_max)}",
-            row.detail,
-        )
-    out.print(table)
+        label.append(state, style=STATE_STYLES.get(row.state, "dim"))
+        facts = [
+            f"key {row.key[:12]}" if row.key else None,
+            f"artifact {row.artifact[:12]}" if row.artifact else None,
+            format_duration(row.seconds) if row.seconds is not None else None,
+            f"peak {format_size(row.peak_memory)} of {format_size(row.memory_max)}"
+            if row.peak_memory
+            else f"max {format_size(row.memory_max)}",
+            f"also after {', '.join(row.after[1:])}" if len(row.after) > 1 else None,
+        ]
+        label.append("  " + "  ".join(f for f in facts if f), style="dim")
+        if row.detail:
+            label.append(f"\n{row.detail}", style="yellow")
+        parent = nodes[row.after[0]] if row.after else tree
+        nodes[row.name] = parent.add(label)
+    out.print(tree)
 
 
 @app.command()

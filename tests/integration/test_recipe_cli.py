@@ -43,6 +43,9 @@ def test_failed_stage_skips_dependents_and_exits_1(blut_home: Path) -> None:
     assert (row["state"], row["recipe"]) == ("failed", "smoke")
     states = stage_states(row["id"])
     assert (states["square"], states["cube"], states["total"]) == ("failed", "succeeded", "failed")
+    tree = blut("plan", "inspect", row["id"], env={"COLUMNS": "200"})
+    assert "square failed/exit" in tree.stdout and "exited with code 3" in tree.stdout
+    assert "total failed/skipped" in tree.stdout and "upstream stage square failed" in tree.stdout
     explain = blut("cache", "explain", row["id"], "total")
     assert explain.returncode == 0 and "never reached" in explain.stdout
 
