@@ -434,6 +434,17 @@ class CockpitApp(App[int]):
         yield SystemCommand("Recipes", "The catalog; launch a recipe", self.action_recipes)
         yield SystemCommand("Cache", "Stage cache entries; prune", self.action_cache)
         yield SystemCommand("Help", "Every key", self.action_help)
+        if not self.readonly:
+            if isinstance(screen, RecipeFormScreen):
+                yield SystemCommand(
+                    f"Launch {screen.recipe.name}",
+                    "Submit the form (one job per sweep point)",
+                    screen.action_launch,
+                )
+            elif isinstance(screen, CacheScreen):
+                yield SystemCommand(
+                    "Prune the cache", "Preview what goes, then confirm", screen.action_prune
+                )
         top = self._top_state_screen()
         job_id = top.selected_job_id if top is not None else None
         if top is None or job_id is None:

@@ -452,8 +452,11 @@ class JobFeed:
             decoded = decode_buffer(tail.tailer.read(READ_BYTES))
             if not tail.tailer.more:
                 self._pending.discard(job_id)
-            if any(e.event in TERMINAL_JOB_EVENTS for e in decoded.events):
-                tail.terminal = True
+            for event in decoded.events:
+                if event.event in TERMINAL_JOB_EVENTS:
+                    tail.terminal = True
+                elif event.event == "job_started":  # resumed: reconcile it again if it dies
+                    tail.terminal = False
             chunks = logs.pop(job_id, {})
             if not tail.sent_spec or decoded.lines or chunks:
                 deltas.append(

@@ -232,6 +232,7 @@ class JobScreen(StateScreen):
         self._log_total = 0
         self._log_resets = 0
         self._paused_new = 0
+        self._terminal: bool | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -310,6 +311,9 @@ class JobScreen(StateScreen):
             return
         now = self.cockpit.clock()
         view = job.view
+        if view.terminal != self._terminal:  # resume is greyed out while the job runs
+            self._terminal = view.terminal
+            self.refresh_bindings()
         head = Text()
         head.append(f"{job.id} ", style="bold")
         head.append(f"{view.name or job.spec.name}  ")

@@ -32,6 +32,21 @@ def _defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def reflow(description: str) -> str:
+    """Join a docstring's hard-wrapped lines into paragraphs (the pane wraps them to fit);
+    indented lines and list items keep their own line."""
+    paragraphs = []
+    for block in description.strip().split("\n\n"):
+        out: list[str] = []
+        for line in block.splitlines():
+            if out and line.strip() and not line[:1].isspace() and line[:2] not in ("- ", "* "):
+                out[-1] = f"{out[-1].rstrip()} {line.strip()}"
+            else:
+                out.append(line.rstrip())
+        paragraphs.append("\n".join(out))
+    return "\n\n".join(paragraphs)
+
+
 def describe(recipe: RecipeDef) -> Text:
     """The catalog's detail pane for one recipe."""
     text = Text()
@@ -39,7 +54,7 @@ def describe(recipe: RecipeDef) -> Text:
     text.append(f"  ({recipe.category}, {recipe.backend})\n", style="dim")
     inputs = ", ".join(str(k) for k in recipe.inputs) or "nothing"
     text.append(f"takes {inputs} → makes {recipe.output}\n\n", style="cyan")
-    text.append(recipe.description.strip())
+    text.append(reflow(recipe.description))
     stages = recipeform.sections(recipe.args_schema)
     if stages:
         text.append("\n\nstages: ", style="bold")
@@ -51,7 +66,9 @@ class RecipesScreen(StateScreen):
     """Every recipe, grouped by category; Enter opens its launch form."""
 
     DEFAULT_CSS = """
-    RecipesScreen #catalog { width: 40%; height: 1fr; }
+    RecipesScreen #catalog {
+        width: 40%; height: 1fr; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     RecipesScreen #detail { width: 1fr; height: 1fr; border: round $panel; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
