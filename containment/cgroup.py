@@ -75,3 +75,19 @@ def memory_current(control_group: str, root: Path = CGROUP_ROOT) -> int | None:
 def limit_matches(requested: int, enforced: int | None) -> bool:
     """True when the kernel enforces ``requested`` (rounded down to a page, as it does)."""
     return enforced is not None and abs(enforced - requested) < 4096 * 16
+
+
+def unapplied_limit(
+    unit: str, requested: int | None, enforced: int | Literal["gone"] | None
+) -> str | None:
+    """A loud warning when a unit's ``requested`` MemoryMax is not what the kernel enforces.
+
+    ``enforced`` is what the launcher read back (``"gone"``: the unit already
+    ended, nothing to check). None when the ceiling landed or none was asked for.
+    """
+    if requested is None or enforced == "gone" or limit_matches(requested, enforced):
+        return None
+    return (
+        f"MemoryMax={requested} was NOT applied to {unit} (the kernel enforces "
+        f"{enforced or 'no limit'}): the stage runs uncontained. Run `blut doctor`."
+    )

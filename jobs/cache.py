@@ -99,6 +99,21 @@ class Entry:
     stage: str | None
     parts: KeyParts
 
+    def to_dict(self, *, parts: bool = True) -> dict[str, Any]:
+        """JSON-ready; ``parts`` False leaves out the key's components."""
+        data: dict[str, Any] = {
+            "key": self.key,
+            "hash": self.hash,
+            "size": self.size,
+            "created": self.created,
+            "last_used": self.last_used,
+            "job": self.job,
+            "stage": self.stage,
+        }
+        if parts:
+            data["parts"] = self.parts.to_dict()
+        return data
+
 
 @dataclass
 class PruneReport:
@@ -228,7 +243,7 @@ class Cache:
         entry = Entry(key, digest, size, now, now, job, stage, parts)
         journal = self.pending / f"{key}.json"
         tmp = journal.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._row(entry)))
+        tmp.write_text(json.dumps(entry.to_dict()))
         tmp.replace(journal)
         self._place(staging, digest)
         self._insert(entry)
@@ -255,21 +270,8 @@ class Cache:
             tmp.rename(target)
             shutil.rmtree(staging)
 
-    @staticmethod
-    def _row(entry: Entry) -> dict[str, Any]:
-        return {
-            "key": entry.key,
-            "hash": entry.hash,
-            "size": entry.size,
-            "created": entry.created,
-            "last_used": entry.last_used,
-            "job": entry.job,
-            "stage": entry.stage,
-            "parts": entry.parts.to_dict(),
-        }
-
     def _insert(self, entry: Entry) -> None:
-        row = self._row(entry)
+        row = entry.to_dict()
         row["parts"] = json.dumps(row["parts"])
         with self._write() as db:
             db.execute(

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from blut.containment.cgroup import limit_matches
+from blut.containment.cgroup import unapplied_limit
 from blut.containment.errors import ContainmentError
 from blut.containment.launcher import Launcher
 from blut.containment.select import launcher_for
@@ -125,13 +125,9 @@ class Driver:
         requested = self.job.spec.memory_max
         if requested is None or self.launcher.kind != "systemd":
             return
-        enforced = self.launcher.memory_limit(handle)
-        if enforced == "gone" or (isinstance(enforced, int) and limit_matches(requested, enforced)):
+        msg = unapplied_limit(handle.name, requested, self.launcher.memory_limit(handle))
+        if msg is None:
             return
-        msg = (
-            f"MemoryMax={requested} was NOT applied to {handle.name} (the kernel enforces "
-            f"{enforced or 'no limit'}): the stage runs uncontained. Run `blut doctor`."
-        )
         print(f"blut: warning: {msg}", file=sys.stderr)
         self.events.emit(Log(job=self.job.id, stage=stage, level="warning", msg=msg))
 

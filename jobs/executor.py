@@ -438,18 +438,14 @@ class Executor:
         return out
 
     def _check_limit(self, run: StageRun) -> None:
-        from blut.containment.cgroup import limit_matches
+        from blut.containment.cgroup import unapplied_limit
 
         requested = run.stage.memory_max
         if requested is None or not self._contained or run.handle is None:
             return
-        enforced = self.launcher.memory_limit(run.handle)
-        if enforced == "gone" or (isinstance(enforced, int) and limit_matches(requested, enforced)):
+        msg = unapplied_limit(run.handle.name, requested, self.launcher.memory_limit(run.handle))
+        if msg is None:
             return
-        msg = (
-            f"MemoryMax={requested} was NOT applied to {run.handle.name} (the kernel enforces "
-            f"{enforced or 'no limit'}): the stage runs uncontained. Run `blut doctor`."
-        )
         print(f"blut: warning: {msg}", file=sys.stderr)
         self._emit(Log(job=self.job.id, stage=run.stage.name, level="warning", msg=msg))
 

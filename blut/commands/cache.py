@@ -13,7 +13,7 @@ import typer
 from blut.commands.common import Format, check_format, note, out, store
 
 if TYPE_CHECKING:
-    from blut.jobs.cache import Cache, Entry
+    from blut.jobs.cache import Cache
 
 app = typer.Typer(help="The stage cache: list, prune, verify, explain.", no_args_is_help=True)
 
@@ -30,18 +30,6 @@ def _open() -> Iterator[Cache]:
         cache.close()
 
 
-def _entry_json(entry: Entry) -> dict[str, object]:
-    return {
-        "key": entry.key,
-        "hash": entry.hash,
-        "size": entry.size,
-        "created": entry.created,
-        "last_used": entry.last_used,
-        "job": entry.job,
-        "stage": entry.stage,
-    }
-
-
 @app.command("ls")
 def ls(fmt: Format = "table") -> None:
     """Every cached stage output: size, age, last use, the job that made it."""
@@ -55,7 +43,7 @@ def ls(fmt: Format = "table") -> None:
         total = cache.total_size()
     if fmt == "json":
         out.print_json(
-            json.dumps({"total_bytes": total, "entries": [_entry_json(e) for e in entries]})
+            json.dumps({"total_bytes": total, "entries": [e.to_dict(parts=False) for e in entries]})
         )
         return
     if not entries:
