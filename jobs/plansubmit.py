@@ -9,7 +9,6 @@ unit ``blut-<job>`` runs ``python -m blut.jobs.executor JOB_DIR``.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sys
 import time
@@ -17,16 +16,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from blut.containment.errors import ContainmentError
 from blut.containment.launcher import Launcher
 from blut.containment.select import choose_launcher, launcher_for
-from blut.containment.spec import UnitSpec
-from blut.jobs.errors import JobsError, UsageError
+from blut.jobs.errors import UsageError
 from blut.jobs.recipes import RecipeDef
 from blut.jobs.reconcile import driver_running
 from blut.jobs.store import Job, JobStore
-from blut.jobs.submit import job_env
-from blut.status.events import JobFailed, JobSubmitted, Log
+from blut.jobs.submit import start_driver
+from blut.status.events import JobSubmitted, Log
 
 EXECUTOR_MODULE = "blut.jobs.executor"
 
@@ -38,22 +35,7 @@ def new_sweep_id() -> str:
 
 def start_executor(job: Job, launcher: Launcher, home: Path) -> None:
     """Start the job's executor as its driver unit ``blut-<job>``."""
-    env = job_env(os.environ)
-    env.update(BLUT_HOME=str(home), BLUT_CONTAINED="1" if launcher.kind == "systemd" else "0")
-    unit = UnitSpec(
-        name=job.spec.driver_unit,
-        argv=[sys.executable, "-m", EXECUTOR_MODULE, str(job.dir)],
-        log_path=job.driver_log,
-        result_path=job.driver_result,
-        env=env,
-        cwd=Path(job.spec.cwd),
-        description=f"blut job {job.id} ({job.spec.name}) executor",
-    )
-    try:
-        launcher.launch(unit)
-    except ContainmentError as exc:
-        job.emit(JobFailed(job=job.id, reason="error", detail=f"executor did not start: {exc}"))
-        raise JobsError(f"job {job.id} could not start: {exc}") from exc
+    start_driver(job, launcher, home, EXECUTOR_MODULE, role="executor")
 
 
 def submit_recipe(

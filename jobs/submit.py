@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from blut.containment.errors import ContainmentError
+from blut.containment.launcher import Launcher
 from blut.containment.select import choose_launcher
 from blut.containment.spec import UnitSpec
 from blut.containment.systemd import resolve_program
@@ -58,20 +59,28 @@ def submit(
     )
     if warning:
         job.emit(Log(job=job.id, level="warning", msg=warning))
+    start_driver(job, launcher, store.home, "blut.jobs.driver", role="driver")
+    return job, warning
+
+
+def start_driver(job: Job, launcher: Launcher, home: Path, module: str, *, role: str) -> None:
+    """Start ``python -m module JOB_DIR`` as the job's own unit ``blut-<job>``.
+
+    A job whose driver cannot start is recorded as failed (and raised), never left queued.
+    """
     env = job_env(os.environ)
-    env.update(BLUT_HOME=str(store.home), BLUT_CONTAINED="1" if contained else "0")
-    driver = UnitSpec(
+    env.update(BLUT_HOME=str(home), BLUT_CONTAINED="1" if launcher.kind == "systemd" else "0")
+    unit = UnitSpec(
         name=job.spec.driver_unit,
-        argv=[sys.executable, "-m", "blut.jobs.driver", str(job.dir)],
+        argv=[sys.executable, "-m", module, str(job.dir)],
         log_path=job.driver_log,
         result_path=job.driver_result,
         env=env,
-        cwd=workdir,
-        description=f"blut job {job.id} ({job.spec.name}) driver",
+        cwd=Path(job.spec.cwd),
+        description=f"blut job {job.id} ({job.spec.name}) {role}",
     )
     try:
-        launcher.launch(driver)
+        launcher.launch(unit)
     except ContainmentError as exc:
-        job.emit(JobFailed(job=job.id, reason="error", detail=f"driver did not start: {exc}"))
+        job.emit(JobFailed(job=job.id, reason="error", detail=f"{role} did not start: {exc}"))
         raise JobsError(f"job {job.id} could not start: {exc}") from exc
-    return job, warning
