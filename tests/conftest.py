@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+
+from blut.jobs.store import Job
+from blut.status.jobstate import JobView
 
 
 @pytest.fixture
@@ -51,3 +55,17 @@ def blut(
         input=input,
         check=False,
     )
+
+
+def wait_for_job(
+    job: Job, until: Callable[[JobView], bool] | None = None, timeout: float = 60
+) -> JobView:
+    """Poll ``job``'s fold until ``until(view)`` (default: the job ended); fail with its driver log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = job.view()
+        if view.terminal if until is None else until(view):
+            return view
+        time.sleep(0.05)
+    log = job.driver_log.read_text() if job.driver_log.exists() else "(no driver log)"
+    raise AssertionError(f"job {job.id} stuck: {job.view()}\n{log}")

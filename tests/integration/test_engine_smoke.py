@@ -18,20 +18,10 @@ from blut.jobs.cancel import cancel
 from blut.jobs.plansubmit import new_sweep_id, resume, submit_recipe
 from blut.jobs.recipes import find
 from blut.jobs.store import Job, JobStore
-from blut.status.jobstate import JobView
 from blut.status.tailer import read_events
+from tests.conftest import wait_for_job
 
 pytestmark = pytest.mark.systemd
-
-
-def wait_until(job: Job, pred: object = None, timeout: float = 60) -> JobView:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        view = job.view()
-        if view.terminal if pred is None else pred(view):  # type: ignore[operator]
-            return view
-        time.sleep(0.05)
-    raise AssertionError(f"job {job.id} stuck: {job.view()}\n{job.driver_log.read_text()}")
 
 
 def started(job: Job) -> Counter[str]:
@@ -50,7 +40,7 @@ def run_smoke(home: Path, *sets: str, sweep: str | None = None) -> Job:
 
 def test_smoke_runs_in_units_and_a_rerun_launches_nothing(blut_home: Path) -> None:
     job = run_smoke(blut_home)
-    view = wait_until(job)
+    view = wait_for_job(job)
     assert view.state == "succeeded", view
     assert {s.name: s.state for s in view.stages.values()} == dict.fromkeys(
         ["make", "square", "cube", "total"], "succeeded"
@@ -61,7 +51,7 @@ def test_smoke_runs_in_units_and_a_rerun_launches_nothing(blut_home: Path) -> No
     assert data["total"] == sum(data["sums"].values()) and set(data["sums"]) == {"square", "cube"}
 
     again = run_smoke(blut_home)
-    view2 = wait_until(again)
+    view2 = wait_for_job(again)
     assert view2.state == "succeeded"
     assert {s.state for s in view2.stages.values()} == {"cached"}
     assert started(again) == Counter()
@@ -70,7 +60,7 @@ def test_smoke_runs_in_units_and_a_rerun_launches_nothing(blut_home: Path) -> No
 
 def test_failure_skips_dependents_and_independent_branch_finishes(blut_home: Path) -> None:
     job = run_smoke(blut_home, "square.fail=true", "cube.sleep=0.5")
-    view = wait_until(job)
+    view = wait_for_job(job)
     assert view.state == "failed" and view.reason == "exit"
     assert view.detail == "stage square: exited with code 3"
     stages = view.stages
@@ -85,7 +75,7 @@ def test_failure_skips_dependents_and_independent_branch_finishes(blut_home: Pat
 
 def test_cancel_stops_running_units(blut_home: Path) -> None:
     job = run_smoke(blut_home, "make.sleep=60")
-    wait_until(job, lambda v: "make" in v.stages and v.stages["make"].state == "running")
+    wait_for_job(job, lambda v: "make" in v.stages and v.stages["make"].state == "running")
     launcher = SystemdLauncher()
     try:
         view = cancel(job, launcher, wait=30)
@@ -99,7 +89,7 @@ def test_cancel_stops_running_units(blut_home: Path) -> None:
 
 def test_resume_after_executor_sigkill_runs_every_stage_once(blut_home: Path) -> None:
     job = run_smoke(blut_home, "make.sleep=2", "square.sleep=1")
-    wait_until(job, lambda v: "make" in v.stages and v.stages["make"].state == "running")
+    wait_for_job(job, lambda v: "make" in v.stages and v.stages["make"].state == "running")
     subprocess.run(
         ["systemctl", "--user", "kill", "--signal=SIGKILL", f"{job.spec.driver_unit}.service"],
         check=True,
@@ -113,7 +103,7 @@ def test_resume_after_executor_sigkill_runs_every_stage_once(blut_home: Path) ->
     finally:
         launcher.close()
     resume(JobStore(blut_home), job)
-    view = wait_until(job)
+    view = wait_for_job(job)
     assert view.state == "succeeded", view
     assert started(job) == Counter(dict.fromkeys(["make", "square", "cube", "total"], 1))
     assert {e.event for e in read_events(job.status_path) if e.stage == "make"} >= {"stage_done"}
@@ -126,7 +116,7 @@ def test_sweep_shares_upstream_stages(blut_home: Path) -> None:
     sweep = new_sweep_id()
     store = JobStore(blut_home)
     jobs = [submit_recipe(store, recipe, args, sweep=sweep)[0] for args in points]
-    views = [wait_until(job, timeout=120) for job in jobs]
+    views = [wait_for_job(job, timeout=120) for job in jobs]
     assert [v.state for v in views] == ["succeeded"] * 4
     total = Counter[str]()
     for job in jobs:
@@ -160,7 +150,7 @@ def test_twenty_jobs_from_four_processes_compute_each_key_once(
     store = JobStore(blut_home)
     jobs = [store.get(i) for out in outs for i in out.read_text().split()]
     assert len(jobs) == 20
-    views = [wait_until(job, timeout=240) for job in jobs]
+    views = [wait_for_job(job, timeout=240) for job in jobs]
     assert [v.state for v in views] == ["succeeded"] * 20
     launches = Counter[str]()
     for job in jobs:

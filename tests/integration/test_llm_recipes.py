@@ -7,7 +7,6 @@ built once and every later recipe takes them from the cache.
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,9 +18,9 @@ from blut.jobs.cache import Cache
 from blut.jobs.plansubmit import submit_recipe
 from blut.jobs.recipes import find
 from blut.jobs.store import Job, JobStore
-from blut.status.jobstate import JobView
 from blut.status.metrics import read_metrics
 from blut.status.tailer import read_events
+from tests.conftest import wait_for_job
 
 pytestmark = pytest.mark.systemd
 
@@ -57,16 +56,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("llm-home") / "blut-home"
 
 
-def wait_done(job: Job, timeout: float = 150) -> JobView:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        view = job.view()
-        if view.terminal:
-            return view
-        time.sleep(0.2)
-    raise AssertionError(f"job {job.id} stuck: {job.view()}\n{job.driver_log.read_text()}")
-
-
 def submit(home: Path, recipe: str, sets: tuple[str, ...]) -> Job:
     rec = find(recipe)
     (args,) = rec.resolve(sets=[*MODEL, *sets])
@@ -88,7 +77,7 @@ def kinds(job: Job, kind: str) -> Counter[str]:
 def test_method_trains_in_units(home: Path, recipe: str) -> None:
     stage, key, sets = CASES[recipe]
     job = submit(home, recipe, sets)
-    view = wait_done(job)
+    view = wait_for_job(job, timeout=150)
     assert view.state == "succeeded", (view, log_of(job, stage))
     ran = [s for s in view.stages.values() if s.state != "cached"]
     assert view.stages[stage] in ran
@@ -108,7 +97,7 @@ def test_method_trains_in_units(home: Path, recipe: str) -> None:
 def test_rerun_is_a_cache_hit(home: Path) -> None:
     _stage, _key, sets = CASES["llm-sft"]
     job = submit(home, "llm-sft", sets)
-    view = wait_done(job)
+    view = wait_for_job(job, timeout=150)
     assert view.state == "succeeded", view
     assert kinds(job, "stage_cached") == Counter(model=1, tokenize=1, sft=1)
     assert not kinds(job, "stage_started")
@@ -122,7 +111,7 @@ def test_generate_answers_every_prompt_in_order(home: Path) -> None:
         "llm-generate",
         ("prompts.examples=12", "generate.max_new_tokens=4", "generate.threads=1"),
     )
-    view = wait_done(job)
+    view = wait_for_job(job, timeout=150)
     assert view.state == "succeeded", (view, log_of(job, "generate"))
     cache = Cache(home)
     out = pq.read_table(

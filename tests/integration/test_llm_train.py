@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,9 @@ pytest.importorskip("trl", reason="needs the llm extra: pip install 'blut[llm]'"
 from blut.jobs.cache import Cache, KeyParts
 from blut.jobs.plansubmit import submit_recipe
 from blut.jobs.recipes import find
-from blut.jobs.store import Job, JobStore
-from blut.status.jobstate import JobView
+from blut.jobs.store import JobStore
 from blut.status.metrics import read_metrics
-from tests.conftest import blut
+from tests.conftest import blut, wait_for_job
 
 pytestmark = pytest.mark.systemd
 
@@ -33,16 +31,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("llm-train") / "blut-home"
 
 
-def wait_done(job: Job, timeout: float = 150) -> JobView:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        view = job.view()
-        if view.terminal:
-            return view
-        time.sleep(0.2)
-    raise AssertionError(f"job {job.id} stuck: {job.view()}")
-
-
 def test_train_sft_runs_the_recipe_in_units(home: Path) -> None:
     sets = [a for s in (*DATA, "sft.threads=1", "sft.save_every=2") for a in ("--set", s)]
     result = blut(
@@ -51,7 +39,7 @@ def test_train_sft_runs_the_recipe_in_units(home: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     job = JobStore(home).get(result.stdout.strip())
-    view = wait_done(job)
+    view = wait_for_job(job, timeout=150)
     log = job.log_path("sft")
     assert view.state == "succeeded", (view, log.read_text()[-3000:] if log.exists() else "")
     assert json.loads(job.plan_path.read_text())["name"] == "llm-sft"
@@ -69,7 +57,7 @@ def test_sft_over_its_ceiling_fails_oom_and_caches_nothing(home: Path) -> None:
     (args,) = recipe.resolve(sets=sets)
     job, warning = submit_recipe(JobStore(home), recipe, args)
     assert warning is None
-    view = wait_done(job)
+    view = wait_for_job(job, timeout=150)
     sft = view.stages["sft"]
     assert view.state == "failed" and view.reason == "oom", view
     assert (sft.state, sft.reason, sft.memory_max) == ("failed", "oom", 150 << 20), sft

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,24 +12,14 @@ from blut.jobs.cache import Cache
 from blut.jobs.plansubmit import new_sweep_id, submit_recipe
 from blut.jobs.recipes import find
 from blut.jobs.store import Job, JobStore
-from blut.status.jobstate import JobView
 from blut.status.metrics import read_metrics
 from blut.status.tailer import read_events
+from tests.conftest import wait_for_job
 
 pytestmark = pytest.mark.systemd
 
 QUICK = ("train.epochs=2", "train.hidden=8", "train.threads=1")
 DATA_STAGES = ("encode", "label", "split")
-
-
-def wait_done(job: Job, timeout: float = 90) -> JobView:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        view = job.view()
-        if view.terminal:
-            return view
-        time.sleep(0.1)
-    raise AssertionError(f"job {job.id} stuck: {job.view()}\n{job.driver_log.read_text()}")
 
 
 def events(job: Job, kind: str) -> Counter[str]:
@@ -57,7 +46,7 @@ def stage_log(job: Job, stage: str) -> str:
 
 def test_quant_train_runs_every_stage_in_a_unit(blut_home: Path) -> None:
     (job,) = submit(blut_home)
-    view = wait_done(job)
+    view = wait_for_job(job, timeout=150)
     assert view.state == "succeeded", (view, stage_log(job, "train"))
     stages = view.stages
     assert list(stages) == ["encode", "label", "split", "train", "evaluate"]
@@ -83,7 +72,7 @@ def test_quant_train_runs_every_stage_in_a_unit(blut_home: Path) -> None:
 
 def test_tiny_ceiling_on_train_fails_oom_and_leaves_no_train_entry(blut_home: Path) -> None:
     (job,) = submit(blut_home, "train.memory_max=60M")
-    view = wait_done(job)
+    view = wait_for_job(job, timeout=150)
     assert view.state == "failed" and view.reason == "oom", view
     train = view.stages["train"]
     assert train.state == "failed" and train.reason == "oom", (train, stage_log(job, "train"))
@@ -100,7 +89,7 @@ def test_tiny_ceiling_on_train_fails_oom_and_leaves_no_train_entry(blut_home: Pa
 def test_lr_sweep_computes_the_data_stages_once(blut_home: Path) -> None:
     jobs = submit(blut_home, sweeps=("train.lr=0.001,0.003",))
     assert len(jobs) == 2
-    views = [wait_done(job, timeout=120) for job in jobs]
+    views = [wait_for_job(job, timeout=120) for job in jobs]
     assert [v.state for v in views] == ["succeeded"] * 2, views
     started = Counter[str]()
     cached = Counter[str]()
