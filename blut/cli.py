@@ -214,25 +214,36 @@ def log(
 @app.command()
 def cancel(
     job_ref: Annotated[str, typer.Argument(metavar="JOB", help="Job id, id prefix or name.")],
+    stage: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[STAGE]",
+            help="Cancel only this stage of a recipe job: what depends on it is skipped, "
+            "other branches finish, and the job ends failed.",
+        ),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Cancel a running job: its whole process tree is stopped."""
+    """Cancel a running job (its whole process tree is stopped), or one stage of it."""
     from blut.containment.select import launcher_for
     from blut.jobs.cancel import cancel as cancel_job
+    from blut.jobs.cancel import cancel_stage
 
     job = _store().get(job_ref)
-    if (
-        not yes
-        and sys.stdin.isatty()
-        and not typer.confirm(f"Cancel job {job.id} ({job.spec.name})?")
-    ):
+    what = f"job {job.id} ({job.spec.name})" if stage is None else f"stage {stage} of job {job.id}"
+    if not yes and sys.stdin.isatty() and not typer.confirm(f"Cancel {what}?"):
         fail("not cancelled", 1)
     launcher = launcher_for(job.spec.launcher)
     try:
-        view = cancel_job(job, launcher)
+        view = cancel_job(job, launcher) if stage is None else cancel_stage(job, launcher, stage)
     finally:
         launcher.close()
-    err.print(f"blut: job {job.id} {view.state}", markup=False)
+    found = view.stages.get(stage) if stage is not None else None
+    if found is not None and found.state in ("failed", "succeeded"):
+        ended = found.reason or found.state
+        err.print(f"blut: job {job.id} stage {stage} {ended}; job {view.state}", markup=False)
+    else:
+        err.print(f"blut: job {job.id} {view.state}", markup=False)
 
 
 @app.command()

@@ -50,6 +50,8 @@ LOADING_PAINT_EVERY = 0.5
 """While history is being read, screens repaint at most this often (reading goes first)."""
 RECONCILE_EVERY = 10.0
 """A running job whose stream was quiet this long is reconciled with its units."""
+CHECKED_EVERY = 0.5
+"""Least seconds between two "nothing new" reports of the feed (they date the data)."""
 SYSTEM_EVERY = 1.0
 SYSTEM_HISTORY = 300
 
@@ -57,10 +59,22 @@ SYSTEM_HISTORY = 300
 class FeedUpdate(Message):
     """New data read by the feed worker."""
 
-    def __init__(self, deltas: list[JobDelta], known: int) -> None:
+    def __init__(
+        self, deltas: list[JobDelta], known: int, behind: frozenset[str] = frozenset()
+    ) -> None:
         super().__init__()
         self.deltas = deltas
         self.known = known
+        self.behind = behind
+        """Jobs with data on disk that is not read yet (their shown data ages)."""
+
+
+class FeedChecked(Message):
+    """The feed looked and found nothing new (except for the jobs ``behind``)."""
+
+    def __init__(self, behind: frozenset[str]) -> None:
+        super().__init__()
+        self.behind = behind
 
 
 class SystemUpdate(Message):
@@ -141,7 +155,7 @@ class CockpitApp(App[int]):
         from blut.status.tailer import watch_changes
 
         stop, feed = self._stop, self.feed
-        last_post = 0.0
+        last_post = last_checked = 0.0
         launchers: dict[str, Launcher] = {}
         last_reconcile = time.monotonic()
 
@@ -150,12 +164,15 @@ class CockpitApp(App[int]):
             # last one is POST_EVERY old (an isolated event shows immediately); else
             # what arrives meanwhile is gathered and goes out when the window opens.
             # A backlog keeps being read while it waits, so no time is lost idling.
-            nonlocal last_post
+            nonlocal last_post, last_checked
             pending: list[JobDelta] = []
             while not stop.is_set():
                 deltas, more = feed.poll(budget=POST_EVERY * 0.5)
                 pending.extend(deltas)
                 if not pending:
+                    if time.monotonic() - last_checked >= CHECKED_EVERY:
+                        self.post_message(FeedChecked(feed.behind()))
+                        last_checked = time.monotonic()
                     return
                 wait = last_post + POST_EVERY - time.monotonic()
                 if wait > 0:
@@ -165,9 +182,9 @@ class CockpitApp(App[int]):
                         return
                     deltas, more = feed.poll(budget=POST_EVERY * 0.5)
                     pending.extend(deltas)
-                self.post_message(FeedUpdate(pending, feed.known))
+                self.post_message(FeedUpdate(pending, feed.known, feed.behind()))
                 pending = []
-                last_post = time.monotonic()
+                last_post = last_checked = time.monotonic()
                 if not more:
                     return
 
@@ -218,7 +235,9 @@ class CockpitApp(App[int]):
 
     def on_feed_update(self, message: FeedUpdate) -> None:
         self.state.known = message.known
-        ended = self.state.apply(message.deltas, self.clock())
+        now = self.clock()
+        ended = self.state.apply(message.deltas, now)
+        self.state.mark_checked(now, message.behind)
         self._update_top()
         viewing = self.screen_job()
         for end in ended:
@@ -233,6 +252,9 @@ class CockpitApp(App[int]):
         if hook is not None:
             deltas = message.deltas
             self.call_after_refresh(hook, self, deltas)
+
+    def on_feed_checked(self, message: FeedChecked) -> None:
+        self.state.mark_checked(self.clock(), message.behind)
 
     def on_system_update(self, message: SystemUpdate) -> None:
         self.system_history.append(message.sample)
@@ -382,6 +404,57 @@ class CockpitApp(App[int]):
             return
         self.call_from_thread(self.notify, f"job {job_id} {view.state}")
 
+    def request_cancel_stage(self, job_id: str, stage: str | None) -> None:
+        """Ask, then cancel one ``stage`` of a recipe job in a worker (never in readonly
+        mode): its dependents are skipped, other branches finish, the job ends failed."""
+        if self.readonly:
+            self.notify("readonly: cancel is disabled", severity="warning")
+            return
+        job = self.state.jobs.get(job_id)
+        if job is not None and job.view.terminal:
+            self.notify(f"job {job_id} has already ended ({job.view.state})", severity="warning")
+            return
+        if stage is None:
+            self.notify("no stage selected", severity="warning")
+            return
+        found = job.view.stages.get(stage) if job is not None else None
+        if found is not None and found.state not in ("queued", "running"):
+            ended = "skipped" if found.reason == "skipped" else found.state
+            self.notify(f"stage {stage} has already ended ({ended})", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"cancelling stage {stage} of job {job_id}…", timeout=2)
+                self._cancel_stage_worker(job_id, stage)
+
+        question = (
+            f"Cancel stage {stage} of job {job_id}? "
+            "Stages that need it are skipped; the other branches finish."
+        )
+        self.push_screen(ConfirmScreen(question), answered)
+
+    @work(thread=True, group="cancel", exit_on_error=False)
+    def _cancel_stage_worker(self, job_id: str, stage: str) -> None:
+        from blut.containment.errors import ContainmentError
+        from blut.containment.select import launcher_for
+        from blut.jobs.cancel import cancel_stage
+        from blut.jobs.errors import JobsError
+
+        try:
+            job = self.store.load(self.store.jobs_dir / job_id)
+            launcher = launcher_for(job.spec.launcher)
+            try:
+                view = cancel_stage(job, launcher, stage, by="cockpit")
+            finally:
+                launcher.close()
+        except (JobsError, ContainmentError, OSError) as exc:
+            self.call_from_thread(self.notify, f"cancel failed: {exc}", severity="error")
+            return
+        found = view.stages.get(stage)
+        ended = (found.reason or found.state) if found is not None else view.state
+        self.call_from_thread(self.notify, f"job {job_id} stage {stage} {ended}")
+
     def open_pager(self, job_id: str, stage: str | None) -> None:
         """Show a stage's whole log in ``$PAGER`` (default ``less -R``)."""
         job = self.state.jobs.get(job_id)
@@ -456,6 +529,13 @@ class CockpitApp(App[int]):
             yield SystemCommand(
                 f"Cancel job {job_id}", "Stop it (asks first)", lambda: self.request_cancel(job_id)
             )
+            if isinstance(top, JobScreen) and top.recipe:
+                stage = top.cancel_target()
+                yield SystemCommand(
+                    f"Cancel stage {stage or '(none running)'} of {job_id}",
+                    "Stop one stage; what needs it is skipped, the rest finishes (asks first)",
+                    top.action_cancel_stage,
+                )
             if (self.store.jobs_dir / job_id / "plan.json").is_file():
                 yield SystemCommand(
                     f"Resume job {job_id}",

@@ -413,6 +413,10 @@ class JobFeed:
         tail = self._tails.get(job_id)
         return tail.job if tail else None
 
+    def behind(self) -> frozenset[str]:
+        """Jobs with data written that the last :meth:`poll` has not read yet."""
+        return frozenset(self._pending)
+
     def waiting(self) -> list[tuple[Job, float]]:
         """Non-terminal jobs and the monotonic time their stream last changed."""
         return [(t.job, t.changed) for t in self._tails.values() if not t.terminal]

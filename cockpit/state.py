@@ -16,7 +16,7 @@ from typing import Literal, TypeAlias
 
 from blut.cockpit.feed import JobDelta
 from blut.jobs.store import JobSpec
-from blut.status.events import Event, Metric, Resources
+from blut.status.events import CancelRequested, Event, JobStarted, Metric, Resources
 from blut.status.jobstate import JobView
 
 SERIES_POINTS = 256
@@ -95,6 +95,11 @@ class JobState:
     """False while its history is still being read."""
     updated: float | None = None
     """Clock time of the last delta with events."""
+    checked: float | None = None
+    """Clock time the feed last confirmed that everything written was read (see
+    :meth:`CockpitState.mark_checked`); the shown data is ``now - checked`` old."""
+    cancel_stages: set[str] = field(default_factory=set)
+    """Stages whose own cancel was requested (the job goes on without them)."""
     version: int = 0
     """Bumped by every delta (the Jobs table reuses a row while it is unchanged)."""
     row_cache: tuple[tuple[int, int], Row] | None = None
@@ -164,6 +169,22 @@ class JobState:
         return self.spec.memory_max if self.spec.memory_max is not None else self.view.memory_max
 
     @property
+    def gpus(self) -> tuple[int, ...]:
+        """The GPUs its running stages hold (sorted; empty when none)."""
+        held = {
+            g
+            for s in self.view.stages.values()
+            if s.state == "running" and s.gpus
+            for g in s.gpus
+            if isinstance(g, int)
+        }
+        return tuple(sorted(held))
+
+    def data_age(self, now: float) -> float | None:
+        """Seconds since the feed last confirmed this job's data (None: never yet)."""
+        return None if self.checked is None else max(0.0, now - self.checked)
+
+    @property
     def memory_now(self) -> int | None:
         """Memory of the running stage, from its last resources sample."""
         stage = self.view.stages.get(self.view.current_stage or "")
@@ -171,9 +192,14 @@ class JobState:
 
     def apply(self, event: Event) -> None:
         """Fold one event in (and feed the plots)."""
+        ended = self.view.terminal
         self.view.apply(event)
         if isinstance(event, Metric | Resources):
             self._plot(event)
+        elif isinstance(event, CancelRequested) and event.stage is not None:
+            self.cancel_stages.add(event.stage)
+        elif isinstance(event, JobStarted) and ended:  # resumed: a new run
+            self.cancel_stages.clear()
 
     def log(self, stage: str) -> LogTail:
         """The log tail of ``stage`` (empty until read)."""
@@ -222,6 +248,7 @@ class Row:
     loaded: bool
     sweep: str | None = None
     recipe: str | None = None
+    gpus: tuple[int, ...] = ()
 
 
 def _sort_value(row: Row, key: SortKey) -> tuple[float | str, ...]:
@@ -261,6 +288,8 @@ class CockpitState:
         """Jobs found on disk so far (some may still be loading)."""
         self.updated: float | None = None
         """Clock time of the last applied batch."""
+        self.checked: float | None = None
+        """Clock time of the feed's last report (:meth:`mark_checked`)."""
         self.version = 0
 
     @property
@@ -299,6 +328,14 @@ class CockpitState:
         self.version += 1
         return ended
 
+    def mark_checked(self, now: float, behind: Iterable[str] = ()) -> None:
+        """The feed has read everything written so far, except for the jobs ``behind``."""
+        lagging = set(behind)
+        self.checked = now
+        for job in self.jobs.values():
+            if job.id not in lagging and job.loaded:
+                job.checked = now
+
     def row(self, job: JobState, now: float) -> Row:
         """The table row of one job (the same object while nothing it shows changed)."""
         key = (job.version, 0 if job.view.terminal else int(now))
@@ -325,6 +362,7 @@ class CockpitState:
             loaded=job.loaded,
             sweep=view.sweep,
             recipe=view.recipe,
+            gpus=job.gpus,
         )
 
     def rows(

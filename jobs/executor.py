@@ -6,7 +6,8 @@ key (stage, program, schema version, input hashes, args): a hit is recorded as
 once its resources are free, and on success its staging dir is committed to the
 cache (``stage_done``). A failure skips the stage's dependents while independent
 branches finish; the job ends failed with the first cause. A cancel request
-(event or SIGTERM) stops every running unit.
+(event or SIGTERM) stops every running unit; a request naming one stage stops
+(or drops) only that stage, which then fails as ``cancelled`` like any failure.
 
 Restarting it resumes the job: cached stages are skipped, units still running
 are re-attached (their names are deterministic), a unit that finished while no
@@ -32,13 +33,15 @@ from typing import Any, Literal
 from blut.containment.launcher import Launcher
 from blut.containment.spec import Handle, Outcome, UnitSpec
 from blut.jobs.cache import Cache, CacheError, KeyParts
+from blut.jobs.errors import JobsError
 from blut.jobs.flock import Flock
 from blut.jobs.plan import Plan
 from blut.jobs.slots import GpuPool, Slots
-from blut.jobs.stagedef import StageDef
+from blut.jobs.stagedef import StageDef, launch_argv, process_count
 from blut.jobs.store import Job, JobStore
 from blut.status.events import (
     FAILURE_REASONS,
+    TERMINAL_JOB_EVENTS,
     CancelRequested,
     Event,
     FailureReason,
@@ -78,6 +81,8 @@ class StageRun:
     last_sample: int | None = None
     unknown_since: float | None = None
     artifact: str | None = None
+    cancelled: bool = False
+    """Its own cancel was requested (a stage cancel, not the whole job's)."""
 
 
 def launch_record(job: Job, stage: str) -> Path:
@@ -127,6 +132,8 @@ class Executor:
         self.runs = {name: StageRun(plan.stages[name]) for name in plan.order()}
         self.cancel = False
         self._cancelling = False
+        self._requested = False
+        self._stage_cancels: set[str] = set()
         self._first_failure: StageFailed | None = None
         self._done_before: dict[str, str | None] = {}
         self._cancel_watch = Tailer(job.status_path)
@@ -148,9 +155,31 @@ class Executor:
         self.job.emit(event)
 
     def _cancel_requested(self) -> bool:
-        if not self.cancel:
-            self.cancel = any(isinstance(e, CancelRequested) for e in self._cancel_watch.read())
+        """Read new cancel requests: the whole job's (returned) and single stages'.
+
+        Requests recorded before the job's last outcome were for an earlier run (a
+        resumed job must not cancel itself again)."""
+        for event in self._cancel_watch.read():
+            if event.event in TERMINAL_JOB_EVENTS:
+                self._requested = False
+                self._stage_cancels.clear()
+            elif isinstance(event, CancelRequested):
+                if event.stage is None:
+                    self._requested = True
+                elif event.stage in self.runs:
+                    self._stage_cancels.add(event.stage)
+        self.cancel = self.cancel or self._requested
         return self.cancel
+
+    def _cancel_stages(self) -> None:
+        """Stop (or drop, if not started) each stage whose own cancel was requested."""
+        for name in sorted(self._stage_cancels):
+            run = self.runs[name]
+            if run.phase in ("pending", "waiting"):
+                self._fail(run, "cancelled", "cancelled by request")
+            elif run.phase == "running" and run.handle is not None and not run.cancelled:
+                run.cancelled = True
+                self.launcher.stop(run.handle)
 
     def _fail(
         self,
@@ -215,6 +244,8 @@ class Executor:
                     for run in self.runs.values():
                         if run.handle is not None:
                             self.launcher.stop(run.handle)
+                if not self._cancelling:
+                    self._cancel_stages()
                 self._poll()
                 progressed = False if self._cancelling else self._schedule()
                 running = any(r.phase == "running" for r in self.runs.values())
@@ -375,6 +406,13 @@ class Executor:
             if allocated is None:
                 return False
             gpus = allocated
+        processes = process_count(stage, len(gpus))
+        try:
+            argv = launch_argv(stage, processes)
+        except JobsError as exc:
+            self.gpus.release(gpus)
+            self._fail(run, "error", str(exc))
+            return True
         stage_dir = job.stage_dir(stage.name)
         staging = stage_dir / "staging"
         shutil.rmtree(staging, ignore_errors=True)
@@ -385,7 +423,7 @@ class Executor:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
         unit = UnitSpec(
             name=job.spec.stage_unit(stage.name),
-            argv=stage.argv,
+            argv=argv,
             log_path=job.log_path(stage.name),
             result_path=job.result_path(stage.name),
             env=env,
@@ -398,7 +436,13 @@ class Executor:
         run.started = time.time()
         _write_json(
             launch_record(job, stage.name),
-            {"key": run.parts.key, "gpus": gpus, "unit": unit.name, "started": run.started},
+            {
+                "key": run.parts.key,
+                "gpus": gpus,
+                "processes": processes,
+                "unit": unit.name,
+                "started": run.started,
+            },
         )
         run.gpus = gpus
         try:
@@ -417,8 +461,13 @@ class Executor:
                 memory_max=stage.memory_max,
                 contained=self._contained,
                 log=str(unit.log_path),
+                gpus=list(gpus) or None,
             )
         )
+        if processes > 1:
+            how = "one per GPU" if gpus else "CPU, gloo"
+            msg = f"running as {processes} processes under torchrun ({how})"
+            self._emit(Log(job=job.id, stage=stage.name, msg=msg))
         self._check_limit(run)
         return True
 
@@ -487,7 +536,8 @@ class Executor:
         staging = self.job.dir / "stages" / name / "staging"
         if not outcome.ok:
             shutil.rmtree(staging, ignore_errors=True)
-            cancelled = self._cancelling
+            self._cancel_requested()  # a stage cancel may have stopped it just now
+            cancelled = self._cancelling or run.cancelled or name in self._stage_cancels
             detail = "cancelled by request" if cancelled else outcome.detail
             self._fail(run, _reason(outcome, cancelled), detail, outcome)
             return

@@ -154,6 +154,8 @@ class StageStarted(Event):
     memory_max: int | None = None
     contained: bool = True
     log: str | None = None
+    gpus: list[int] | None = None
+    """The GPU indices allocated to the stage (``CUDA_VISIBLE_DEVICES``); None: none or unknown."""
 
 
 @dataclass(frozen=True, kw_only=True)

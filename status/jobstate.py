@@ -57,6 +57,8 @@ class StageView:
     signal: str | None = None
     detail: str = ""
     artifact: str | None = None
+    gpus: list[int] | None = None
+    """The GPUs its latest launch was given (kept after it ends; see ``state``)."""
 
 
 @dataclass
@@ -155,6 +157,7 @@ class JobView:
                 stage.log = event.log
                 stage.contained = event.contained
                 stage.memory_max = event.memory_max
+                stage.gpus = event.gpus or None
                 self.current_stage = stage.name
             case Progress() if stage is not None:
                 stage.progress = (event.step, event.total, event.unit)
@@ -180,7 +183,7 @@ class JobView:
                 if not self.terminal and event.reason != "skipped":
                     self.exit_code = event.exit_code
                     self.signal = event.signal
-            case CancelRequested():
+            case CancelRequested() if event.stage is None:  # one stage's cancel is not the job's
                 self.cancel_requested = True
             case Log() if event.level in ("warning", "error"):
                 self.warnings.append(event.msg)

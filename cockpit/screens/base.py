@@ -9,7 +9,7 @@ from textual.screen import Screen
 if TYPE_CHECKING:
     from blut.cockpit.app import CockpitApp
 
-MUTATING_ACTIONS = frozenset({"cancel", "resume", "rerun", "prune", "launch"})
+MUTATING_ACTIONS = frozenset({"cancel", "cancel_stage", "resume", "rerun", "prune", "launch"})
 """Actions hidden (and refused) in readonly mode."""
 
 

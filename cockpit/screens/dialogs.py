@@ -69,6 +69,7 @@ HELP = [
     ("↑ ↓ in stages", "pick the stage whose log and memory are shown"),
     ("l", "focus the log (scroll up pauses it; End follows again)"),
     ("u / e", "recipe jobs: resume / re-run with edited args (hidden with --readonly)"),
+    ("C", "recipe jobs: cancel the selected stage; what needs it is skipped (asks first)"),
     ("Recipes", ""),
     ("enter", "open the recipe's form; a,b,c in a number field sweeps it"),
     ("ctrl+l", "launch (hidden with --readonly)"),

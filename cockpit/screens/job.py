@@ -19,6 +19,7 @@ from blut.cockpit import fmt
 from blut.cockpit.plot import Curve, Mark, Plot
 from blut.cockpit.render import describe_end
 from blut.cockpit.screens.base import StateScreen
+from blut.cockpit.screens.jobs import STALE_AFTER
 from blut.cockpit.state import JobState
 from blut.status.jobstate import StageView
 
@@ -214,6 +215,7 @@ class JobScreen(StateScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("c", "cancel", "Cancel"),
+        Binding("C", "cancel_stage", "Cancel stage"),
         Binding("p", "pager", "Pager"),
         Binding("l", "focus_log", "Log"),
         Binding("R", "replay", "Replay"),
@@ -261,7 +263,7 @@ class JobScreen(StateScreen):
         return self.job_id
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("resume", "rerun") and not self.recipe:
+        if action in ("resume", "rerun", "cancel_stage") and not self.recipe:
             return False
         if action == "resume":
             job = self.cockpit.state.jobs.get(self.job_id)
@@ -284,6 +286,18 @@ class JobScreen(StateScreen):
         if 0 <= table.cursor_row < len(self._stage_keys):
             return self._stage_keys[table.cursor_row]
         return None
+
+    def cancel_target(self) -> str | None:
+        """The stage `C` cancels: the selected one, else the job's current one."""
+        return self.selected_stage() or self._current_stage()
+
+    def _current_stage(self) -> str | None:
+        job = self.cockpit.state.jobs.get(self.job_id)
+        return job.view.current_stage if job is not None else None
+
+    def action_cancel_stage(self) -> None:
+        """Cancel the selected (or current) stage of a recipe job, after asking."""
+        self.cockpit.request_cancel_stage(self.job_id, self.cancel_target())
 
     def on_mount(self) -> None:
         self.title = "blut"
@@ -319,10 +333,23 @@ class JobScreen(StateScreen):
         head.append(f"{view.name or job.spec.name}  ")
         head.append_text(fmt.state_text(view.state))
         head.append(f"  {fmt.duration(view.elapsed(now))}")
+        age = job.data_age(now)
+        if age is not None and age >= STALE_AFTER:  # the feed is slow or busy
+            head.append(f"  data {fmt.duration(age)} old", style="bold yellow")
         head.append(f"  mem {fmt.memory_cell(job.memory_now, job.memory_max).plain}")
         head.append(f"  peak {fmt.short_size(view.peak_memory)}")
+        if job.gpus:
+            head.append(f"  gpu {','.join(map(str, job.gpus))}")
         if view.cancel_requested and not view.terminal:
             head.append("  cancelling…", style="yellow")
+        stopping = sorted(
+            name
+            for name in job.cancel_stages
+            if name in view.stages and view.stages[name].state == "running"
+        )
+        if stopping and not view.terminal:
+            head.append(f"  cancelling {','.join(stopping)}…", style="yellow")
+
         if job.garbage:
             head.append(f"  {job.garbage} bad lines", style="yellow")
         if self.recipe:

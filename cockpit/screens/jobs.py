@@ -30,9 +30,15 @@ COLUMNS = (
     ("elapsed", "ELAPSED"),
     ("memory", "MEM/MAX"),
     ("peak", "PEAK"),
+    ("gpus", "GPU"),
 )
 STALE_AFTER = 5.0
-"""Seconds without any new data after which the status line says how old it is."""
+"""Seconds the feed may go without confirming the data before screens say how old it is."""
+
+
+def gpu_cell(gpus: tuple[int, ...]) -> str | Text:
+    """``0,1`` (the GPUs a job's running stages hold) or a dim ``-``."""
+    return ",".join(map(str, gpus)) if gpus else Text("-", style="dim")
 
 
 def cells(row: Row, member: bool = False) -> tuple[str | Text, ...]:
@@ -46,6 +52,7 @@ def cells(row: Row, member: bool = False) -> tuple[str | Text, ...]:
         fmt.duration(row.elapsed),
         fmt.memory_cell(row.memory_now, row.memory_max),
         fmt.short_size(row.peak),
+        gpu_cell(row.gpus),
     )
 
 
@@ -63,6 +70,7 @@ def group_cells(group: SweepGroup, expanded: bool) -> tuple[str | Text, ...]:
         fmt.duration(group.elapsed),
         Text("-", style="dim"),
         fmt.short_size(group.peak),
+        gpu_cell(tuple(sorted({g for r in group.members for g in r.gpus}))),
     )
 
 
@@ -210,7 +218,7 @@ class JobsScreen(StateScreen):
         if state.updated is None:
             text.append(" · waiting for data", style="yellow")
         else:
-            age = app.clock() - state.updated
+            age = app.clock() - max(state.updated, state.checked or state.updated)
             if age > STALE_AFTER and any(not j.view.terminal for j in state.jobs.values()):
                 text.append(f" · data {fmt.duration(age)} old", style="yellow")
         if app.readonly:

@@ -178,3 +178,8 @@ def test_a_new_job_started_reopens_a_failed_job() -> None:
     assert (view.signal, view.cancel_requested, view.started) == (None, False, 2.0)
     view.apply(JobDone(job=J, ts=5.0))
     assert (view.state, view.exit_code, view.finished) == ("succeeded", 0, 5.0)
+
+
+def test_cancelling_one_stage_is_not_cancelling_the_job() -> None:
+    view = fold(J, [*submitted(), JobStarted(job=J, ts=2.0), CancelRequested(job=J, stage="cube")])
+    assert not view.cancel_requested and view.state == "running"
