@@ -14,9 +14,46 @@ from blut.jobs.errors import JobsError
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 
 
+TORCHRUN = "torch.distributed.run"
+"""torchrun's module: the launcher of multi-process stages (run as ``python -m``, never imported)."""
+
+
 def payload_argv(program: str) -> tuple[str, ...]:
     """The argv that runs payload stage ``program`` with this interpreter."""
     return (sys.executable, "-m", "blut.payload", program)
+
+
+def process_count(stage: StageDef, gpus: int) -> int:
+    """How many processes ``stage`` runs as with ``gpus`` GPUs allocated.
+
+    One per allocated GPU when it has any (the GPU count decides), else the
+    stage's declared ``processes`` (CPU data parallelism over gloo).
+    """
+    return gpus if gpus > 0 else stage.processes
+
+
+def launch_argv(stage: StageDef, processes: int) -> tuple[str, ...]:
+    """``stage.argv``, wrapped in torchrun when it runs as more than one process.
+
+    Only ``python -m MODULE ...`` argvs can be wrapped (torchrun runs a module
+    with ``-m``); the interpreter stays the stage's own.
+    """
+    if processes <= 1:
+        return stage.argv
+    if len(stage.argv) < 3 or stage.argv[1] != "-m":
+        raise JobsError(
+            f"stage {stage.name}: only a `python -m MODULE` stage can run as {processes} processes"
+        )
+    python, _, *rest = stage.argv
+    return (
+        python,
+        "-m",
+        TORCHRUN,
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        *rest,
+    )
 
 
 @dataclass(frozen=True)
@@ -44,7 +81,11 @@ class StageDef:
     ``args`` are this stage's frozen arguments (part of its cache key);
     ``args_schema`` is the JSON schema they satisfy. ``schema_version`` is bumped
     whenever the program's output for the same args and inputs changes, which
-    invalidates cached outputs.
+    invalidates cached outputs. ``processes`` > 1 runs the stage data-parallel
+    under torchrun on the CPU (one process per GPU instead when GPUs are
+    allocated; see `process_count`); like the device, it is not part of the
+    cache key, so the program must give the same result up to rounding for any
+    process count.
     """
 
     name: str
@@ -58,6 +99,7 @@ class StageDef:
     args: Mapping[str, Any] = field(default_factory=dict)
     args_schema: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    processes: int = 1
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -67,6 +109,12 @@ class StageDef:
             )
         if not self.argv or not self.argv[0]:
             raise JobsError(f"stage {self.name}: argv must name a program")
+        if isinstance(self.processes, bool) or not isinstance(self.processes, int):
+            raise JobsError(f"stage {self.name}: processes must be an integer")
+        if self.processes < 1:
+            raise JobsError(f"stage {self.name}: processes must be >= 1, got {self.processes}")
+        if self.processes > 1:
+            launch_argv(self, self.processes)  # only `python -m MODULE` stages can be wrapped
 
     @property
     def program(self) -> tuple[str, ...]:

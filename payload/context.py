@@ -3,7 +3,9 @@
 `StageContext.from_env` reads what the driver sets (``BLUT_JOB_DIR``,
 ``BLUT_STAGE_NAME``, ``BLUT_JOB_ID``, ``BLUT_CONTAINED``). Outside a blut job
 it warns loudly and falls back to a temporary job dir, so a stage program still
-runs standalone.
+runs standalone. Under torchrun (``RANK`` set) every process gets a context,
+but only rank 0 reports: the others' events are dropped, except error logs,
+which any rank emits (prefixed with its rank) so a crash on rank 1 is seen.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class StageContext:
     """One stage run: its job dir, names, frozen args and event helpers.
 
     Events go to ``job_dir/status.jsonl`` through one writer kept open until
-    `close` (or the end of a ``with`` block).
+    `close` (or the end of a ``with`` block). ``rank`` is the process's rank
+    when the stage runs as several (torchrun's ``RANK``); only rank 0 emits.
     """
 
     job_dir: Path
@@ -43,6 +46,12 @@ class StageContext:
     args: dict[str, Any] = field(default_factory=dict)
     contained: bool = True
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    rank: int = 0
+
+    @property
+    def primary(self) -> bool:
+        """True in the one process that reports and writes outputs (rank 0)."""
+        return self.rank == 0
 
     def __post_init__(self) -> None:
         self.staging.mkdir(parents=True, exist_ok=True)
@@ -98,6 +107,7 @@ class StageContext:
                 args=_load_args(args_path if args_path.is_file() else job_dir / ARGS_FILE),
                 contained=environ.get("BLUT_CONTAINED", "1").strip().lower() not in _FALSE,
                 inputs=_load_inputs(stage_dir / INPUTS_FILE),
+                rank=int(environ.get("RANK") or 0),
             )
         return cls._standalone(stage, raw_dir, name, environ.get("BLUT_JOB_ID"))
 
@@ -123,8 +133,9 @@ class StageContext:
         return EventWriter(self.status_path)
 
     def emit(self, kind: type[Event], **fields: Any) -> None:
-        """Append one ``kind`` event for this job and stage."""
-        self._writer.emit(kind(job=self.job_id, stage=self.stage, **fields))
+        """Append one ``kind`` event for this job and stage (rank 0 only)."""
+        if self.primary:
+            self._writer.emit(kind(job=self.job_id, stage=self.stage, **fields))
 
     def progress(self, step: float, total: float | None = None, unit: str | None = None) -> None:
         """Report ``step`` of ``total`` ``unit``."""
@@ -137,7 +148,15 @@ class StageContext:
         self.emit(Metric, values=dict(values), step=step, epoch=epoch)
 
     def log(self, msg: str, level: LogLevel = "info") -> None:
-        """Report a message for humans: a ``log`` event, and a line in the stage's log."""
+        """Report a message for humans: a ``log`` event, and a line in the stage's log.
+
+        Off rank 0 only the line is written, except for errors, which every rank
+        reports (prefixed with its rank).
+        """
+        if not self.primary:
+            msg = f"rank {self.rank}: {msg}"
+            if level == "error":
+                self._writer.emit(Log(job=self.job_id, stage=self.stage, level=level, msg=msg))
         self.emit(Log, level=level, msg=msg)
         print(msg if level == "info" else f"{level}: {msg}", flush=True)
 

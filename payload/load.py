@@ -9,7 +9,8 @@ across a ticker or a shard boundary. Shards are opened lazily in each
 process, so the dataset pickles cheaply into DataLoader workers. Indexing
 with an array of sample indices gathers a whole batch with one fancy index
 per shard. `SeededSampler` yields such index batches, shuffled by (seed,
-epoch) alone, so an epoch's order is the same after a resume.
+epoch) alone, so an epoch's order is the same after a resume; under DDP each
+rank takes its share of every global batch.
 """
 
 from __future__ import annotations
@@ -134,7 +135,12 @@ class WindowDataset(Dataset[Batch]):
 class SeededSampler(Sampler[np.ndarray]):
     """Batches of a permutation drawn from (seed, epoch) alone.
 
-    ``rank``/``world`` keep every world-th index (one shard of the data per process).
+    With ``world`` > 1 processes (DDP), every rank draws the same permutation
+    and cuts it into the same global batches of ``batch_size``; rank ``r``
+    takes every ``world``-th index of each global batch from the ``r``-th.
+    So the ranks together see exactly the batches one process would, every
+    rank yields the same number of batches (DDP needs that), and a share may
+    be empty when the last global batch holds fewer than ``world`` samples.
     """
 
     def __init__(
@@ -147,6 +153,8 @@ class SeededSampler(Sampler[np.ndarray]):
         world: int = 1,
     ) -> None:
         """Batch ``size`` indices; call `set_epoch` before each epoch."""
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} outside a world of {world}")
         self.size, self.batch_size, self.seed, self.shuffle = size, batch_size, seed, shuffle
         self.rank, self.world = rank, world
         self.epoch = 0
@@ -156,19 +164,21 @@ class SeededSampler(Sampler[np.ndarray]):
         self.epoch = epoch
 
     def order(self) -> np.ndarray:
-        """This epoch's indices for this rank."""
+        """This epoch's order of all indices (every rank's)."""
         if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
-        else:
-            order = np.arange(self.size)
-        return order[self.rank :: self.world]
+            return np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        return np.arange(self.size)
+
+    def global_size(self, batch: int) -> int:
+        """How many samples global batch number ``batch`` holds over all ranks."""
+        return min(self.batch_size, self.size - batch * self.batch_size)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        order = self.order()
-        return (order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size))
+        order, step = self.order(), self.batch_size
+        return (order[i : i + step][self.rank :: self.world] for i in range(0, len(order), step))
 
     def __len__(self) -> int:
-        return -(-len(range(self.rank, self.size, self.world)) // self.batch_size)
+        return -(-self.size // self.batch_size)
 
 
 def _batch(batch: Any) -> Any:

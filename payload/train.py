@@ -10,6 +10,25 @@ killed after epoch k and resumed gives bit-identical weights and metrics.
 Per-epoch metric rows go to Parquet parts, ``train_loss`` every few steps to
 the event stream. Staging receives ``model.pt`` (the best epoch's state dict)
 and ``model.json`` (how to rebuild it).
+
+Multi-process (DDP). Run as ``python -m torch.distributed.run --standalone
+--nproc_per_node=N -m blut.payload train`` (the engine does this for a stage
+with ``processes`` > 1, or with several GPUs allocated), every rank builds the
+same model from the same seed and draws the same (seed, epoch) permutation;
+`SeededSampler` cuts it into the same global batches of ``batch_size`` that
+one process would use and each rank takes its share of every batch. A rank's
+loss is its share's summed loss × N / (global batch size), so DDP's gradient
+average is exactly the gradient of the global batch's mean loss: the batch
+size, steps per epoch and learning-rate schedule do not depend on N, and N
+changes the result only by rounding (which is why the process count is not
+part of the cache key). Validation is sharded the same way and its sums (loss,
+correct, count) are all-reduced, so every rank sees the same val loss and
+takes the same early-stopping decision. Only rank 0 emits events (see
+`StageContext`), writes metric parts, checkpoints and staging; checkpoints
+carry every rank's RNG state (dropout differs per rank), so a resume with the
+same N is bit-identical on the CPU, and a resume with another N continues
+(with a warning) but is equal only up to rounding. On the CPU the backend is
+gloo (``Accelerator(cpu=True)``), on GPUs nccl, one process per GPU.
 """
 
 from __future__ import annotations
@@ -114,9 +133,11 @@ def model_config(opts: dict[str, Any], train: WindowDataset) -> dict[str, Any]:
     }
 
 
-def loss_fn(task: str) -> nn.Module:
+def loss_fn(task: str, reduction: str = "mean") -> nn.Module:
     """Cross-entropy for classes, MSE for regression."""
-    return nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
+    if task == "classification":
+        return nn.CrossEntropyLoss(reduction=reduction)
+    return nn.MSELoss(reduction=reduction)
 
 
 def forward(model: nn.Module, x: torch.Tensor, task: str) -> torch.Tensor:
@@ -126,23 +147,50 @@ def forward(model: nn.Module, x: torch.Tensor, task: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validate(model: nn.Module, batches: Any, task: str, device: torch.device) -> dict[str, float]:
-    """Mean val loss and accuracy (classes) or MSE (regression)."""
+def validation_sums(model: nn.Module, batches: Any, task: str, device: torch.device) -> list[float]:
+    """[summed val loss, correct predictions, samples] over ``batches``."""
     model.eval()
     criterion = loss_fn(task)
     total = correct = 0
     loss_sum = 0.0
     for x, y in batches:
+        if not len(y):  # an empty DDP share of the last batch
+            continue
         x, y = x.to(device), y.to(device)
         out = forward(model, x, task)
         loss_sum += float(criterion(out, y)) * len(y)
         total += len(y)
         if task == "classification":
             correct += int((out.argmax(dim=1) == y).sum())
+    return [loss_sum, correct, total]
+
+
+def validation_metrics(sums: list[float], task: str) -> dict[str, float]:
+    """Mean val loss and accuracy (classes) or MSE (regression) from `validation_sums`."""
+    loss_sum, correct, total = sums
     loss = loss_sum / max(total, 1)
     if task == "classification":
         return {"val_loss": loss, "val_accuracy": correct / max(total, 1)}
     return {"val_loss": loss, "val_mse": loss}
+
+
+def validate(model: nn.Module, batches: Any, task: str, device: torch.device) -> dict[str, float]:
+    """Mean val loss and accuracy (classes) or MSE (regression), in this process."""
+    return validation_metrics(validation_sums(model, batches, task, device), task)
+
+
+def _accelerator() -> Any:
+    """accelerate's `Accelerator`; gloo on the CPU when torchrun started several processes."""
+    from accelerate import Accelerator  # type: ignore[import-untyped, unused-ignore]
+
+    several = int(os.environ.get("WORLD_SIZE") or 1) > 1
+    return Accelerator(cpu=True) if several and not torch.cuda.is_available() else Accelerator()
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The torch seed of ``rank`` > 0 after the model is built (its own dropout stream)."""
+    digest = hashlib.sha256(f"{seed}/{rank}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def peak_rss() -> int:
@@ -166,15 +214,14 @@ class Trainer:
 
     def __init__(self, ctx: StageContext, opts: dict[str, Any]) -> None:
         """Build everything from the args and inputs (seeded first)."""
-        from accelerate import Accelerator  # type: ignore[import-untyped, unused-ignore]
-
         self.ctx, self.opts = ctx, opts
         seed_everything(opts["seed"], opts["threads"])
         train_ds, val_ds, hashes = datasets(ctx, opts)
         self.config = model_config(opts, train_ds)
         self.task = self.config["task"]
         self.fingerprint = fingerprint(opts, hashes)
-        self.accelerator = Accelerator()
+        self.accelerator = _accelerator()
+        self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         model = models.build(self.config)
         mean, std = train_ds.feature_stats()
         model.get_buffer("mean").copy_(torch.from_numpy(mean))
@@ -188,13 +235,19 @@ class Trainer:
             acc.num_processes,
         )  # fmt: skip
         self.train_batches = loader(train_ds, self.sampler, opts["workers"])
-        val_order = SeededSampler(len(val_ds), opts["batch_size"] * 4, shuffle=False)
+        val_order = SeededSampler(
+            len(val_ds), opts["batch_size"] * 4, shuffle=False, rank=acc.process_index,
+            world=acc.num_processes,
+        )  # fmt: skip
         self.val_batches = loader(val_ds, val_order)
         self.total_steps = len(self.train_batches) * opts["epochs"]
         warmup = int(self.total_steps * opts["warmup_fraction"])
         self.scheduler = schedule(optimizer, opts["schedule"], self.total_steps, warmup)
         self.model, self.optimizer = acc.prepare(model, optimizer)
+        if self.rank > 0:  # same init everywhere, but each rank its own dropout
+            torch.manual_seed(rank_seed(opts["seed"], self.rank))
         self.criterion = loss_fn(self.task)
+        self.criterion_sum = loss_fn(self.task, "sum")
         self.ckpt_dir = ctx.stage_dir / "checkpoints"
         self.state: dict[str, Any] = {
             "epoch": 0, "step": 0, "best_val_loss": None, "best_epoch": None,
@@ -204,6 +257,7 @@ class Trainer:
             f"train: {self.config['kind']} on {len(train_ds)} train / {len(val_ds)} val windows "
             f"of {opts['window']}×{self.config['features']}, {len(self.train_batches)} "
             f"steps/epoch, device {acc.device}"
+            + (f" × {self.world} processes ({acc.state.backend})" if self.world > 1 else "")
         )
 
     @property
@@ -219,13 +273,26 @@ class Trainer:
             self.ctx.log("train: checkpoints of another config or input; starting over", "warning")
             found = None
         if found is None:
-            shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+            self.accelerator.wait_for_everyone()  # no rank still reads what rank 0 removes
+            if self.ctx.primary:
+                shutil.rmtree(self.ckpt_dir, ignore_errors=True)
             return
         meta, tensors = found
         self.net.load_state_dict(tensors["model"])
         self.optimizer.load_state_dict(tensors["optimizer"])
         self.scheduler.load_state_dict(tensors["scheduler"])
-        checkpoints.set_rng_states(meta["rng"])
+        ranks = meta.get("rng_ranks") or [meta["rng"]]
+        if len(ranks) == self.world:
+            checkpoints.set_rng_states(ranks[self.rank])
+        else:
+            checkpoints.set_rng_states(meta["rng"])
+            if self.rank > 0:
+                torch.manual_seed(rank_seed(self.opts["seed"] + meta["epoch"], self.rank))
+            self.ctx.log(
+                f"train: checkpoint written by {len(ranks)} process(es), resuming with "
+                f"{self.world}: equal to an uninterrupted run only up to rounding",
+                "warning",
+            )
         self.state = meta["loop"]
         self.ctx.log(f"train: resumed after epoch {self.state['epoch']} (step {meta['step']})")
 
@@ -236,9 +303,14 @@ class Trainer:
         device, every = self.accelerator.device, self.opts["metric_every"]
         started = time.perf_counter()
         loss_sum, seen = 0.0, 0
-        for x, y in self.train_batches:
+        for batch, (x, y) in enumerate(self.train_batches):
             x, y = x.to(device), y.to(device)
-            loss = self.criterion(forward(self.model, x, self.task), y)
+            out = forward(self.model, x, self.task)
+            if self.world == 1:
+                loss = self.criterion(out, y)
+            else:  # DDP averages gradients over ranks: scale so they average the global batch
+                share = self.criterion_sum(out, y)
+                loss = share * (self.world / self.sampler.global_size(batch))
             self.accelerator.backward(loss)
             if self.opts["grad_clip"]:
                 self.accelerator.clip_grad_norm_(self.model.parameters(), self.opts["grad_clip"])
@@ -246,19 +318,26 @@ class Trainer:
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.state["step"] += 1
-            value = loss.detach().item()
-            loss_sum += value * len(y)
+            if self.world == 1:
+                value = loss.detach().item()
+                loss_sum += value * len(y)
+            else:
+                loss_sum += share.detach().item()
             seen += len(y)
             if self.state["step"] % every == 0:
+                if self.world > 1:  # every rank reaches this step: a collective is safe
+                    (summed,) = self.reduce([share.detach().item()])
+                    value = summed / self.sampler.global_size(batch)
                 self.ctx.metric({"train_loss": value}, step=self.state["step"], epoch=epoch)
                 self.ctx.progress(self.state["step"], self.total_steps, "step")
         seconds = time.perf_counter() - started
+        total_loss, total_seen = self.reduce([loss_sum, seen])
         return {
             "epoch": epoch,
             "step": self.state["step"],
-            "train_loss": loss_sum / max(seen, 1),
+            "train_loss": total_loss / max(total_seen, 1),
             "lr": self.scheduler.get_last_lr()[0],
-            "samples_per_s": seen / seconds if seconds > 0 else None,
+            "samples_per_s": total_seen / seconds if seconds > 0 else None,
             "seconds": seconds,
         }
 
@@ -268,8 +347,9 @@ class Trainer:
         state["epoch"] = epoch
         if state["best_val_loss"] is None or row["val_loss"] < state["best_val_loss"]:
             state.update(best_val_loss=row["val_loss"], best_epoch=epoch, bad_epochs=0)
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            torch.save(self.net.state_dict(), self.ckpt_dir / "best.pt")
+            if self.ctx.primary:
+                self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+                torch.save(self.net.state_dict(), self.ckpt_dir / "best.pt")
         else:
             state["bad_epochs"] += 1
         patience = self.opts["patience"]
@@ -279,26 +359,38 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
         }
+        rng = checkpoints.rng_states()
         meta = {
             "step": state["step"],
             "fingerprint": self.fingerprint,
             "loop": state,
-            "rng": checkpoints.rng_states(),
+            "rng": rng,
             "metrics": row,
         }
+        if self.world > 1:
+            import torch.distributed as dist
+
+            ranks: list[Any] = [None] * self.world
+            dist.all_gather_object(ranks, rng)
+            meta.update(rng_ranks=ranks, processes=self.world)
+        if not self.ctx.primary:
+            return
         path = checkpoints.save(self.ckpt_dir, epoch, tensors, meta, self.opts["keep_checkpoints"])
         self.ctx.emit(Checkpoint, path=str(path), step=state["step"])
 
     def fit(self) -> None:
         """Epochs until the last one or early stopping; metrics and checkpoints each epoch."""
-        metrics = MetricsWriter(self.ctx.metrics_dir)
-        wandb_run = _wandb(self.ctx, self.opts)
+        primary = self.ctx.primary
+        metrics = MetricsWriter(self.ctx.metrics_dir) if primary else None
+        wandb_run = _wandb(self.ctx, self.opts) if primary else None
         while self.state["epoch"] < self.opts["epochs"] and not self.state["stopped"]:
             epoch = self.state["epoch"] + 1
             row = self.train_epoch(epoch)
-            val = validate(self.model, self.val_batches, self.task, self.accelerator.device)
-            row = {**row, **val, "peak_rss": peak_rss()}
-            metrics.write_epoch(epoch, [row])
+            sums = validation_sums(self.net, self.val_batches, self.task, self.accelerator.device)
+            val = validation_metrics(self.reduce(sums), self.task)
+            row = {**row, **val, "peak_rss": int(self.reduce([peak_rss()], "max")[0])}
+            if metrics is not None:
+                metrics.write_epoch(epoch, [row])
             values = {k: v for k, v in row.items() if k not in ("epoch", "step") and v is not None}
             self.ctx.metric(values, row["step"], epoch)
             if wandb_run is not None:
@@ -314,8 +406,24 @@ class Trainer:
         if wandb_run is not None:
             wandb_run.finish()
 
+    def reduce(self, values: list[float], op: str = "sum") -> list[float]:
+        """``values`` summed (or maxed) over all ranks; unchanged in one process.
+
+        A collective: every rank must call it at the same point.
+        """
+        if self.world == 1:
+            return values
+        import torch.distributed as dist
+
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.accelerator.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+        result: list[float] = tensor.tolist()
+        return result
+
     def publish(self) -> None:
-        """The best epoch's weights and model.json into staging."""
+        """The best epoch's weights and model.json into staging (rank 0)."""
+        if not self.ctx.primary:
+            return
         staging, state = self.ctx.staging, self.state
         shutil.copyfile(self.ckpt_dir / "best.pt", staging / "model.pt")
         summary = {
@@ -324,6 +432,7 @@ class Trainer:
             "epochs_run": state["epoch"],
             "best_epoch": state["best_epoch"],
             "best_val_loss": state["best_val_loss"],
+            "processes": self.world,
             "args": self.opts,
         }
         (staging / "model.json").write_text(json.dumps(summary, indent=2) + "\n")

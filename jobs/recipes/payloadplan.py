@@ -4,8 +4,12 @@ A stage's args section in a recipe is the payload program's own JSON schema
 (``payload/schemas/<program>.json``, read as package data — the engine never
 imports payload code) with recipe defaults on top, plus ``memory_max``: the
 unit's ceiling, which is neither passed to the program nor part of the cache
-key. Kinds and the schema version come from the schema's ``x-blut`` block, so
-the payload stays the one place that says what a stage consumes and produces.
+key. A node that is ``parallel`` also offers ``processes``: how many
+data-parallel processes the stage runs as on the CPU (torchrun; one per GPU
+when GPUs are allocated), likewise neither passed to the program nor part of
+the cache key. Kinds and the schema version come from the schema's ``x-blut``
+block, so the payload stays the one place that says what a stage consumes and
+produces.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from blut.jobs.recipes.recipedef import RecipeDef
 from blut.jobs.stagedef import Resources, StageDef, payload_argv
 
 MEMORY_KEY = "memory_max"
+PROCESSES_KEY = "processes"
 SIZE_PATTERN = r"^\s*[0-9]+(\.[0-9]+)?\s*[kKmMgGtTpP]?([iI]?[bB]?)\s*$"
 GPU_OR_CPU = Resources(cpu=1, gpu=1, cpu_fallback=True)
 """A GPU when the machine has one (a machine-wide slot), else the CPU."""
@@ -42,6 +47,8 @@ class Node:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     hidden: tuple[str, ...] = ()
     """Payload options the recipe does not offer."""
+    parallel: bool = False
+    """The program runs correctly under torchrun: the recipe offers ``processes``."""
 
 
 @cache
@@ -62,6 +69,14 @@ def section(node: Node, defaults: Mapping[str, Any] = {}) -> dict[str, Any]:
     props: dict[str, Any] = copy.deepcopy(result["properties"])
     for key in node.hidden:
         props.pop(key, None)
+    if node.parallel:
+        props[PROCESSES_KEY] = {
+            "type": "integer",
+            "minimum": 1,
+            "default": 1,
+            "description": "data-parallel processes (torchrun on the CPU, gloo; with GPUs "
+            "allocated, one per GPU instead); not part of the cache key",
+        }
     for key, value in {**node.defaults, **defaults}.items():
         props[key]["default"] = value
     props[MEMORY_KEY] = {
@@ -87,6 +102,7 @@ def stage_def(node: Node, args: Mapping[str, Any], schema: Mapping[str, Any]) ->
     values = {k: p["default"] for k, p in props.items() if "default" in p}
     values.update(args.get(node.name, {}))
     memory = values.pop(MEMORY_KEY)
+    processes = int(values.pop(PROCESSES_KEY, 1))
     return StageDef(
         name=node.name,
         output=Kind(meta["output"]),
@@ -98,6 +114,7 @@ def stage_def(node: Node, args: Mapping[str, Any], schema: Mapping[str, Any]) ->
         args=values,
         args_schema=section_schema,
         description=str(section_schema.get("description", "")),
+        processes=processes,
     )
 
 

@@ -10,6 +10,9 @@ stage consumes and produces.
 
 Each stage's cache key depends only on its own section and its inputs, so a
 ``--sweep train.lr=...`` reuses the cached encode, label and split outputs.
+``train.processes=N`` runs train as N data-parallel processes under torchrun
+(CPU, gloo; on a GPU box the allocated GPU count decides); the result is the
+same up to rounding, so the process count is not part of the key.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ NODES = (
         memory_max="2G",  # the packaged data peaks near 450 MB
         resources=GPU_OR_CPU,
         defaults={"epochs": 5, "hidden": 32},  # quick on a laptop CPU
+        parallel=True,  # train.processes=N: N-process DDP (CPU/gloo; one per GPU on a GPU box)
     ),
     Node("evaluate", "evaluate", ("train", "label", "split"), memory_max="1G"),
 )

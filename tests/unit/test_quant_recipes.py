@@ -84,7 +84,8 @@ def test_schema_is_read_from_the_payload_package_data() -> None:
     assert payload_schema("train") == json.loads(text)
     section = find("quant-train").args_schema["properties"]["train"]
     assert "x-blut" not in section and "$schema" not in section
-    assert set(section["properties"]) == set(json.loads(text)["properties"]) | {"memory_max"}
+    recipe_only = {"memory_max", "processes"}  # the unit's ceiling and process count
+    assert set(section["properties"]) == set(json.loads(text)["properties"]) | recipe_only
 
 
 @pytest.mark.parametrize("name", QUANT)
