@@ -295,6 +295,10 @@ def main() -> None:
     except (JobsError, ContainmentError, StatusError) as exc:
         err.print(f"blut: error: {exc}", markup=False)
         sys.exit(2 if isinstance(exc, ContainmentError) else 1)
+    except OSError as exc:  # e.g. a folder under BLUT_HOME that is not ours: one line, no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        err.print(f"blut: error: {exc.strerror or exc}{where}", markup=False)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+import math
 import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -80,6 +81,8 @@ def read_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except ValueError as exc:
@@ -93,7 +96,10 @@ def read_file(path: Path) -> dict[str, Any]:
 def _recipe_table(path: Path, recipe: str) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    table = read_file(path).get("recipes", {}).get(recipe, {})
+    recipes = read_file(path).get("recipes", {})
+    if not isinstance(recipes, dict):
+        raise UsageError(f"{path}: [recipes] must be a table")
+    table = recipes.get(recipe, {})
     if not isinstance(table, dict):
         raise UsageError(f"{path}: [recipes.{recipe}] must be a table")
     return table
@@ -148,6 +154,8 @@ def _parse(texts: Iterable[str], option: str) -> list[Override]:
         except HydraException as exc:
             first = str(exc).strip().splitlines()[0]
             raise UsageError(f"{option} {text}: {first}") from exc
+        if not override.key_or_group:
+            raise UsageError(f"{option} {text}: missing key before '=' (e.g. train.lr=3e-4)")
         if override.package is not None:
             raise UsageError(f"{option} {text}: '@package' overrides are not supported")
         parsed.append(override)
@@ -297,11 +305,25 @@ def _problems(error: jsonschema.ValidationError) -> list[str]:
     return [f"{where}: {error.message}"]
 
 
+def _non_finite(value: Any, path: str) -> list[str]:
+    """Problems for NaN/±inf anywhere in ``value``: JSON has no such numbers, nor do programs."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{path or '(top level)'}: expected a finite number, given {value}"]
+    if isinstance(value, Mapping):
+        return [
+            p for k, v in value.items() for p in _non_finite(v, f"{path}.{k}" if path else str(k))
+        ]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _non_finite(v, f"{path}.{i}")]
+    return []
+
+
 def validate(args: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
     """Raise `ConfigError` listing every way ``args`` breaks ``schema``."""
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(args), key=lambda e: [str(p) for p in e.absolute_path])
     problems = [line for error in errors for line in _problems(error)]
+    problems += _non_finite(args, "")
     if problems:
         raise ConfigError(problems)
 

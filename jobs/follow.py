@@ -19,10 +19,15 @@ RECONCILE_EVERY = 2.0
 
 @dataclass(frozen=True)
 class LogLine:
-    """One line a stage printed."""
+    """One line a stage printed, as the bytes it wrote (without the newline)."""
 
     stage: str
-    text: str
+    raw: bytes
+
+    @property
+    def text(self) -> str:
+        """The line decoded as UTF-8 (undecodable bytes replaced)."""
+        return self.raw.decode("utf-8", errors="replace")
 
 
 def follow(
@@ -53,7 +58,7 @@ def follow(
             if reconcile(job, launcher).terminal:
                 continue  # the recovered outcome arrives as events on the next pass
         if view.terminal:
-            yield from _new_lines(logs)
+            yield from _new_lines(logs, final=True)
             yield view
             return
 
@@ -63,7 +68,8 @@ def _log_tailer(job: Job, stage: str, from_start: bool) -> LineTailer:
     return LineTailer(path, offset=0 if from_start or not path.exists() else path.stat().st_size)
 
 
-def _new_lines(logs: dict[str, LineTailer]) -> Iterator[LogLine]:
+def _new_lines(logs: dict[str, LineTailer], *, final: bool = False) -> Iterator[LogLine]:
+    """New lines of every log; ``final`` (the job ended) includes a last line without newline."""
     for stage, tailer in logs.items():
-        for raw in tailer.read_lines():
-            yield LogLine(stage, raw.decode("utf-8", errors="replace"))
+        for raw in tailer.read_final() if final else tailer.read_lines():
+            yield LogLine(stage, raw)

@@ -107,7 +107,12 @@ class Plan:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise PlanError(f"{path}: unreadable plan ({exc})") from exc
-        return cls.from_dict(data)
+        if not isinstance(data, dict):
+            raise PlanError(f"{path}: unreadable plan (not a JSON object)")
+        try:
+            return cls.from_dict(data)
+        except PlanError as exc:
+            raise PlanError(f"{path}: {exc}") from exc
 
 
 def _stage_dict(stage: StageDef) -> dict[str, Any]:

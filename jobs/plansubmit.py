@@ -19,6 +19,7 @@ from typing import Any
 from blut.containment.launcher import Launcher
 from blut.containment.select import choose_launcher, launcher_for
 from blut.jobs.errors import UsageError
+from blut.jobs.plan import Plan
 from blut.jobs.recipes import RecipeDef
 from blut.jobs.reconcile import driver_running
 from blut.jobs.store import Job, JobStore
@@ -80,6 +81,7 @@ def resume(store: JobStore, job: Job) -> None:
     """Start a new executor for ``job`` (``blut plan resume``); refused while one runs."""
     if not job.plan_path.is_file():
         raise UsageError(f"job {job.id} is not a recipe job (no plan.json)")
+    Plan.load(job.plan_path)  # a damaged plan.json fails here, not in a detached executor
     launcher = launcher_for(job.spec.launcher)
     try:
         if driver_running(job, launcher):

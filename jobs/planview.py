@@ -95,5 +95,8 @@ def explain(cache: Cache, job: Job, stage: str) -> list[str]:
         raise UsageError(f"job {job.id} has no stage {stage!r} (stages: {', '.join(plan.order())})")
     parts = stage_key(job, stage)
     if parts is None:
+        view = job.view()
+        if not view.terminal:
+            return [f"stage {stage}: not reached yet (job {view.state})"]
         return [f"stage {stage}: never reached (an upstream stage failed or the job was cancelled)"]
     return cache.explain(parts)

@@ -10,6 +10,11 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+# systemd takes MemoryMax in bytes and RuntimeMaxUSec in microseconds as uint64:
+# anything past these bounds cannot be applied (and nobody means it).
+MAX_SIZE = 1 << 60  # 1 EiB
+MAX_SECONDS = 100 * 365 * 86400.0  # 100 years
 
 
 def parse_size(text: str) -> int:
@@ -22,7 +27,10 @@ def parse_size(text: str) -> int:
     if match is None:
         raise UsageError(f"invalid size {text!r}: use a number with K, M, G or T (e.g. 2G)")
     number, unit, _ = match.groups()
-    value = int(float(number) * 1024 ** _POWERS[unit.lower()])
+    scaled = float(number) * 1024 ** _POWERS[unit.lower()]
+    if not scaled <= MAX_SIZE:  # also catches inf from a very long number
+        raise UsageError(f"invalid size {text!r}: must be at most 1024P")
+    value = int(scaled)
     if value <= 0:
         raise UsageError(f"invalid size {text!r}: must be more than 0")
     return value
@@ -43,15 +51,17 @@ def format_size(value: int | None) -> str:
 def parse_duration(text: str) -> float:
     """Seconds in ``text``: ``90``, ``90s``, ``30m``, ``1h30m``, ``2d``."""
     stripped = text.strip().lower()
-    try:
+    if _NUMBER.match(stripped):
         seconds = float(stripped)
-    except ValueError:
+    else:
         parts = _DURATION_PART.findall(stripped)
         if not parts or "".join(n + u for n, u in parts) != stripped:
             raise UsageError(f"invalid duration {text!r}: use e.g. 90s, 30m, 1h30m") from None
         seconds = sum(float(n) * _SECONDS[u] for n, u in parts)
-    if seconds <= 0:
-        raise UsageError(f"invalid duration {text!r}: must be more than 0")
+    if seconds < 0.001:
+        raise UsageError(f"invalid duration {text!r}: must be at least 1ms")
+    if seconds > MAX_SECONDS:
+        raise UsageError(f"invalid duration {text!r}: must be at most 100 years")
     return seconds
 
 

@@ -34,6 +34,8 @@ def blut_home() -> Path:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise UsageError(f"cannot create BLUT_HOME {home}: {exc.strerror}") from exc
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise UsageError(f"BLUT_HOME {home} is not writable (set BLUT_HOME to a folder of yours)")
     return home
 
 

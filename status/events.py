@@ -13,7 +13,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias
 
@@ -287,6 +287,47 @@ _FIELD_NAMES = {
 }
 
 
+_NON_FINITE = frozenset({"nan", "inf", "-inf"})
+"""How :func:`_json_safe` writes NaN and ±inf."""
+
+
+def _is_number(value: JSONValue) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_TYPE_CHECKS: dict[str, Callable[[JSONValue], bool]] = {
+    "None": lambda v: v is None,
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "int": _is_number,
+    "float": lambda v: _is_number(v) or v in _NON_FINITE,
+    "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "list[int]": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
+    "dict[str, float]": lambda v: isinstance(v, dict),
+    "LogLevel": lambda v: isinstance(v, str),
+    "FailureReason": lambda v: isinstance(v, str),
+}
+
+
+def _field_check(annotation: object) -> Callable[[JSONValue], bool] | None:
+    """A check that a decoded value fits a field annotated ``annotation`` (None: no check)."""
+    checks = [_TYPE_CHECKS.get(part.strip()) for part in str(annotation).split("|")]
+    if any(check is None for check in checks):
+        return None
+    found = [c for c in checks if c is not None]
+    return lambda v: any(check(v) for check in found)
+
+
+_FIELD_CHECKS: dict[str, dict[str, Callable[[JSONValue], bool]]] = {
+    kind: {
+        f.name: check
+        for f in dataclasses.fields(cls)
+        if f.name not in _OWN_FIELDS and (check := _field_check(f.type)) is not None
+    }
+    for kind, cls in EVENT_TYPES.items()
+}
+
+
 def event_from_dict(data: Mapping[str, JSONValue]) -> Event:
     """Build a typed event from a decoded line; unknown kinds and keys are kept."""
     job = data.get("job")
@@ -314,6 +355,11 @@ def event_from_dict(data: Mapping[str, JSONValue]) -> Event:
         extra["v"] = data.get("v")
     if cls is None:
         return UnknownEvent(job=job, stage=stage, ts=float(ts), extra=extra, event_name=kind)
+    checks = _FIELD_CHECKS[kind]
+    for key, value in own.items():
+        check = checks.get(key)
+        if check is not None and not check(value):
+            raise SchemaError(f"{kind}: bad value for {key!r}: {value!r}")
     return cls(job=job, stage=stage, ts=float(ts), extra=extra, **own)
 
 

@@ -81,6 +81,18 @@ class LineTailer:
         self.offset += end + 1
         return bytes(memoryview(buf)[:end]).split(b"\n")
 
+    def read_final(self) -> list[bytes]:
+        """Like :meth:`read_lines`, plus a last line without a newline: for a finished file."""
+        lines = self.read_lines()
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                rest = f.read()
+        except FileNotFoundError:
+            return lines
+        self.offset += len(rest)
+        return [*lines, rest] if rest else lines
+
 
 class Tailer:
     """Events appended to a ``status.jsonl`` since a byte offset.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -32,8 +33,11 @@ def follow_job(job: Job, *, from_start: bool, stages: Sequence[str] | None = Non
     try:
         for item in follow(job, launcher, stages=followed, stop=stop, from_start=from_start):
             if isinstance(item, LogLine):
-                text = f"{item.stage:<{width}} | {item.text}" if prefixed else item.text
-                print(text, flush=True)
+                # The bytes the stage wrote, as they are: no decoding, so output that is not
+                # UTF-8, or a terminal that is not, neither mangles nor crashes anything.
+                prefix = f"{item.stage:<{width}} | ".encode() if prefixed else b""
+                sys.stdout.buffer.write(prefix + item.raw + b"\n")
+                sys.stdout.buffer.flush()
             elif isinstance(item, JobView):
                 style = "green" if item.state == "succeeded" else "bold red"
                 note(f"job {job.id} {describe_end(item, job.spec.memory_max)}", style)

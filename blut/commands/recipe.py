@@ -94,6 +94,8 @@ def show(
     out.print("[bold]Arguments[/] (override with --set KEY=VALUE, sweep with --sweep KEY=V1,V2)")
     for key, prop in _flat_schema(recipe.args_schema):
         kind = prop.get("type", "any")
+        if isinstance(kind, list):  # e.g. memory_max: ["string", "integer"]
+            kind = "|".join(map(str, kind))
         if "enum" in prop:
             kind = "|".join(map(str, prop["enum"]))
         default = json.dumps(prop["default"]) if "default" in prop else "-"

@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any
 
 from blut.jobs.artifact import Kind
+from blut.jobs.errors import UsageError
 from blut.jobs.plan import Plan, PlanBuilder
 from blut.jobs.quantities import parse_size
 from blut.jobs.recipes.recipedef import RecipeDef
@@ -110,12 +111,20 @@ def stage_def(node: Node, args: Mapping[str, Any], schema: Mapping[str, Any]) ->
         argv=payload_argv(node.program),
         schema_version=int(meta["schema_version"]),
         resources=node.resources,
-        memory_max=memory if isinstance(memory, int) else parse_size(str(memory)),
+        memory_max=_ceiling(node.name, memory),
         args=values,
         args_schema=section_schema,
         description=str(section_schema.get("description", "")),
         processes=processes,
     )
+
+
+def _ceiling(stage: str, memory: Any) -> int:
+    """A stage's ``memory_max`` in bytes; out of range (e.g. past what systemd takes) → exit 2."""
+    try:
+        return parse_size(str(memory))
+    except UsageError as exc:
+        raise UsageError(f"{stage}.{MEMORY_KEY}: {exc}") from exc
 
 
 def _compiler(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +68,18 @@ def test_override_grammar(tmp_path: Path, env: dict[str, str]) -> None:
     (args,) = run(
         tmp_path,
         env,
-        sets=["+note='hi there'", "train.tags=[a,b]", "~seed", "++train.epochs=7", "train.lr=nan"],
+        sets=["+note='hi there'", "train.tags=[a,b]", "~seed", "++train.epochs=7", "train.lr=3e-4"],
     )
     assert args["note"] == "hi there" and args["train"]["tags"] == ["a", "b"]
     assert "seed" not in args and args["train"]["epochs"] == 7
-    assert math.isnan(args["train"]["lr"])
+    assert args["train"]["lr"] == 3e-4
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_rejected(tmp_path: Path, env: dict[str, str], value: str) -> None:
+    # args.json must stay strict JSON, and no program wants a NaN learning rate
+    with pytest.raises(ConfigError, match=r"train\.lr: expected a finite number"):
+        run(tmp_path, env, sets=[f"train.lr={value}"])
 
 
 def test_interpolation_resolves(tmp_path: Path, env: dict[str, str]) -> None:

@@ -246,3 +246,13 @@ def test_watch_stops_when_stop_is_set(tmp_path: Path, watch_mode: str) -> None:
     start = time.monotonic()
     for _ in watch_changes([tmp_path / "f"], stop, timeout=0.1):
         assert time.monotonic() - start < DEADLINE
+
+
+def test_read_final_returns_a_last_line_without_newline(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    path.write_bytes(b"one\ntwo")
+    tailer = LineTailer(path)
+    assert tailer.read_lines() == [b"one"]
+    assert tailer.read_final() == [b"two"]
+    assert tailer.read_final() == []
+    assert LineTailer(tmp_path / "missing").read_final() == []
