@@ -167,7 +167,10 @@ def jobs(
     _check_format(fmt)
     launchers: dict[str, Any] = {}
     rows = []
-    for job in _store().all():
+    found, unreadable = _store().scan()
+    for problem in unreadable:
+        err.print(f"blut: warning: skipped a job: {problem}", style="yellow", markup=False)
+    for job in found:
         kind = job.spec.launcher
         launcher = launchers.setdefault(kind, launcher_for(kind))
         rows.append(job_row(job, reconcile(job, launcher)))

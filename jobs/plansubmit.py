@@ -18,6 +18,7 @@ from typing import Any
 
 from blut.containment.launcher import Launcher
 from blut.containment.select import choose_launcher, launcher_for
+from blut.jobs.cache import Cache
 from blut.jobs.errors import UsageError
 from blut.jobs.plan import Plan
 from blut.jobs.recipes import RecipeDef
@@ -53,6 +54,7 @@ def submit_recipe(
     Returns the job and a containment warning (None when contained as asked).
     """
     plan = recipe.build(args)
+    Cache(store.home).close()  # a broken cache index fails here, not in a detached executor
     launcher, warning = choose_launcher(contained)
     job = store.create(
         name=recipe.name,
@@ -82,6 +84,8 @@ def resume(store: JobStore, job: Job) -> None:
     if not job.plan_path.is_file():
         raise UsageError(f"job {job.id} is not a recipe job (no plan.json)")
     Plan.load(job.plan_path)  # a damaged plan.json fails here, not in a detached executor
+    if job.view().state == "succeeded":
+        raise UsageError(f"job {job.id} already succeeded; nothing to resume")
     launcher = launcher_for(job.spec.launcher)
     try:
         if driver_running(job, launcher):

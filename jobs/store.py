@@ -170,15 +170,19 @@ class JobStore:
             raise JobsError(f"{job_dir}: unreadable job.json ({exc})") from exc
 
     def all(self) -> list[Job]:
-        """Every readable job, oldest first."""
-        jobs = []
+        """Every readable job, oldest first (see `unreadable` for the others)."""
+        return self.scan()[0]
+
+    def scan(self) -> tuple[list[Job], list[str]]:
+        """Every readable job, oldest first, and one message per job dir that cannot be read."""
+        jobs, unreadable = [], []
         for job_dir in sorted(self.jobs_dir.iterdir()):
             if (job_dir / "job.json").is_file():
                 try:
                     jobs.append(self.load(job_dir))
-                except JobsError:
-                    continue
-        return jobs
+                except JobsError as exc:
+                    unreadable.append(str(exc))
+        return jobs, unreadable
 
     def get(self, ref: str) -> Job:
         """A job by full id, unique id prefix or suffix, or name (the newest with it)."""

@@ -38,6 +38,8 @@ def submit(
     """Create the job and start its driver; returns the job and a containment warning."""
     if not argv or not argv[0].strip():
         raise UsageError("no command given: use `blut run [OPTIONS] -- COMMAND [ARGS...]`")
+    if name is not None and (not name.strip() or not name.isprintable()):
+        raise UsageError(f"invalid job name {name!r}: use printable characters")
     workdir = (cwd or Path.cwd()).resolve()
     try:
         resolve_program(argv[0], os.environ.get("PATH"))

@@ -153,6 +153,10 @@ class TrainSpec:
                 raise UsageError(f"tokenizer {self.tokenizer}: no tokenizer.json there")
         if self.dataset is not None:
             path = _absolute(self.dataset)
+            if path.is_dir():
+                raise UsageError(
+                    f"dataset {self.dataset}: is a folder; give a .jsonl or .parquet file"
+                )
             if not path.is_file():
                 raise UsageError(f"dataset {self.dataset}: no such file")
             if path.suffix not in DATA_SUFFIXES:

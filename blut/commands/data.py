@@ -36,9 +36,11 @@ def list_(fmt: Format = "table") -> None:
 def show(
     name: Annotated[str, typer.Argument(help="A set name, or a CSV/Parquet file or folder.")],
     tickers: Annotated[
-        int, typer.Option("--tickers", min=1, help="Tickers of the synthetic set.")
+        int, typer.Option("--tickers", min=1, max=100_000, help="Tickers of the synthetic set.")
     ] = 10,
-    days: Annotated[int, typer.Option("--days", min=2, help="Days of the synthetic set.")] = 2520,
+    days: Annotated[
+        int, typer.Option("--days", min=2, max=1_000_000, help="Days of the synthetic set.")
+    ] = 2520,
     fmt: Format = "table",
 ) -> None:
     """Tickers, rows, date span, columns, provenance and licence of a data set."""

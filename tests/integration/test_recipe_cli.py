@@ -116,3 +116,10 @@ def test_resume_after_the_executor_was_killed(blut_home: Path, manager_env: dict
     [row] = run_json("jobs", "--all")
     assert row["state"] == "succeeded"
     assert set(stage_states(job).values()) == {"succeeded"}
+
+
+def test_resume_of_a_succeeded_job_is_refused(blut_home: Path) -> None:
+    assert blut("recipe", "run", "smoke").returncode == 0
+    [row] = run_json("jobs", "--all")
+    refused = blut("plan", "resume", row["id"])
+    assert refused.returncode == 2 and "already succeeded" in refused.stderr

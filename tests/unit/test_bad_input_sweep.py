@@ -57,6 +57,8 @@ def files(tmp_path: Path) -> Path:
     [
         # sizes and durations
         ([*RUN, "--memory-max", "0", "--", "true"], "invalid size '0'"),
+        ([*RUN, "--name", "two\nlines", "--", "true"], "invalid job name"),
+        (["data", "show", "synthetic", "--tickers", "999999999"], "Invalid value"),
         ([*RUN, "--memory-max", "-1G", "--", "true"], "invalid size '-1G'"),
         ([*RUN, "--memory-max", "1e3", "--", "true"], "invalid size '1e3'"),
         ([*RUN, "--memory-max", "12Q", "--", "true"], "invalid size '12Q'"),
@@ -248,6 +250,7 @@ def test_damaged_status_and_job_json_hide_no_other_job(blut_home: Path) -> None:
     assert rows[damaged.id]["peak_memory_bytes"] == 1000
     assert damaged.status_path.read_bytes() == before  # readers never rewrite history
     assert_one_line_error(blut("log", broken.id), "unreadable job.json", code=1)
+    assert "warning: skipped a job" in listed.stderr and "unreadable job.json" in listed.stderr
 
 
 @pytest.mark.parametrize(
@@ -298,3 +301,17 @@ def test_explain_a_stage_not_reached_yet(blut_home: Path) -> None:
     assert explain(Cache(blut_home), job, "total") == ["stage total: not reached yet (job running)"]
     job.emit(JobDone(job=job.id))
     assert "never reached" in explain(Cache(blut_home), job, "total")[0]
+
+
+def test_broken_cache_index_refuses_before_submitting(blut_home: Path) -> None:
+    index = blut_home / "cache" / "index.sqlite"
+    index.parent.mkdir(parents=True)
+    index.write_bytes(b"this is not a database" * 100)
+    assert_one_line_error(blut("recipe", "run", "smoke", "--detach"), "not a database", code=1)
+    assert not list((blut_home / "jobs").glob("*/job.json"))
+
+
+def test_train_dataset_folder_is_named_as_such(blut_home: Path, tmp_path: Path) -> None:
+    assert_one_line_error(
+        blut("train", "--method", "sft", "--dataset", str(tmp_path), "--dry-run"), "is a folder"
+    )
