@@ -7,7 +7,6 @@ garbage lines are counted and skipped, and a missing file reads as empty.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -21,8 +20,6 @@ CHUNK = 1 << 20
 """Bytes read per system call, and the batch size :func:`follow` reads at a time."""
 POLL_INTERVAL = 0.1
 """Seconds between checks of the polling fallback of :func:`watch_changes`."""
-
-log = logging.getLogger(__name__)
 
 
 class LineTailer:
@@ -160,7 +157,11 @@ def watch_changes(
             yield from _watch_native(targets, stop, timeout)
             return
         except (OSError, RuntimeError) as exc:
-            log.warning("watching %s failed (%s); falling back to polling", paths, exc)
+            import logging  # only on this rare path: it costs ms at start-up
+
+            logging.getLogger(__name__).warning(
+                "watching %s failed (%s); falling back to polling", paths, exc
+            )
             yield True  # a change may have been missed while switching over
     yield from _watch_polling(targets, stop, timeout)
 
