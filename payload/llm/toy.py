@@ -24,8 +24,10 @@ def _task(rng: random.Random) -> tuple[str, str, str]:
     kind = rng.choice(TASKS)
     if kind == "add":
         a, b = rng.randint(0, 9), rng.randint(0, 9)
-        wrong = a + b + rng.choice((-2, -1, 1, 2))
-        return f"What is {a} + {b}?", str(a + b), str(abs(wrong))
+        wrong = abs(a + b + rng.choice((-2, -1, 1, 2)))
+        if wrong == a + b:  # 1 - 2 folds back onto the answer
+            wrong = a + b + 2
+        return f"What is {a} + {b}?", str(a + b), str(wrong)
     word = rng.choice(WORDS)
     if kind == "reverse":
         return f"Reverse the word {word}.", word[::-1], word
