@@ -33,6 +33,16 @@ CASES = {
         "loss",
         ("prefs.examples=64", "dpo.batch_size=8", *(f"dpo.{s}" for s in FAST)),
     ),
+    "llm-ipo": (
+        "dpo",
+        "loss",
+        ("prefs.examples=64", "dpo.batch_size=8", *(f"dpo.{s}" for s in FAST)),
+    ),
+    "llm-kto": (  # beta=1: at 0.1 KTO's loss moves less than batch noise (docs/llm.md)
+        "dpo",
+        "loss",
+        ("prefs.examples=64", "dpo.batch_size=8", "dpo.beta=1.0", *(f"dpo.{s}" for s in FAST)),
+    ),
     "llm-reward": (
         "reward",
         "loss",
