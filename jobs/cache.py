@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import sqlite3
 import time
@@ -265,7 +264,7 @@ class Cache:
                 return
             if exc.errno != 18:  # EXDEV: staging is on another filesystem
                 raise CacheError(f"cannot move {staging} into the cache: {exc}") from exc
-            tmp = self.objects / f".tmp-{secrets.token_hex(4)}"
+            tmp = self.objects / f".tmp-{os.urandom(4).hex()}"
             shutil.copytree(staging, tmp, symlinks=True)
             tmp.rename(target)
             shutil.rmtree(staging)
@@ -375,7 +374,7 @@ class Cache:
             db.executemany("DELETE FROM entries WHERE key=?", [(e.key,) for e in report.removed])
             trashed = []
             for digest in doomed:
-                dest = self.trash / f"{digest}-{secrets.token_hex(4)}"
+                dest = self.trash / f"{digest}-{os.urandom(4).hex()}"
                 try:
                     self.object_path(digest).rename(dest)
                     trashed.append(dest)

@@ -28,10 +28,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from blut.containment.launcher import Launcher
-from blut.containment.spec import Handle, Outcome, UnitSpec
 from blut.jobs.cache import Cache, CacheError, KeyParts
 from blut.jobs.errors import JobsError
 from blut.jobs.flock import Flock
@@ -58,6 +56,10 @@ from blut.status.events import (
     StageStarted,
 )
 from blut.status.tailer import Tailer
+
+if TYPE_CHECKING:  # containment loads only when a stage launches: a cached run never needs it
+    from blut.containment.launcher import Launcher
+    from blut.containment.spec import Handle, Outcome
 
 TICK = 0.1
 VANISHED_AFTER = 3.0
@@ -421,6 +423,8 @@ class Executor:
         _write_json(stage_dir / "inputs.json", self._inputs(stage.name))
         env = stage_env(job, stage.name, self._contained)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
+        from blut.containment.spec import UnitSpec
+
         unit = UnitSpec(
             name=job.spec.stage_unit(stage.name),
             argv=argv,
@@ -511,6 +515,8 @@ class Executor:
             elif state.phase == "unknown":
                 run.unknown_since = run.unknown_since or now
                 if now - run.unknown_since > VANISHED_AFTER:
+                    from blut.containment.spec import Outcome
+
                     self._complete(run, Outcome("error", detail="unit vanished without a result"))
             else:
                 run.unknown_since = None
