@@ -1,4 +1,4 @@
-# blut: `make demo` runs a contained job live; `make test` runs the test suite.
+# blut: `make demo` runs the quant-train recipe and opens the cockpit on it; `make test` runs the tests.
 # Both install what they need first (apt packages, .venv, torch CPU, blut[dev]).
 
 PYTHON ?= python3
