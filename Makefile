@@ -1,5 +1,5 @@
 # blut: `make demo` runs the quant-train recipe and opens the cockpit on it; `make test` runs the tests.
-# Both install what they need first (apt packages, .venv, torch CPU, blut[dev]).
+# Both install what they need first (apt packages, .venv, torch CPU, blut[dev,train,llm]).
 
 PYTHON ?= python3
 VENV ?= .venv
