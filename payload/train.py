@@ -420,6 +420,15 @@ class Trainer:
         result: list[float] = tensor.tolist()
         return result
 
+    def close(self) -> None:
+        """Leave the process group together: a rank exiting with gloo threads alive aborts."""
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        self.accelerator.wait_for_everyone()
+        dist.destroy_process_group()
+
     def publish(self) -> None:
         """The best epoch's weights and model.json into staging (rank 0)."""
         if not self.ctx.primary:
@@ -447,4 +456,5 @@ def run(ctx: StageContext, argv: list[str]) -> int:
     trainer.restore()
     trainer.fit()
     trainer.publish()
+    trainer.close()
     return 0
