@@ -326,53 +326,10 @@ class _LogTail:
         return LogChunk(lines, reset)
 
 
-class BufferTail:
-    """Like :class:`~blut.status.tailer.LineTailer`, but hands back one buffer of whole
-    lines (no per-line split: :func:`decode_buffer` scans it in bulk)."""
-
-    def __init__(self, path: Path, offset: int = 0) -> None:
-        self.path = path
-        self.offset = offset
-        self.restarts = 0
-        self.more = False
-        self._identity: tuple[int, int] | None = None
-
-    def read(self, max_bytes: int) -> bytes:
-        """Complete lines (ending in ``\\n``) from ``offset``, about ``max_bytes`` of them."""
-        self.more = False
-        try:
-            f = open(self.path, "rb")  # noqa: SIM115 - closed by the with below
-        except FileNotFoundError:
-            return b""
-        with f:
-            st = os.fstat(f.fileno())
-            identity = (st.st_dev, st.st_ino)
-            replaced = self._identity is not None and identity != self._identity
-            self._identity = identity
-            if replaced or st.st_size < self.offset:
-                self.offset = 0
-                self.restarts += 1
-            f.seek(self.offset)
-            buf = f.read(max_bytes)
-            while buf and b"\n" not in buf[-max_bytes:] and len(buf) >= max_bytes:
-                more = f.read(max_bytes)  # one line longer than max_bytes
-                if not more:
-                    break
-                buf += more
-            if len(buf) >= max_bytes and f.read(1):
-                self.more = True
-        end = buf.rfind(b"\n")
-        if end < 0:
-            self.more = False
-            return b""
-        self.offset += end + 1
-        return buf[: end + 1]
-
-
 class _JobTail:
     def __init__(self, job: Job, backlog: bool) -> None:
         self.job = job
-        self.tailer = BufferTail(job.status_path)
+        self.tailer = LineTailer(job.status_path)
         self.stat: tuple[int, int, int] | None = None
         self.sent_spec = False
         self.backlog = backlog
@@ -453,7 +410,7 @@ class JobFeed:
         logs = self._read_logs()
         for job_id in sorted(self._pending, reverse=True):
             tail = self._tails[job_id]
-            decoded = decode_buffer(tail.tailer.read(READ_BYTES))
+            decoded = decode_buffer(tail.tailer.read_block(READ_BYTES))
             if not tail.tailer.more:
                 self._pending.discard(job_id)
             for event in decoded.events:

@@ -49,11 +49,19 @@ class LineTailer:
         bytes (more only to finish a longer line) and sets ``more`` if it stopped
         before the end, so callers can take a huge file in bounded batches.
         """
+        block = self.read_block(max_bytes)
+        return block[:-1].split(b"\n") if block else []
+
+    def read_block(self, max_bytes: int | None = None) -> bytes:
+        """Like :meth:`read_lines`, as one buffer of whole lines, each ending in ``b"\\n"``.
+
+        For readers that scan many lines in bulk instead of one at a time.
+        """
         self.more = False
         try:
             f = open(self.path, "rb")  # noqa: SIM115 - closed by the with below
         except FileNotFoundError:
-            return []
+            return b""
         with f:
             st = os.fstat(f.fileno())
             identity = (st.st_dev, st.st_ino)
@@ -70,13 +78,14 @@ class LineTailer:
                 buf += chunk
                 seen_newline = seen_newline or b"\n" in chunk
                 if max_bytes is not None and len(buf) >= max_bytes and seen_newline:
-                    self.more = True
+                    self.more = bool(f.read(1))
                     break
         end = buf.rfind(b"\n")
         if end < 0:
-            return []
+            self.more = False
+            return b""
         self.offset += end + 1
-        return bytes(memoryview(buf)[:end]).split(b"\n")
+        return bytes(memoryview(buf)[: end + 1])
 
     def read_final(self) -> list[bytes]:
         """Like :meth:`read_lines`, plus a last line without a newline: for a finished file."""

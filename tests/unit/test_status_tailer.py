@@ -256,3 +256,13 @@ def test_read_final_returns_a_last_line_without_newline(tmp_path: Path) -> None:
     assert tailer.read_final() == [b"two"]
     assert tailer.read_final() == []
     assert LineTailer(tmp_path / "missing").read_final() == []
+
+
+def test_read_block_keeps_whole_lines_and_says_exactly_when_more_is_left(tmp_path: Path) -> None:
+    path = tmp_path / "status.jsonl"
+    path.write_bytes(b"aaaa\nbbbb\ncc")
+    tail = LineTailer(path)
+    assert tail.read_block(5) == b"aaaa\n" and tail.more  # stopped before the end
+    assert tail.read_block(5) == b"bbbb\n" and tail.more  # a partial line is still there
+    assert tail.read_block(5) == b"" and not tail.more
+    assert tail.offset == 10
