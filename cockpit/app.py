@@ -369,13 +369,9 @@ class CockpitApp(App[int]):
 
     def request_cancel(self, job_id: str) -> None:
         """Ask, then cancel ``job_id`` in a worker (never in readonly mode)."""
-        if self.readonly:
-            self.notify("readonly: cancel is disabled", severity="warning")
+        if not self._may_cancel(job_id):
             return
         job = self.state.jobs.get(job_id)
-        if job is not None and job.view.terminal:
-            self.notify(f"job {job_id} has already ended ({job.view.state})", severity="warning")
-            return
         name = job.spec.name if job is not None else "?"
 
         def answered(yes: bool | None) -> None:
@@ -385,35 +381,51 @@ class CockpitApp(App[int]):
 
         self.push_screen(ConfirmScreen(f"Cancel job {job_id} ({name})?"), answered)
 
+    def _may_cancel(self, job_id: str) -> bool:
+        """False (with a toast) in readonly mode or when the job has already ended."""
+        if self.readonly:
+            self.notify("readonly: cancel is disabled", severity="warning")
+            return False
+        job = self.state.jobs.get(job_id)
+        if job is not None and job.view.terminal:
+            self.notify(f"job {job_id} has already ended ({job.view.state})", severity="warning")
+            return False
+        return True
+
     @work(thread=True, group="cancel", exit_on_error=False)
-    def _cancel_worker(self, job_id: str) -> None:
+    def _cancel_worker(self, job_id: str, stage: str | None = None) -> None:
+        """Cancel the job, or only ``stage`` of it, and say how it ended."""
         from blut.containment.errors import ContainmentError
         from blut.containment.select import launcher_for
-        from blut.jobs.cancel import cancel
+        from blut.jobs.cancel import cancel, cancel_stage
         from blut.jobs.errors import JobsError
 
         try:
             job = self.store.load(self.store.jobs_dir / job_id)
             launcher = launcher_for(job.spec.launcher)
             try:
-                view = cancel(job, launcher, by="cockpit")
+                if stage is None:
+                    view = cancel(job, launcher, by="cockpit")
+                else:
+                    view = cancel_stage(job, launcher, stage, by="cockpit")
             finally:
                 launcher.close()
         except (JobsError, ContainmentError, OSError) as exc:
             self.call_from_thread(self.notify, f"cancel failed: {exc}", severity="error")
             return
-        self.call_from_thread(self.notify, f"job {job_id} {view.state}")
+        if stage is None:
+            self.call_from_thread(self.notify, f"job {job_id} {view.state}")
+            return
+        found = view.stages.get(stage)
+        ended = (found.reason or found.state) if found is not None else view.state
+        self.call_from_thread(self.notify, f"job {job_id} stage {stage} {ended}")
 
     def request_cancel_stage(self, job_id: str, stage: str | None) -> None:
         """Ask, then cancel one ``stage`` of a recipe job in a worker (never in readonly
         mode): its dependents are skipped, other branches finish, the job ends failed."""
-        if self.readonly:
-            self.notify("readonly: cancel is disabled", severity="warning")
+        if not self._may_cancel(job_id):
             return
         job = self.state.jobs.get(job_id)
-        if job is not None and job.view.terminal:
-            self.notify(f"job {job_id} has already ended ({job.view.state})", severity="warning")
-            return
         if stage is None:
             self.notify("no stage selected", severity="warning")
             return
@@ -426,34 +438,13 @@ class CockpitApp(App[int]):
         def answered(yes: bool | None) -> None:
             if yes:
                 self.notify(f"cancelling stage {stage} of job {job_id}…", timeout=2)
-                self._cancel_stage_worker(job_id, stage)
+                self._cancel_worker(job_id, stage)
 
         question = (
             f"Cancel stage {stage} of job {job_id}? "
             "Stages that need it are skipped; the other branches finish."
         )
         self.push_screen(ConfirmScreen(question), answered)
-
-    @work(thread=True, group="cancel", exit_on_error=False)
-    def _cancel_stage_worker(self, job_id: str, stage: str) -> None:
-        from blut.containment.errors import ContainmentError
-        from blut.containment.select import launcher_for
-        from blut.jobs.cancel import cancel_stage
-        from blut.jobs.errors import JobsError
-
-        try:
-            job = self.store.load(self.store.jobs_dir / job_id)
-            launcher = launcher_for(job.spec.launcher)
-            try:
-                view = cancel_stage(job, launcher, stage, by="cockpit")
-            finally:
-                launcher.close()
-        except (JobsError, ContainmentError, OSError) as exc:
-            self.call_from_thread(self.notify, f"cancel failed: {exc}", severity="error")
-            return
-        found = view.stages.get(stage)
-        ended = (found.reason or found.state) if found is not None else view.state
-        self.call_from_thread(self.notify, f"job {job_id} stage {stage} {ended}")
 
     def open_pager(self, job_id: str, stage: str | None) -> None:
         """Show a stage's whole log in ``$PAGER`` (default ``less -R``)."""
