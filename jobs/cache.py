@@ -173,9 +173,12 @@ class Cache:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             self._db = sqlite3.connect(self.root / "index.sqlite", timeout=60, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            # Switching to WAL takes an exclusive lock and does not wait for a busy one:
+            # processes opening the index at once would fail with "database is locked".
+            with Flock(self.locks / "cache-index.lock"):
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.executescript(_SCHEMA)
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable commits, fewer fsyncs
-            self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise CacheError(f"cache index {self.root / 'index.sqlite'}: {exc}") from exc
         self._repair()
