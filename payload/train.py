@@ -28,7 +28,9 @@ takes the same early-stopping decision. Only rank 0 emits events (see
 carry every rank's RNG state (dropout differs per rank), so a resume with the
 same N is bit-identical on the CPU, and a resume with another N continues
 (with a warning) but is equal only up to rounding. On the CPU the backend is
-gloo (``Accelerator(cpu=True)``), on GPUs nccl, one process per GPU.
+gloo (``Accelerator(cpu=True)``), on GPUs nccl, one process per GPU. At the
+end the ranks meet at a barrier and leave with ``os._exit`` (see
+`Trainer.leave`): torch's gloo teardown can deadlock at exit.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import random
 import resource
 import shutil
 import signal
+import sys
 import time
 from typing import Any
 
@@ -420,14 +423,23 @@ class Trainer:
         result: list[float] = tensor.tolist()
         return result
 
-    def close(self) -> None:
-        """Leave the process group together: a rank exiting with gloo threads alive aborts."""
+    def leave(self) -> None:
+        """End this rank once every rank is done, skipping torch's gloo teardown.
+
+        Freeing the DDP reducer while a gloo worker thread still releases a
+        finished collective deadlocks (the worker waits for the GIL the freeing
+        thread holds while it joins the worker; pytorch#75097), and exiting
+        with the workers alive can abort. Every output is on disk once all
+        ranks pass the barrier, so each rank closes its event writer, flushes
+        and leaves with ``os._exit(0)``. One process returns normally.
+        """
         if self.world == 1:
             return
-        import torch.distributed as dist
-
         self.accelerator.wait_for_everyone()
-        dist.destroy_process_group()
+        self.ctx.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
     def publish(self) -> None:
         """The best epoch's weights and model.json into staging (rank 0)."""
@@ -456,5 +468,5 @@ def run(ctx: StageContext, argv: list[str]) -> int:
     trainer.restore()
     trainer.fit()
     trainer.publish()
-    trainer.close()
+    trainer.leave()
     return 0

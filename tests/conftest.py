@@ -67,5 +67,18 @@ def wait_for_job(
         if view.terminal if until is None else until(view):
             return view
         time.sleep(0.05)
+    view = job.view()
     log = job.driver_log.read_text() if job.driver_log.exists() else "(no driver log)"
-    raise AssertionError(f"job {job.id} stuck: {job.view()}\n{log}")
+    tails = "".join(
+        f"\n--- last lines of stage {name}'s log ---\n{_tail(job.log_path(name))}"
+        for name, stage in view.stages.items()
+        if stage.state == "running"
+    )
+    raise AssertionError(f"job {job.id} stuck: {view}\n{log}{tails}")
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of ``path`` (for failure messages)."""
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
