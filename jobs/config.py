@@ -27,16 +27,16 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import jsonschema
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from blut.jobs.errors import UsageError
+
+if TYPE_CHECKING:  # hydra loads only when there are overrides to parse (it costs ~150 ms)
+    from hydra.core.override_parser.types import Override
 
 MAX_SWEEP_POINTS = 1000
 EditKind: TypeAlias = Literal["set", "add", "force", "delete"]
@@ -137,15 +137,22 @@ def layers(
     return out
 
 
-_KINDS: dict[OverrideType, EditKind] = {
-    OverrideType.CHANGE: "set",
-    OverrideType.ADD: "add",
-    OverrideType.FORCE_ADD: "force",
-    OverrideType.DEL: "delete",
+_KINDS: dict[str, EditKind] = {
+    "CHANGE": "set",
+    "ADD": "add",
+    "FORCE_ADD": "force",
+    "DEL": "delete",
 }
+"""Edit kinds by hydra ``OverrideType`` name."""
 
 
 def _parse(texts: Iterable[str], option: str) -> list[Override]:
+    texts = list(texts)
+    if not texts:
+        return []
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
     parser = OverridesParser.create()
     parsed = []
     for text in texts:
@@ -172,16 +179,23 @@ def parse_overrides(texts: Iterable[str]) -> list[Edit]:
             )
         value = override.value() if override.value_type is not None else _MISSING
         edits.append(
-            Edit(_KINDS[override.type], override.key_or_group, value, override.input_line or "")
+            Edit(
+                _KINDS[override.type.name], override.key_or_group, value, override.input_line or ""
+            )
         )
     return edits
 
 
 def sweep_points(texts: Iterable[str]) -> list[list[Edit]]:
     """The Cartesian product of ``--sweep`` axes (``k=a,b``, ``k=range(0,3)``, ``k=choice(..)``)."""
+    overrides = _parse(texts, "--sweep")
+    if not overrides:
+        return [[]]
+    from hydra.errors import HydraException
+
     axes: list[list[Edit]] = []
     seen: set[str] = set()
-    for override in _parse(texts, "--sweep"):
+    for override in overrides:
         text, key = override.input_line or "", override.key_or_group
         if override.is_delete():
             raise UsageError(f"--sweep {text}: a sweep cannot delete a key")
@@ -197,7 +211,7 @@ def sweep_points(texts: Iterable[str]) -> list[list[Edit]]:
             values = [override.value()]
         if not values:
             raise UsageError(f"--sweep {text}: the sweep has no values")
-        kind = _KINDS[override.type]
+        kind = _KINDS[override.type.name]
         axes.append([Edit(kind, key, v, f"{key}={json.dumps(v)}") for v in values])
     points = [list(p) for p in itertools.product(*axes)]
     if len(points) > MAX_SWEEP_POINTS:
