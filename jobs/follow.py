@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -48,7 +49,8 @@ def follow(
     logs = {name: _log_tailer(job, name, from_start) for name in stages or job.spec.stages}
     view = fold(job.id, [])
     next_reconcile = time.monotonic() + RECONCILE_EVERY
-    for _ in watch_changes([job.dir], stop, timeout=0.5):
+    # A first pass before any wait: a job that has ended already is reported at once.
+    for _ in itertools.chain([True], watch_changes([job.dir], stop, timeout=0.5)):
         yield from _new_lines(logs)
         for event in events.read():
             view.apply(event)
