@@ -58,6 +58,47 @@ def test_smoke_runs_in_units_and_a_rerun_launches_nothing(blut_home: Path) -> No
     assert view2.stages["total"].artifact == view.stages["total"].artifact
 
 
+def test_a_fully_cached_rerun_ends_in_the_submitting_process(blut_home: Path) -> None:
+    first = run_smoke(blut_home)
+    assert wait_for_job(first).state == "succeeded"
+
+    again = run_smoke(blut_home)  # returns with the job already ended: no unit at all
+    view = again.view()
+    assert view.state == "succeeded" and {s.state for s in view.stages.values()} == {"cached"}
+    assert not again.driver_log.exists() and not again.driver_result.exists()
+    events = list(read_events(again.status_path))
+    (begun,) = [e for e in events if e.event == "job_started"]
+    assert getattr(begun, "driver") is None
+    assert "every stage is cached: no unit started" in [getattr(e, "msg", "") for e in events]
+    assert Cache(blut_home).pinned() == set()  # the in-process run let go of its pins
+
+    changed = run_smoke(blut_home, "total.sleep=0.1")  # one stage must run: the unit starts
+    view = wait_for_job(changed)
+    assert view.state == "succeeded" and changed.driver_log.exists()
+    assert started(changed) == Counter({"total": 1})
+
+
+def test_an_entry_gone_after_the_cached_check_hands_over_to_the_executor_unit(
+    blut_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = run_smoke(blut_home, "total.sleep=0.2")
+    assert wait_for_job(first).state == "succeeded"
+    # As if a prune removed `total`'s entry between the check and the in-process run.
+    monkeypatch.setattr("blut.jobs.executor.all_cached", lambda plan, cache: True)
+    job = run_smoke(blut_home, "total.sleep=0.3")
+    view = wait_for_job(job)
+    assert view.state == "succeeded", view
+    assert job.driver_log.exists()
+    assert started(job) == Counter({"total": 1})
+    assert {n: s.state for n, s in view.stages.items() if n != "total"} == dict.fromkeys(
+        ["make", "square", "cube"], "cached"
+    )
+    stage_cached = [e.stage for e in read_events(job.status_path) if e.event == "stage_cached"]
+    assert sorted(stage_cached) == ["cube", "make", "square"]  # recorded once, not again
+    messages = [getattr(e, "msg", "") for e in read_events(job.status_path)]
+    assert "every stage is cached: no unit started" not in messages
+
+
 def test_failure_skips_dependents_and_independent_branch_finishes(blut_home: Path) -> None:
     job = run_smoke(blut_home, "square.fail=true", "cube.sleep=0.5")
     view = wait_for_job(job)
