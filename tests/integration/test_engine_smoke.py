@@ -18,6 +18,7 @@ from blut.jobs.cancel import cancel
 from blut.jobs.plansubmit import new_sweep_id, resume, submit_recipe
 from blut.jobs.recipes import find
 from blut.jobs.store import Job, JobStore
+from blut.status.events import JobStarted
 from blut.status.tailer import read_events
 from tests.conftest import wait_for_job
 
@@ -68,7 +69,7 @@ def test_a_fully_cached_rerun_ends_in_the_submitting_process(blut_home: Path) ->
     assert not again.driver_log.exists() and not again.driver_result.exists()
     events = list(read_events(again.status_path))
     (begun,) = [e for e in events if e.event == "job_started"]
-    assert getattr(begun, "driver") is None
+    assert isinstance(begun, JobStarted) and begun.driver is None
     assert "every stage is cached: no unit started" in [getattr(e, "msg", "") for e in events]
     assert Cache(blut_home).pinned() == set()  # the in-process run let go of its pins
 
