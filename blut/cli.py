@@ -178,7 +178,7 @@ def jobs(
     if fmt == "json":
         out.print_json(json.dumps([r.to_json() for r in rows]))
     elif rows:
-        out.print(jobs_table(rows))
+        out.print(jobs_table(rows, width=out.width))
     else:
         err.print("no jobs yet: start one with `blut run -- COMMAND`", markup=False)
 

@@ -578,6 +578,6 @@ def print_once(console: Console, *, reconcile: bool = True) -> None:
         for launcher in launchers.values():
             launcher.close()
     if rows:
-        console.print(jobs_table(rows))
+        console.print(jobs_table(rows, width=console.width))
     else:
         console.print("no jobs yet: start one with `blut run -- COMMAND`", markup=False)

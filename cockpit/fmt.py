@@ -7,23 +7,11 @@ import shlex
 from rich.text import Text
 
 from blut.cockpit.render import STATE_STYLES
-from blut.jobs.quantities import format_duration
+from blut.jobs.quantities import format_duration, short_size
 from blut.jobs.store import JobSpec
 
 STATE_STYLES_ALL = {**STATE_STYLES, "loading": "dim", "cached": "green", "skipped": "dim"}
 BAR_CELLS = 10
-
-
-def short_size(value: float | None) -> str:
-    """``1.2G``, ``512M``, ``-``."""
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "K", "M", "G", "T"):
-        if size < 1024 or unit == "T":
-            return f"{size:.0f}{unit}" if size >= 10 or unit == "B" else f"{size:.1f}{unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def duration(seconds: float | None) -> str:

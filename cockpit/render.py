@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
 from blut.containment.doctor import Check
 from blut.jobs.listing import JobRow
-from blut.jobs.quantities import format_duration, format_size
+from blut.jobs.quantities import format_duration, format_size, short_size
 from blut.jobs.store import MAIN_STAGE
 from blut.status.jobstate import JobView
 
@@ -55,36 +56,69 @@ def describe_end(view: JobView, memory_max: int | None) -> str:
 
 
 def memory_cell(row: JobRow) -> str:
-    """``peak / ceiling``."""
+    """``peak/ceiling``, compact: ``8.6M/256M``."""
     if row.memory_max_bytes is None:
-        return format_size(row.peak_memory_bytes)
-    return f"{format_size(row.peak_memory_bytes)} / {format_size(row.memory_max_bytes)}"
+        return short_size(row.peak_memory_bytes)
+    return f"{short_size(row.peak_memory_bytes)}/{short_size(row.memory_max_bytes)}"
 
 
-def jobs_table(rows: Sequence[JobRow]) -> Table:
-    """The jobs table of `blut jobs` (and `blut --once` later)."""
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for header in ("ID", "NAME", "STATE", "REASON", "EXIT", "STARTED", "ELAPSED", "PEAK / MAX"):
-        table.add_column(header, no_wrap=header in ("ID", "STATE"))
-    for row in rows:
-        started = row.started or row.submitted
-        table.add_row(
+def state_cell(row: JobRow) -> Text:
+    """The state, coloured, with why a job failed: ``failed (exit 3)``, ``failed (oom)``."""
+    why = " ".join(
+        part for part in (row.reason, None if row.exit_code in (None, 0) else str(row.exit_code))
+        if part
+    )  # fmt: skip
+    return Text(f"{row.state} ({why})" if why else row.state, style=STATE_STYLES.get(row.state, ""))
+
+
+_GAP = 2
+"""Columns apart (rich's padding of one cell on each side)."""
+
+
+def jobs_table(rows: Sequence[JobRow], width: int | None = None, now: float | None = None) -> Table:
+    """The jobs table of `blut jobs` and `blut --once`: one line per job.
+
+    With ``width`` (the console's), only NAME gives way, with an ellipsis, so a
+    job stays one line on an 80-column terminal.
+    """
+    today = time.localtime(time.time() if now is None else now)[:3]
+    headers = ("ID", "NAME", "STATE", "STARTED", "ELAPSED", "PEAK/MAX")
+    lines = [
+        (
             row.id,
             row.name if row.sweep is None else f"{row.name} [{row.sweep}]",
-            Text(row.state, style=STATE_STYLES.get(row.state, "")),
-            row.reason or "",
-            "" if row.exit_code is None else str(row.exit_code),
-            _clock(started),
+            state_cell(row),
+            _clock(row.started or row.submitted, today),
             format_duration(row.elapsed_seconds),
             memory_cell(row),
         )
+        for row in rows
+    ]
+    name_width = None
+    if width is not None:
+        others = sum(
+            max([len(header)] + [cell_len(str(line[i])) for line in lines])
+            for i, header in enumerate(headers)
+            if header != "NAME"
+        )
+        name_width = max(4, width - others - _GAP * (len(headers) - 1))
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for header in headers:
+        if header == "NAME":
+            table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=name_width)
+        else:
+            table.add_column(header, no_wrap=True)
+    for line in lines:  # Text, not markup: a sweep's "[sweep-…]" would read as a style tag
+        table.add_row(*(cell if isinstance(cell, Text) else Text(cell) for cell in line))
     return table
 
 
-def _clock(ts: float | None) -> str:
+def _clock(ts: float | None, today: tuple[int, int, int]) -> str:
+    """``HH:MM:SS`` for today, ``MM-DD HH:MM`` before."""
     if ts is None:
         return "-"
-    return time.strftime("%m-%d %H:%M:%S", time.localtime(ts))
+    local = time.localtime(ts)
+    return time.strftime("%H:%M:%S" if local[:3] == today else "%m-%d %H:%M", local)
 
 
 def doctor_table(checks: Sequence[Check]) -> Table:

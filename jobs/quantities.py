@@ -48,6 +48,18 @@ def format_size(value: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+def short_size(value: float | None) -> str:
+    """``1.2G``, ``512M``, ``-``."""
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "K", "M", "G", "T"):
+        if size < 1024 or unit == "T":
+            return f"{size:.0f}{unit}" if size >= 10 or unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
 def parse_duration(text: str) -> float:
     """Seconds in ``text``: ``90``, ``90s``, ``30m``, ``1h30m``, ``2d``."""
     stripped = text.strip().lower()

@@ -17,6 +17,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sta
 from blut.cockpit import fmt
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.screens.dialogs import ConfirmScreen
+from blut.jobs.quantities import short_size
 
 if TYPE_CHECKING:
     from blut.jobs.cache import Entry, PruneReport
@@ -48,7 +49,7 @@ class PruneRule:
         """``larger than 2.0G, unused for 7d, keep the 3 newest``."""
         parts = []
         if self.max_size is not None:
-            parts.append(f"down to {fmt.short_size(self.max_size)}")
+            parts.append(f"down to {short_size(self.max_size)}")
         if self.older_than is not None:
             parts.append(f"unused for {fmt.duration(self.older_than)}")
         if self.keep_last:
@@ -129,13 +130,11 @@ def describe_report(report: PruneReport) -> Text:
     text = Text()
     n = len(report.removed)
     text.append(f"{verb} {n} entr{'y' if n == 1 else 'ies'}", style="bold")
-    text.append(
-        f", freeing {fmt.short_size(report.freed)} of {fmt.short_size(report.total_before)}"
-    )
+    text.append(f", freeing {short_size(report.freed)} of {short_size(report.total_before)}")
     if report.pinned:
         text.append(f" · {report.pinned} pinned by running jobs stay", style="yellow")
     for entry in report.removed[:6]:
-        text.append(f"\n  {entry.key[:12]}  {entry.stage or '-'}  {fmt.short_size(entry.size)}")
+        text.append(f"\n  {entry.key[:12]}  {entry.stage or '-'}  {short_size(entry.size)}")
     if n > 6:
         text.append(f"\n  … and {n - 6} more", style="dim")
     return text
@@ -300,7 +299,7 @@ class CacheScreen(StateScreen):
                 key,
                 e.stage or "-",
                 e.job or "-",
-                fmt.short_size(e.size),
+                short_size(e.size),
                 fmt.duration(max(0.0, now - e.created)),
                 fmt.duration(max(0.0, now - e.last_used)) + " ago",
                 key=e.key,
@@ -315,7 +314,7 @@ class CacheScreen(StateScreen):
             return Text("no cache yet (no recipe stage has finished under this BLUT_HOME)")
         objects = len({e.hash for e in listing.entries})
         text = Text(f"{len(listing.entries)} entries, {objects} objects, ")
-        text.append(fmt.short_size(listing.total), style="bold")
+        text.append(short_size(listing.total), style="bold")
         if listing.pinned:
             text.append(f" · {len(listing.pinned)} pinned by running jobs", style="yellow")
         if self.cockpit.readonly:

@@ -21,6 +21,7 @@ from blut.cockpit.render import describe_end
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.screens.jobs import STALE_AFTER
 from blut.cockpit.state import JobState
+from blut.jobs.quantities import short_size
 from blut.status.jobstate import StageView
 
 LOG_WIDGET_LINES = 2000
@@ -110,7 +111,7 @@ def stage_cells(
         fmt.state_text("skipped" if is_skipped(stage) else stage.state),
         fmt.bar(frac),
         fmt.duration(took),
-        fmt.short_size(stage.peak_memory),
+        short_size(stage.peak_memory),
         Text(note, style=style),
     )
     if after is None:
@@ -134,9 +135,7 @@ def explanation(job: JobState, recipe: bool = False) -> Group:
         table.add_row("stage", stage.name)
     peak = view.peak_memory
     ceiling = job.memory_max
-    mem = (
-        f"{fmt.short_size(peak)} of {fmt.short_size(ceiling)}" if ceiling else fmt.short_size(peak)
-    )
+    mem = f"{short_size(peak)} of {short_size(ceiling)}" if ceiling else short_size(peak)
     if peak and ceiling:
         mem += f" ({peak / ceiling:.0%})"
     table.add_row("peak / ceiling", mem)
@@ -246,7 +245,7 @@ class JobScreen(StateScreen):
         yield table
         with Horizontal(id="plots"):
             yield Plot("metrics", id="metrics")
-            yield Plot("memory", y_format=fmt.short_size, y_zero=True, id="memory")
+            yield Plot("memory", y_format=short_size, y_zero=True, id="memory")
         yield Log(max_lines=LOG_WIDGET_LINES, id="log")
         yield Static(id="logstatus")
         with VerticalScroll(id="explain"):
@@ -337,7 +336,7 @@ class JobScreen(StateScreen):
         if age is not None and age >= STALE_AFTER:  # the feed is slow or busy
             head.append(f"  data {fmt.duration(age)} old", style="bold yellow")
         head.append(f"  mem {fmt.memory_cell(job.memory_now, job.memory_max).plain}")
-        head.append(f"  peak {fmt.short_size(view.peak_memory)}")
+        head.append(f"  peak {short_size(view.peak_memory)}")
         if job.gpus:
             head.append(f"  gpu {','.join(map(str, job.gpus))}")
         if view.cancel_requested and not view.terminal:

@@ -20,6 +20,7 @@ from blut.cockpit.state import (
     compile_filter,
     group_rows,
 )
+from blut.jobs.quantities import short_size
 
 COLUMNS = (
     ("id", "ID"),
@@ -51,7 +52,7 @@ def cells(row: Row, member: bool = False) -> tuple[str | Text, ...]:
         fmt.bar(row.progress, cells=6),
         fmt.duration(row.elapsed),
         fmt.memory_cell(row.memory_now, row.memory_max),
-        fmt.short_size(row.peak),
+        short_size(row.peak),
         gpu_cell(row.gpus),
     )
 
@@ -69,7 +70,7 @@ def group_cells(group: SweepGroup, expanded: bool) -> tuple[str | Text, ...]:
         fmt.bar(group.progress, cells=6),
         fmt.duration(group.elapsed),
         Text("-", style="dim"),
-        fmt.short_size(group.peak),
+        short_size(group.peak),
         gpu_cell(tuple(sorted({g for r in group.members for g in r.gpus}))),
     )
 

@@ -15,6 +15,7 @@ from textual.widgets import Footer, Header, Static
 
 from blut.cockpit import fmt
 from blut.cockpit.screens.base import StateScreen
+from blut.jobs.quantities import short_size
 from blut.status.events import Event
 from blut.status.jobstate import JobView
 
@@ -156,7 +157,7 @@ class ReplayScreen(StateScreen):
             fmt.state_text(view.state),
             "",
             "",
-            fmt.short_size(view.peak_memory),
+            short_size(view.peak_memory),
             view.reason or "",
         )
         for s in view.stages.values():
@@ -167,8 +168,8 @@ class ReplayScreen(StateScreen):
                 s.name,
                 fmt.state_text(s.state),
                 fmt.bar(frac),
-                fmt.short_size(s.memory_now),
-                fmt.short_size(s.peak_memory),
+                short_size(s.memory_now),
+                short_size(s.peak_memory),
                 s.reason or "",
             )
         return table

@@ -11,10 +11,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Header, Static
 
-from blut.cockpit import fmt
 from blut.cockpit.plot import Curve, Plot
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.sysinfo import SystemSample
+from blut.jobs.quantities import short_size
 
 
 def system_table(s: SystemSample) -> Table:
@@ -25,17 +25,17 @@ def system_table(s: SystemSample) -> Table:
     table.add_row("CPU", f"{s.cpu_percent:.0f}% of {s.cpu_count} cores, load {s.load[0]:.2f}")
     table.add_row(
         "memory",
-        f"{fmt.short_size(s.memory_used)} of {fmt.short_size(s.memory_total)} used"
-        f" ({s.memory_used / max(1, s.memory_total):.0%}), swap {fmt.short_size(s.swap_used)}",
+        f"{short_size(s.memory_used)} of {short_size(s.memory_total)} used"
+        f" ({s.memory_used / max(1, s.memory_total):.0%}), swap {short_size(s.swap_used)}",
     )
     table.add_row(
         "disk",
-        f"{fmt.short_size(s.disk_used)} of {fmt.short_size(s.disk_total)} used under {s.disk_path}",
+        f"{short_size(s.disk_used)} of {short_size(s.disk_total)} used under {s.disk_path}",
     )
     if not s.gpus:
         table.add_row("GPUs", Text(s.gpu_note or "no NVIDIA GPU", style="dim"))
     for g in s.gpus:
-        mem = f"{fmt.short_size(g.memory_used)}/{fmt.short_size(g.memory_total)}"
+        mem = f"{short_size(g.memory_used)}/{short_size(g.memory_total)}"
         util = "-" if g.utilisation is None else f"{g.utilisation:.0f}%"
         temp = "-" if g.temperature is None else f"{g.temperature:.0f}°C"
         table.add_row(f"GPU {g.index}", f"{g.name}: util {util}, mem {mem}, {temp}")
@@ -57,7 +57,7 @@ class SystemScreen(StateScreen):
         yield Static("sampling…", id="numbers")
         with Horizontal(id="histories"):
             yield Plot("CPU %", y_zero=True, id="cpu")
-            yield Plot("memory", y_format=fmt.short_size, y_zero=True, id="mem")
+            yield Plot("memory", y_format=short_size, y_zero=True, id="mem")
             yield Plot("GPU util %", y_zero=True, empty_text="no NVIDIA GPU", id="gpu")
         yield Footer()
 

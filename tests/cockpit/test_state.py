@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from blut.cockpit.feed import METRIC_SAMPLE, JobFeed, decode_lines
-from blut.cockpit.fmt import rerun_command, short_size
+from blut.cockpit.fmt import rerun_command
 from blut.cockpit.plot import Curve, Mark, render_plot
 from blut.cockpit.screens.replay import Timeline
 from blut.cockpit.state import CockpitState, Series, compile_filter
+from blut.jobs.quantities import short_size
 from blut.jobs.store import JobStore
 from blut.status.events import (
     JobDone,
