@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,35 +11,24 @@ from blut.containment.systemd import SystemdLauncher
 from blut.jobs.cache import Cache
 from blut.jobs.plansubmit import submit_recipe
 from blut.jobs.recipes import find
-from blut.jobs.store import Job, JobStore
-from blut.status.jobstate import JobView
+from blut.jobs.store import JobStore
 from blut.status.tailer import read_events
-from tests.conftest import blut
+from tests.conftest import blut, wait_for_job
 
 pytestmark = pytest.mark.systemd
-
-
-def wait(job: Job, until: Callable[[JobView], bool] | None = None, timeout: float = 60) -> JobView:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        view = job.view()
-        if view.terminal if until is None else until(view):
-            return view
-        time.sleep(0.05)
-    raise AssertionError(f"job {job.id} stuck: {job.view()}\n{job.driver_log.read_text()}")
 
 
 def test_cancel_one_stage_skips_its_dependents_and_the_rest_finishes(blut_home: Path) -> None:
     recipe = find("smoke")
     (args,) = recipe.resolve(sets=["cube.sleep=30"], environ={})
     job, _ = submit_recipe(JobStore(blut_home), recipe, args)
-    wait(job, lambda v: "cube" in v.stages and v.stages["cube"].state == "running")
+    wait_for_job(job, lambda v: "cube" in v.stages and v.stages["cube"].state == "running")
     started = time.monotonic()
     done = blut("cancel", job.id, "cube", "--yes", timeout=60)
     assert done.returncode == 0, done.stderr
     assert f"job {job.id} stage cube cancelled" in done.stderr
     assert time.monotonic() - started < 25  # stopped, not slept through
-    view = wait(job)
+    view = wait_for_job(job)
     assert view.state == "failed" and view.reason == "cancelled"
     assert view.detail == "stage cube: cancelled by request"
     stages = view.stages
