@@ -64,10 +64,9 @@ def memory_cell(row: JobRow) -> str:
 
 def state_cell(row: JobRow) -> Text:
     """The state, coloured, with why a job failed: ``failed (exit 3)``, ``failed (oom)``."""
-    why = " ".join(
-        part for part in (row.reason, None if row.exit_code in (None, 0) else str(row.exit_code))
-        if part
-    )  # fmt: skip
+    reason = None if row.reason == row.state else row.reason  # not "cancelled (cancelled)"
+    code = None if row.exit_code in (None, 0) else str(row.exit_code)
+    why = " ".join(part for part in (reason, code) if part)
     return Text(f"{row.state} ({why})" if why else row.state, style=STATE_STYLES.get(row.state, ""))
 
 

@@ -35,16 +35,18 @@ def test_each_job_is_one_line_at_80_columns_and_only_the_name_gives_way() -> Non
         row("20261125-145100-cd34", "smoke", "failed", reason="oom", exit_code=None),
         row("20261124-090000-ef56", "x", "failed", reason="exit", exit_code=3,
             started=NOW - 86400 * 2, submitted=NOW - 86400 * 2),
+        row("20261125-145200-0a0b", "smoke", "cancelled", reason="cancelled"),
     ]  # fmt: skip
     lines = render(rows, 80)
     assert len(lines) == 1 + len(rows)
     assert all(len(line) <= 80 for line in lines)
-    head, sweep, oom, exited = lines
+    head, sweep, oom, exited, cancelled = lines
     assert head.split() == ["ID", "NAME", "STATE", "STARTED", "ELAPSED", "PEAK/MAX"]
     assert sweep.startswith("20261125-145000-ab12  quant-t") and "…" in sweep
     assert "succeeded" in sweep and "1.2G/2.0G" in sweep and "14:50:10" in sweep
     assert "failed (oom)" in oom
     assert "failed (exit 3)" in exited and "11-23 15:00" in exited
+    assert "cancelled" in cancelled and "(cancelled)" not in cancelled
 
 
 def test_a_wide_terminal_shows_names_in_full() -> None:
