@@ -118,7 +118,7 @@ def bench_cached_rerun(runs: int, scratch: Path) -> None:
     for name, label in (
         ("here", "in the submitting process (blut's way)"),
         ("process", "a fresh executor process"),
-        ("floor", "floor: a process importing typing, dataclasses, json, sqlite3"),
+        ("floor", "floor: a process importing typing, dataclasses, json, sqlite3, blake3"),
     ):
         value = ms(times[name])
         print(f"  {label:<64} {value:6.1f} ms → ratio {value / base:.2f}")
@@ -127,7 +127,6 @@ def bench_cached_rerun(runs: int, scratch: Path) -> None:
 def bench_cli_rerun(runs: int, scratch: Path) -> None:
     home = scratch / "cli-home"
     env = {**os.environ, "BLUT_HOME": str(home)}
-    os.environ["BLUT_HOME"] = str(home)
     recipe = find("smoke")
     (args,) = recipe.resolve()
     job, _ = submit_recipe(JobStore(home), recipe, args)
