@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+from blut.containment.select import launcher_for
+from blut.jobs.follow import LogLine, follow
+from blut.jobs.store import JobStore
+from blut.status.jobstate import JobView
 from tests.conftest import blut
 
 
@@ -48,3 +53,17 @@ def test_weird_arguments_reach_the_command_as_given(blut_home: Path) -> None:
     result = blut_bytes("run", "--", "sh", "-c", script, "sh", *weird)
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode() == "".join(f"[{a}]" for a in weird) + "\n"
+
+
+def test_following_an_ended_job_reports_it_without_waiting_for_a_change(blut_home: Path) -> None:
+    assert blut("run", "--name", "ended", "--", "echo", "done").returncode == 0
+    (job,) = JobStore(blut_home).all()
+    stopped = threading.Event()
+    stopped.set()  # no change will ever be waited for: only the first pass can report
+    launcher = launcher_for(job.spec.launcher)
+    try:
+        items = list(follow(job, launcher, stop=stopped))
+    finally:
+        launcher.close()
+    assert [i.text for i in items if isinstance(i, LogLine)] == ["done"]
+    assert isinstance(items[-1], JobView) and items[-1].state == "succeeded"
