@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +148,18 @@ def test_sweep_errors(tmp_path: Path, env: dict[str, str]) -> None:
         sweep_points(["~seed"])
     with pytest.raises(UsageError, match="limit is 1000"):
         sweep_points(["a=range(0,100)", "b=range(0,100)"])
+
+
+def test_hydra_loads_only_when_there_are_overrides_to_parse() -> None:
+    code = (
+        "import sys\n"
+        "from blut.jobs.recipes import find\n"
+        "find('smoke').resolve()\n"
+        "print('plain', 'hydra' in sys.modules)\n"
+        "find('smoke').resolve(sets=['make.count=3'])\n"
+        "print('with --set', 'hydra' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines() == ["plain False", "with --set True"]
