@@ -121,7 +121,7 @@ def bench_cached_rerun(runs: int, scratch: Path) -> None:
         ("floor", "floor: a process importing typing, dataclasses, json, sqlite3, blake3"),
     ):
         value = ms(times[name])
-        print(f"  {label:<64} {value:6.1f} ms → ratio {value / base:.2f}")
+        print(f"  {label:<70} {value:6.1f} ms → ratio {value / base:.2f}")
 
 
 def bench_cli_rerun(runs: int, scratch: Path) -> None:
