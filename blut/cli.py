@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from typer._click import exceptions as click_errors  # typer vendors click; version pinned
@@ -74,9 +74,7 @@ def root(
     if ctx.invoked_subcommand is not None:
         return
     if once:
-        from blut.cockpit.app import print_once
-
-        print_once(out)
+        print_jobs(show_all=False, fmt="table")
         return
     raise typer.Exit(_cockpit(readonly=readonly, replay=replay, open_job=open_job))
 
@@ -126,15 +124,15 @@ def run(
 ) -> None:
     """Run COMMAND as a contained job: `blut run -m 2G -- python train.py`."""
     from blut.containment.select import containment_requested
+    from blut.jobs.api import submit_command
     from blut.jobs.quantities import parse_duration, parse_size
-    from blut.jobs.submit import submit
 
     argv = list(command or [])
     if argv and argv[0] == "--":
         argv = argv[1:]
     mem = parse_size(memory_max) if memory_max is not None else None
     limit = parse_duration(timeout) if timeout is not None else None
-    job, warning = submit(
+    job, warning = submit_command(
         _store(),
         argv,
         name=name,
@@ -159,22 +157,19 @@ def jobs(
     fmt: Format = "table",
 ) -> None:
     """List jobs: state, reason, exit code, timing, peak memory vs ceiling."""
+    print_jobs(show_all=show_all, fmt=fmt)
+
+
+def print_jobs(*, show_all: bool, fmt: str) -> None:
+    """`blut jobs` and `blut --once`: the same rows from the same code."""
     from blut.cockpit.render import jobs_table
-    from blut.containment.select import launcher_for
-    from blut.jobs.listing import job_row, select_rows
-    from blut.jobs.reconcile import reconcile
+    from blut.jobs.api import list_jobs
 
     _check_format(fmt)
-    launchers: dict[str, Any] = {}
-    rows = []
-    found, unreadable = _store().scan()
-    for problem in unreadable:
+    listing = list_jobs(_store())
+    for problem in listing.unreadable:
         err.print(f"blut: warning: skipped a job: {problem}", style="yellow", markup=False)
-    for job in found:
-        kind = job.spec.launcher
-        launcher = launchers.setdefault(kind, launcher_for(kind))
-        rows.append(job_row(job, reconcile(job, launcher)))
-    rows = select_rows(rows, show_all)
+    rows = listing.selected(show_all)
     if fmt == "json":
         out.print_json(json.dumps([r.to_json() for r in rows]))
     elif rows:
@@ -228,19 +223,16 @@ def cancel(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Cancel a running job (its whole process tree is stopped), or one stage of it."""
-    from blut.containment.select import launcher_for
-    from blut.jobs.cancel import cancel as cancel_job
-    from blut.jobs.cancel import cancel_stage
+    from blut.jobs.api import Launchers, cancel_stage
+    from blut.jobs.api import cancel as cancel_job
 
     job = _store().get(job_ref)
     what = f"job {job.id} ({job.spec.name})" if stage is None else f"stage {stage} of job {job.id}"
     if not yes and sys.stdin.isatty() and not typer.confirm(f"Cancel {what}?"):
         fail("not cancelled", 1)
-    launcher = launcher_for(job.spec.launcher)
-    try:
+    with Launchers() as launchers:
+        launcher = launchers.for_job(job)
         view = cancel_job(job, launcher) if stage is None else cancel_stage(job, launcher, stage)
-    finally:
-        launcher.close()
     found = view.stages.get(stage) if stage is not None else None
     if found is not None and found.state in ("failed", "succeeded"):
         ended = found.reason or found.state

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rich.console import Console
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -34,15 +33,18 @@ from blut.cockpit.screens.cache import CacheScreen
 from blut.cockpit.screens.dialogs import ConfirmScreen, HelpScreen
 from blut.cockpit.screens.job import JobScreen
 from blut.cockpit.screens.jobs import JobsScreen
-from blut.cockpit.screens.recipes import RecipeFormScreen, RecipesScreen, load_args
+from blut.cockpit.screens.recipes import RecipeFormScreen, RecipesScreen
 from blut.cockpit.screens.replay import ReplayScreen, Timeline
 from blut.cockpit.screens.system import SystemScreen
 from blut.cockpit.state import CockpitState
-from blut.cockpit.sysinfo import Nvml, SystemSample, sample
+from blut.cockpit.sysinfo import SystemSample, sample
+from blut.containment.nvml import Nvml
 from blut.jobs.store import JobStore, blut_home
+from blut.status.layout import job_paths
 
 if TYPE_CHECKING:
-    from blut.containment.launcher import Launcher
+    from blut.jobs.api import Launchers
+    from blut.jobs.store import Job
 
 POST_EVERY = 0.1
 """Least seconds between two feed updates (≤ 10 Hz: no repaint storms on slow links)."""
@@ -152,11 +154,12 @@ class CockpitApp(App[int]):
 
     @work(thread=True, exclusive=True, group="feed", exit_on_error=False)
     def _feed_worker(self) -> None:
+        from blut.jobs.api import Launchers
         from blut.status.tailer import watch_changes
 
         stop, feed = self._stop, self.feed
         last_post = last_checked = 0.0
-        launchers: dict[str, Launcher] = {}
+        launchers = Launchers()
         last_reconcile = time.monotonic()
 
         def pump() -> None:
@@ -200,23 +203,19 @@ class CockpitApp(App[int]):
                     if not changed:
                         pump()
         finally:
-            for launcher in launchers.values():
-                launcher.close()
+            launchers.close()
 
-    def _reconcile_quiet(self, launchers: dict[str, Launcher]) -> None:
+    def _reconcile_quiet(self, launchers: Launchers) -> None:
         from blut.containment.errors import ContainmentError
-        from blut.containment.select import launcher_for
+        from blut.jobs.api import reconcile_job
         from blut.jobs.errors import JobsError
-        from blut.jobs.reconcile import reconcile
 
         now = time.monotonic()
         for job, changed in self.feed.waiting():
             if now - changed < RECONCILE_EVERY or self._stop.is_set():
                 continue
-            kind = job.spec.launcher
             try:
-                launcher = launchers.get(kind) or launchers.setdefault(kind, launcher_for(kind))
-                reconcile(job, launcher)
+                reconcile_job(job, launchers)
             except (ContainmentError, JobsError, OSError):
                 continue
 
@@ -303,8 +302,12 @@ class CockpitApp(App[int]):
             self.pop_screen()
         self.open_job(job_id)
 
+    def stored_job(self, job_id: str) -> Job:
+        """The job from the store (reads its job.json: call from a worker)."""
+        return self.store.load(job_paths(self.home, job_id).dir)
+
     def request_resume(self, job_id: str) -> None:
-        """Resume a stopped recipe job (a new executor; cached stages are skipped)."""
+        """Resume a stopped job (a new executor; done and cached stages are skipped)."""
         if self.readonly:
             self.notify("readonly: resume is disabled", severity="warning")
             return
@@ -312,8 +315,8 @@ class CockpitApp(App[int]):
         if job is not None and not job.view.terminal:
             self.notify(f"job {job_id} is still {job.view.state}", severity="warning")
             return
-        if not (self.store.jobs_dir / job_id / "plan.json").is_file():
-            self.notify(f"job {job_id} is not a recipe job: nothing to resume", severity="warning")
+        if job is not None and job.view.state == "succeeded":
+            self.notify(f"job {job_id} succeeded: nothing to resume", severity="warning")
             return
         self.notify(f"resuming job {job_id}…", timeout=2)
         self._resume_worker(job_id)
@@ -321,11 +324,11 @@ class CockpitApp(App[int]):
     @work(thread=True, group="resume", exit_on_error=False)
     def _resume_worker(self, job_id: str) -> None:
         from blut.containment.errors import ContainmentError
+        from blut.jobs.api import resume
         from blut.jobs.errors import JobsError
-        from blut.jobs.plansubmit import resume
 
         try:
-            resume(self.store, self.store.load(self.store.jobs_dir / job_id))
+            resume(self.store, self.stored_job(job_id))
         except (JobsError, ContainmentError, OSError) as exc:
             self.call_from_thread(self.notify, f"resume failed: {exc}", severity="error")
             return
@@ -336,6 +339,7 @@ class CockpitApp(App[int]):
         if self.readonly:
             self.notify("readonly: re-run is disabled", severity="warning")
             return
+        from blut.jobs.api import recipe_args
         from blut.jobs.errors import UsageError
         from blut.jobs.recipes import find
 
@@ -343,7 +347,7 @@ class CockpitApp(App[int]):
         name = (job.view.recipe if job is not None else None) or (
             job.spec.name if job is not None else ""
         )
-        args = load_args(self.store.jobs_dir / job_id)
+        args = recipe_args(self.stored_job(job_id)) if job is not None else None
         if args is None:
             self.notify(f"job {job_id} has no args.json (not a recipe job)", severity="warning")
             return
@@ -363,8 +367,7 @@ class CockpitApp(App[int]):
         """Read a job's whole history (worker) and hand it to its replay screen."""
         from blut.status.tailer import read_events
 
-        path = self.store.jobs_dir / job_id / "status.jsonl"
-        timeline = Timeline(job_id, read_events(path))
+        timeline = Timeline(job_id, read_events(job_paths(self.home, job_id).status))
         self.call_from_thread(screen.set_timeline, timeline)
 
     def request_cancel(self, job_id: str) -> None:
@@ -396,20 +399,17 @@ class CockpitApp(App[int]):
     def _cancel_worker(self, job_id: str, stage: str | None = None) -> None:
         """Cancel the job, or only ``stage`` of it, and say how it ended."""
         from blut.containment.errors import ContainmentError
-        from blut.containment.select import launcher_for
-        from blut.jobs.cancel import cancel, cancel_stage
+        from blut.jobs.api import Launchers, cancel, cancel_stage
         from blut.jobs.errors import JobsError
 
         try:
-            job = self.store.load(self.store.jobs_dir / job_id)
-            launcher = launcher_for(job.spec.launcher)
-            try:
+            job = self.stored_job(job_id)
+            with Launchers() as launchers:
+                launcher = launchers.for_job(job)
                 if stage is None:
                     view = cancel(job, launcher, by="cockpit")
                 else:
                     view = cancel_stage(job, launcher, stage, by="cockpit")
-            finally:
-                launcher.close()
         except (JobsError, ContainmentError, OSError) as exc:
             self.call_from_thread(self.notify, f"cancel failed: {exc}", severity="error")
             return
@@ -452,7 +452,7 @@ class CockpitApp(App[int]):
         if job is None:
             return
         name = stage or job.view.current_stage or (job.spec.stages or ["main"])[0]
-        path = self.store.jobs_dir / job_id / "stages" / name / "log"
+        path = job_paths(self.home, job_id).stage(name).log
         if not path.is_file():
             self.notify(f"no log yet for stage {name}", severity="warning")
             return
@@ -527,12 +527,13 @@ class CockpitApp(App[int]):
                     "Stop one stage; what needs it is skipped, the rest finishes (asks first)",
                     top.action_cancel_stage,
                 )
-            if (self.store.jobs_dir / job_id / "plan.json").is_file():
-                yield SystemCommand(
-                    f"Resume job {job_id}",
-                    "Run its unfinished stages again (cached ones are skipped)",
-                    lambda: self.request_resume(job_id),
-                )
+            yield SystemCommand(
+                f"Resume job {job_id}",
+                "Run its unfinished stages again (done and cached ones are skipped)",
+                lambda: self.request_resume(job_id),
+            )
+            state = self.state.jobs.get(job_id)
+            if state is not None and state.view.recipe is not None:
                 yield SystemCommand(
                     f"Re-run job {job_id} with edited args",
                     "The recipe form, prefilled",
@@ -553,31 +554,3 @@ def run_cockpit(
     app = CockpitApp(readonly=readonly, replay=replay, open_job=open_job)
     result = app.run()
     return result if isinstance(result, int) else 0
-
-
-def print_once(console: Console, *, reconcile: bool = True) -> None:
-    """`blut --once`: print the Jobs table with rich and return (scripts, slow links)."""
-    from blut.cockpit.render import jobs_table
-    from blut.containment.select import launcher_for
-    from blut.jobs.listing import job_row
-    from blut.jobs.reconcile import reconcile as reconcile_job
-
-    store = JobStore(blut_home())
-    launchers: dict[str, Launcher] = {}
-    rows = []
-    try:
-        for job in store.all():
-            if reconcile:
-                kind = job.spec.launcher
-                launcher = launchers.get(kind) or launchers.setdefault(kind, launcher_for(kind))
-                view = reconcile_job(job, launcher)
-            else:
-                view = job.view()
-            rows.append(job_row(job, view))
-    finally:
-        for launcher in launchers.values():
-            launcher.close()
-    if rows:
-        console.print(jobs_table(rows, width=console.width))
-    else:
-        console.print("no jobs yet: start one with `blut run -- COMMAND`", markup=False)

@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from blut.containment.doctor import Check
-from blut.jobs.listing import JobRow
 from blut.jobs.quantities import format_duration, format_size, short_size
+from blut.jobs.rows import JobRow
 from blut.jobs.store import MAIN_STAGE
 from blut.status.jobstate import JobView
 
@@ -56,10 +56,16 @@ def describe_end(view: JobView, memory_max: int | None) -> str:
 
 
 def memory_cell(row: JobRow) -> str:
-    """``peak/ceiling``, compact: ``8.6M/256M``."""
-    if row.memory_max_bytes is None:
+    """A stage's peak against that stage's own ceiling, compact: ``8.6M/256M``."""
+    if row.peak_memory_bytes is None:
+        return (
+            short_size(None)
+            if row.memory_max_bytes is None
+            else f"-/{short_size(row.memory_max_bytes)}"
+        )
+    if row.peak_max_bytes is None:
         return short_size(row.peak_memory_bytes)
-    return f"{short_size(row.peak_memory_bytes)}/{short_size(row.memory_max_bytes)}"
+    return f"{short_size(row.peak_memory_bytes)}/{short_size(row.peak_max_bytes)}"
 
 
 def state_cell(row: JobRow) -> Text:

@@ -8,6 +8,7 @@ stage. :meth:`CockpitState.rows` gives the Jobs table, filtered and sorted.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
 from blut.cockpit.feed import JobDelta
+from blut.jobs.rows import JobRow, focus_stage, job_row, stage_progress
 from blut.jobs.store import JobSpec
 from blut.status.events import CancelRequested, Event, JobStarted, Metric, Resources
 from blut.status.jobstate import JobView
@@ -102,7 +104,7 @@ class JobState:
     """Stages whose own cancel was requested (the job goes on without them)."""
     version: int = 0
     """Bumped by every delta (the Jobs table reuses a row while it is unchanged)."""
-    row_cache: tuple[tuple[int, int], Row] | None = None
+    row_cache: tuple[tuple[int, int], JobRow] | None = None
 
     @property
     def id(self) -> str:
@@ -165,7 +167,11 @@ class JobState:
 
     @property
     def memory_max(self) -> int | None:
-        """The job's memory ceiling."""
+        """The ceiling of the stage the job is about now (running or failing), else the
+        job's (a command's)."""
+        stage = focus_stage(self.view)
+        if stage is not None and stage.memory_max is not None:
+            return stage.memory_max
         return self.spec.memory_max if self.spec.memory_max is not None else self.view.memory_max
 
     @property
@@ -187,7 +193,7 @@ class JobState:
     @property
     def memory_now(self) -> int | None:
         """Memory of the running stage, from its last resources sample."""
-        stage = self.view.stages.get(self.view.current_stage or "")
+        stage = focus_stage(self.view)
         return stage.memory_now if stage is not None and stage.state == "running" else None
 
     def apply(self, event: Event) -> None:
@@ -210,15 +216,7 @@ class JobState:
 
     def progress(self) -> float | None:
         """Fraction done of the current stage, when it reports a total."""
-        stage = self.view.stages.get(self.view.current_stage or "")
-        if stage is None:
-            return None
-        if stage.state in ("succeeded", "cached"):
-            return 1.0
-        if stage.progress is None or not stage.progress[1]:
-            return None
-        step, total, _ = stage.progress
-        return max(0.0, min(1.0, step / total)) if total else None
+        return stage_progress(focus_stage(self.view))
 
 
 @dataclass(frozen=True)
@@ -231,27 +229,7 @@ class JobEnded:
     reason: str | None
 
 
-@dataclass(frozen=True)
-class Row:
-    """One line of the Jobs table."""
-
-    id: str
-    name: str
-    state: str
-    stage: str
-    progress: float | None
-    elapsed: float | None
-    memory_now: int | None
-    memory_max: int | None
-    peak: int | None
-    reason: str | None
-    loaded: bool
-    sweep: str | None = None
-    recipe: str | None = None
-    gpus: tuple[int, ...] = ()
-
-
-def _sort_value(row: Row, key: SortKey) -> tuple[float | str, ...]:
+def _sort_value(row: JobRow, key: SortKey) -> tuple[float | str, ...]:
     match key:
         case "id":
             return (row.id,)
@@ -260,11 +238,11 @@ def _sort_value(row: Row, key: SortKey) -> tuple[float | str, ...]:
         case "state":
             return (_STATE_ORDER.get(row.state, 9), row.id)
         case "elapsed":
-            return (row.elapsed or 0.0, row.id)
+            return (row.elapsed_seconds or 0.0, row.id)
         case "memory":
-            return (row.memory_now or 0, row.id)
+            return (row.memory_bytes or 0, row.id)
         case "peak":
-            return (row.peak or 0, row.id)
+            return (row.peak_memory_bytes or 0, row.id)
 
 
 def compile_filter(text: str) -> tuple[re.Pattern[str] | None, str | None]:
@@ -336,7 +314,7 @@ class CockpitState:
             if job.id not in lagging and job.loaded:
                 job.checked = now
 
-    def row(self, job: JobState, now: float) -> Row:
+    def row(self, job: JobState, now: float) -> JobRow:
         """The table row of one job (the same object while nothing it shows changed)."""
         key = (job.version, 0 if job.view.terminal else int(now))
         cached = job.row_cache
@@ -346,24 +324,11 @@ class CockpitState:
         job.row_cache = (key, row)
         return row
 
-    def _row(self, job: JobState, now: float) -> Row:
-        view = job.view
-        return Row(
-            id=job.id,
-            name=view.name or job.spec.name,
-            state=view.state if job.loaded or view.events else "loading",
-            stage=view.current_stage or "",
-            progress=job.progress(),
-            elapsed=view.elapsed(now),
-            memory_now=job.memory_now,
-            memory_max=job.memory_max,
-            peak=view.peak_memory,
-            reason=view.reason,
-            loaded=job.loaded,
-            sweep=view.sweep,
-            recipe=view.recipe,
-            gpus=job.gpus,
-        )
+    def _row(self, job: JobState, now: float) -> JobRow:
+        row = job_row(job.spec, job.view, now)
+        if not job.loaded and not job.view.events:
+            row = dataclasses.replace(row, state="loading")
+        return row
 
     def rows(
         self,
@@ -372,16 +337,16 @@ class CockpitState:
         pattern: re.Pattern[str] | None = None,
         sort: SortKey = "id",
         reverse: bool = True,
-    ) -> list[Row]:
+    ) -> list[JobRow]:
         """The Jobs table: rows matching ``pattern`` (over id, name, state, stage), sorted."""
         rows = [self.row(job, now) for job in self.jobs.values()]
         if pattern is not None:
             rows = [
                 r
                 for r in rows
-                if pattern.search(f"{r.id} {r.name} {r.state} {r.stage} {r.sweep or ''}")
+                if pattern.search(f"{r.id} {r.name} {r.state} {r.stage or ''} {r.sweep or ''}")
             ]
-        key: Callable[[Row], tuple[float | str, ...]] = lambda r: _sort_value(r, sort)  # noqa: E731
+        key: Callable[[JobRow], tuple[float | str, ...]] = lambda r: _sort_value(r, sort)  # noqa: E731
         rows.sort(key=key, reverse=reverse)
         return rows
 
@@ -391,7 +356,7 @@ class SweepGroup:
     """The jobs of one sweep, summarised for the group row of the Jobs table."""
 
     sweep: str
-    members: list[Row]
+    members: list[JobRow]
 
     @property
     def key(self) -> str:
@@ -428,27 +393,27 @@ class SweepGroup:
     @property
     def elapsed(self) -> float | None:
         """The longest member's elapsed time."""
-        values = [r.elapsed for r in self.members if r.elapsed is not None]
+        values = [r.elapsed_seconds for r in self.members if r.elapsed_seconds is not None]
         return max(values) if values else None
 
     @property
     def peak(self) -> int | None:
         """The highest member peak."""
-        values = [r.peak for r in self.members if r.peak is not None]
+        values = [r.peak_memory_bytes for r in self.members if r.peak_memory_bytes is not None]
         return max(values) if values else None
 
 
 GROUP_PREFIX = "sweep:"
 
 
-def group_rows(rows: list[Row]) -> list[Row | SweepGroup]:
+def group_rows(rows: list[JobRow]) -> list[JobRow | SweepGroup]:
     """``rows`` with the members of each sweep gathered under one group, placed where its
     first member (in the current sort) was."""
-    members: dict[str, list[Row]] = {}
+    members: dict[str, list[JobRow]] = {}
     for row in rows:
         if row.sweep is not None:
             members.setdefault(row.sweep, []).append(row)
-    out: list[Row | SweepGroup] = []
+    out: list[JobRow | SweepGroup] = []
     for row in rows:
         if row.sweep is None:
             out.append(row)

@@ -5,25 +5,13 @@ Called from a worker thread; never raises for a missing GPU or driver.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psutil
 
-
-@dataclass(frozen=True)
-class GpuSample:
-    """One GPU at one moment."""
-
-    index: int
-    name: str
-    utilisation: float | None
-    memory_used: int | None
-    memory_total: int | None
-    temperature: float | None
+from blut.containment.nvml import GpuSample, Nvml
 
 
 @dataclass(frozen=True)
@@ -42,57 +30,6 @@ class SystemSample:
     disk_total: int
     gpus: list[GpuSample] = field(default_factory=list)
     gpu_note: str | None = None
-
-
-class Nvml:
-    """pynvml, initialised once; ``note`` says why there are no GPUs."""
-
-    def __init__(self) -> None:
-        self.note: str | None = None
-        self._nvml: Any = None
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            self._nvml = pynvml
-            if pynvml.nvmlDeviceGetCount() == 0:
-                self.note = "no NVIDIA GPU"
-        except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ImportError, ...
-            self.note = f"no NVIDIA GPU ({exc.__class__.__name__.removeprefix('NVMLError_')})"
-
-    def sample(self) -> list[GpuSample]:
-        """Every GPU now (empty when there are none)."""
-        nv = self._nvml
-        if nv is None:
-            return []
-        out = []
-        try:
-            for i in range(nv.nvmlDeviceGetCount()):
-                h = nv.nvmlDeviceGetHandleByIndex(i)
-                name = nv.nvmlDeviceGetName(h)
-                util = nv.nvmlDeviceGetUtilizationRates(h)
-                mem = nv.nvmlDeviceGetMemoryInfo(h)
-                temp = nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)
-                out.append(
-                    GpuSample(
-                        i,
-                        name.decode() if isinstance(name, bytes) else str(name),
-                        float(util.gpu),
-                        int(mem.used),
-                        int(mem.total),
-                        float(temp),
-                    )
-                )
-        except Exception as exc:
-            self.note = f"NVML error: {exc}"
-        return out
-
-    def close(self) -> None:
-        """Shut NVML down."""
-        if self._nvml is not None:
-            with contextlib.suppress(Exception):
-                self._nvml.nvmlShutdown()
-            self._nvml = None
 
 
 def sample(home: Path, nvml: Nvml, ts: float) -> SystemSample:

@@ -210,25 +210,18 @@ def check_linger() -> Check:
 
 def check_gpus() -> Check:
     """(d) NVIDIA driver and GPUs through NVML."""
-    try:
-        import pynvml
+    from blut.containment.nvml import Nvml
 
-        pynvml.nvmlInit()
-    except Exception as exc:  # ImportError or an NVMLError: no library, no driver, no device
-        summary = "no NVIDIA driver/GPU found (CPU jobs still run)"
-        return Check("gpus", "warn", summary, detail={"error": str(exc)})
-    try:
-        driver = str(pynvml.nvmlSystemGetDriverVersion())
-        gpus: list[dict[str, object]] = []
-        names = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            name = str(pynvml.nvmlDeviceGetName(handle))
-            memory = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
-            gpus.append({"index": index, "name": name, "memory": memory})
-            names.append(f"{index}: {name} {_gib(memory)}")
-    finally:
-        pynvml.nvmlShutdown()
+    with Nvml() as nvml:
+        if not nvml.available:
+            summary = "no NVIDIA driver/GPU found (CPU jobs still run)"
+            return Check("gpus", "warn", summary, detail={"error": nvml.error})
+        driver = nvml.driver_version() or "?"
+        samples = nvml.sample()
+    gpus: list[dict[str, object]] = [
+        {"index": s.index, "name": s.name, "memory": s.memory_total} for s in samples
+    ]
+    names = [f"{s.index}: {s.name} {_gib(s.memory_total or 0)}" for s in samples]
     detail: dict[str, object] = {"driver": driver, "gpus": gpus}
     if not gpus:
         summary = f"driver {driver} but no GPU visible (CPU jobs still run)"

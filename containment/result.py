@@ -6,11 +6,11 @@ launcher writes the same ``key=value`` lines itself, so readers need one parser.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from blut.containment.spec import Outcome
+from blut.status.atomic import atomic_write
 
 # systemd's own exit codes for failures before the program ran (systemd.exec(5)).
 SYSTEMD_EXIT_CODES = {
@@ -23,9 +23,7 @@ SYSTEMD_EXIT_CODES = {
 
 def write_record(path: Path, record: Mapping[str, str]) -> None:
     """Atomically write a result record (same format as stoppost.sh)."""
-    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
-    tmp.write_text("".join(f"{k}={v}\n" for k, v in record.items()))
-    tmp.replace(path)
+    atomic_write(path, "".join(f"{k}={v}\n" for k, v in record.items()))
 
 
 def read_record(path: Path) -> dict[str, str] | None:

@@ -14,7 +14,6 @@ cgroup would share ``/app.slice``. The lock file name is the one the
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import pwd
 import shlex
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Literal, TypeAlias
 
 from blut.containment.errors import ManagerUnavailable
+from blut.status.flock import Flock
 
 ProbeResult: TypeAlias = Literal["ok", "no-bus", "absent"]
 
@@ -223,20 +223,13 @@ def _choose_runtime_dir() -> Path:
 
 @contextlib.contextmanager
 def _locked(path: Path, timeout: float) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    lock = Flock(path)
+    if not lock.acquire(timeout=timeout):
+        raise ManagerUnavailable(f"timed out waiting for the lock {path}")
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise ManagerUnavailable(f"timed out waiting for the lock {path}") from None
-                time.sleep(POLL_INTERVAL)
         yield
     finally:
-        os.close(fd)
+        lock.release()
 
 
 def _log_tail(log: Path, lines: int = 10) -> str:

@@ -37,6 +37,8 @@ class Kind(StrEnum):
     PREFERENCES = "preferences"
     PROMPTS = "prompts"
     COMPLETIONS = "completions"
+    NONE = "none"
+    """No cached output: a stage run for its effects (the command of a `blut run` job)."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ from typing import Any
 from blut.jobs.artifact import hash_path, tree_size
 from blut.jobs.errors import JobsError
 from blut.jobs.fingerprint import canonical, fingerprint
-from blut.jobs.flock import Flock, is_held
+from blut.status.atomic import atomic_write_json
+from blut.status.flock import Flock, is_held
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries(
@@ -151,6 +152,11 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+def job_hold_path(home: Path, job: str) -> Path:
+    """The liveness lock a job's executor holds while it runs (see :meth:`Cache.hold`)."""
+    return home / "locks" / f"job-{job}.lock"
+
+
 def _readonly(root: Path) -> None:
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
@@ -206,7 +212,7 @@ class Cache:
         return Flock(self.locks / f"key-{key}.lock")
 
     def _job_lock(self, job: str) -> Path:
-        return self.locks / f"job-{job}.lock"
+        return job_hold_path(self.locks.parent, job)
 
     # -- lookups ----------------------------------------------------------------
 
@@ -244,9 +250,7 @@ class Cache:
         key, digest, size, now = parts.key, hash_path(staging), tree_size(staging), time.time()
         entry = Entry(key, digest, size, now, now, job, stage, parts)
         journal = self.pending / f"{key}.json"
-        tmp = journal.with_suffix(".tmp")
-        tmp.write_text(json.dumps(entry.to_dict()))
-        tmp.replace(journal)
+        atomic_write_json(journal, entry.to_dict(), indent=None)
         self._place(staging, digest)
         self._insert(entry)
         journal.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ import time
 
 from blut.containment.launcher import Launcher
 from blut.jobs.errors import UsageError
-from blut.jobs.reconcile import driver_running, reconcile
+from blut.jobs.lifecycle import executor_alive, reconcile
 from blut.jobs.store import Job
 from blut.status.events import CancelRequested, JobCancelled
 from blut.status.jobstate import JobView
@@ -17,8 +17,8 @@ def cancel(job: Job, launcher: Launcher, *, wait: float = 20.0, by: str = "cli")
     """Cancel ``job`` and return its final state.
 
     The stage units are stopped directly (SIGTERM to their whole cgroup, SIGKILL
-    after 10 s); the driver sees the request and records ``cancelled``. If the
-    driver is gone, the outcome is recorded here instead.
+    after 10 s); the executor sees the request and records ``cancelled``. If the
+    executor is gone, reconcile records it (an adopting executor, here or as a unit).
     """
     view = reconcile(job, launcher)
     if view.terminal:
@@ -34,10 +34,11 @@ def cancel(job: Job, launcher: Launcher, *, wait: float = 20.0, by: str = "cli")
         if view.terminal:
             return view
         time.sleep(0.05)
-    if not driver_running(job, launcher):
+    if not executor_alive(job, launcher):
         with job.lock():
             if not job.view().terminal:
                 job.emit(JobCancelled(job=job.id))
+                job.save_summary()
     return reconcile(job, launcher)
 
 
@@ -53,7 +54,7 @@ def cancel_stage(
     The job's executor stops the stage's unit (or drops it if it has not started),
     records it failed with reason ``cancelled`` and skips its dependents; independent
     branches finish and the job ends failed, the cancelled stage its first cause.
-    A plain job has one stage, so cancelling it cancels the job. Raises
+    A command job has one stage, so cancelling it cancels the job. Raises
     :class:`UsageError` for an unknown stage or one that has already ended.
     """
     if stage not in job.spec.stages:
@@ -62,7 +63,7 @@ def cancel_stage(
     view = reconcile(job, launcher)
     if view.terminal:
         raise UsageError(f"job {job.id} has already ended ({view.state})")
-    if not job.is_recipe:
+    if len(job.spec.stages) == 1:
         return cancel(job, launcher, wait=wait, by=by)
     state = _stage_state(view, stage)
     if state not in CANCELLABLE:
@@ -70,7 +71,7 @@ def cancel_stage(
     job.emit(CancelRequested(job=job.id, stage=stage, by=by))
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        view = job.view()
+        view = reconcile(job, launcher)
         if view.terminal or _stage_state(view, stage) not in CANCELLABLE:
             break
         time.sleep(0.05)

@@ -1,24 +1,32 @@
-"""The plan executor: ``python -m blut.jobs.executor JOB_DIR``, run as the job's own unit.
+"""The executor: ``python -m blut.jobs.executor [--adopt] JOB_DIR``, the job's own unit.
 
-It drives ``plan.json`` to an end. Every stage whose inputs exist gets a cache
-key (stage, program, schema version, input hashes, args): a hit is recorded as
-``stage_cached`` and nothing runs; a miss launches unit ``blut-<job>-<stage>``
-once its resources are free, and on success its staging dir is committed to the
-cache (``stage_done``). A failure skips the stage's dependents while independent
-branches finish; the job ends failed with the first cause. A cancel request
-(event or SIGTERM) stops every running unit; a request naming one stage stops
-(or drops) only that stage, which then fails as ``cancelled`` like any failure.
+Every job is a plan run by this one supervisor: a recipe's stages, or the one
+stage of a `blut run` command. Every stage whose inputs exist gets a cache key
+(stage, program, schema version, input hashes, args). A cacheable stage that
+hits is recorded as ``stage_cached`` and nothing runs; otherwise unit
+``blut-<job>-<stage>`` is launched once its resources are free, and on success
+its staging dir is committed to the cache (``stage_done``). A command stage is
+never cached. A failure skips the stage's dependents while independent branches
+finish; the job ends failed with the first cause. A cancel request (event or
+SIGTERM) stops every running unit; a request naming one stage stops (or drops)
+only that stage, which then fails as ``cancelled`` like any failure.
 
 Restarting it resumes the job: cached stages are skipped, units still running
 are re-attached (their names are deterministic), a unit that finished while no
-executor watched is committed if it succeeded, the rest are relaunched. One
-executor per job (it holds the job's cache liveness lock), and one computation
-per cache key machine-wide (the key lock), so no stage ever runs twice at once.
+executor watched is recorded (and committed if it succeeded), the rest are
+relaunched. With ``--adopt`` (reconcile's mode, for a job whose executor died)
+it launches nothing new: it re-attaches and records, then ends the job, failed
+for stages that never ran ("continue with `blut plan resume`"). One executor per
+job (it holds the job's liveness lock), and one computation per cache key
+machine-wide (the key lock), so no stage ever runs twice at once.
+
+It keeps the job's index summary current as it goes, and exits within a
+second or so when its job folder is deleted (stopping the stage units first).
 """
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 import signal
 import sys
@@ -28,19 +36,18 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from blut.jobs.cache import Cache, CacheError, KeyParts
+from blut.jobs.cache import Cache, CacheError, KeyParts, job_hold_path
+from blut.jobs.environment import stage_env
 from blut.jobs.errors import JobsError
-from blut.jobs.flock import Flock
 from blut.jobs.plan import Plan
 from blut.jobs.slots import GpuPool, Slots
 from blut.jobs.stagedef import StageDef, launch_argv, process_count
 from blut.jobs.store import Job, JobStore
+from blut.status.atomic import atomic_write_json
 from blut.status.events import (
     FAILURE_REASONS,
-    TERMINAL_JOB_EVENTS,
-    CancelRequested,
     Event,
     FailureReason,
     JobCancelled,
@@ -55,7 +62,10 @@ from blut.status.events import (
     StageQueued,
     StageStarted,
 )
-from blut.status.tailer import Tailer
+from blut.status.flock import Flock
+from blut.status.layout import StagePaths
+from blut.status.summary import JobIndex
+from blut.status.writer import EventWriter
 
 if TYPE_CHECKING:  # containment loads only when a stage launches: a cached run never needs it
     from blut.containment.launcher import Launcher
@@ -64,8 +74,16 @@ if TYPE_CHECKING:  # containment loads only when a stage launches: a cached run 
 TICK = 0.1
 VANISHED_AFTER = 3.0
 """Seconds a launched unit may be neither running nor finished before it counts as lost."""
+SUMMARY_EVERY = 1.0
+"""Least seconds between two saves of the index summary for events that are not stage ends."""
+FOLDER_CHECK_EVERY = 0.5
+"""Seconds between two checks that the job folder still exists."""
 
 Phase = Literal["pending", "waiting", "running", "done", "failed"]
+
+
+class JobGone(Exception):
+    """The job folder was deleted under the executor."""
 
 
 @dataclass
@@ -87,22 +105,6 @@ class StageRun:
     """Its own cancel was requested (a stage cancel, not the whole job's)."""
 
 
-def launch_record(job: Job, stage: str) -> Path:
-    """``stages/<stage>/launch.json``: the key and GPUs of the stage's current unit."""
-    return job.dir / "stages" / stage / "launch.json"
-
-
-def key_record(job: Job, stage: str) -> Path:
-    """``stages/<stage>/key.json``: the stage's cache key parts (for `blut cache explain`)."""
-    return job.dir / "stages" / stage / "key.json"
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-
-
 def key_parts(stage: StageDef, inputs: dict[str, str]) -> KeyParts:
     """The cache key parts of ``stage`` given its inputs' artifact hashes (by stage)."""
     return KeyParts(
@@ -118,7 +120,10 @@ def all_cached(plan: Plan, cache: Cache) -> bool:
     """Whether every stage of ``plan`` is a cache hit (a read-only check)."""
     artifacts: dict[str, str] = {}
     for name in plan.order():
-        parts = key_parts(plan.stages[name], {d: artifacts[d] for d in plan.deps[name]})
+        stage = plan.stages[name]
+        if not stage.cacheable:
+            return False
+        parts = key_parts(stage, {d: artifacts[d] for d in plan.deps[name]})
         entry = cache.get(parts.key, touch=False)
         if entry is None:
             return False
@@ -169,60 +174,100 @@ class Executor:
         job: Job,
         plan: Plan,
         launcher: Callable[[], Launcher],
-        cache: Cache,
+        cache: Cache | Callable[[], Cache],
         *,
         gpus: GpuPool,
         slots: Slots | None = None,
         in_process: bool = False,
+        adopt: bool = False,
     ) -> None:
         self.job = job
         self.in_process = in_process
-        """Run by the submitting process (every stage cached), not as the job's driver unit."""
+        """Run by another process (a fully cached run, reconcile), not as the job's unit."""
+        self.adopt = adopt
+        """Re-attach and record only; launch nothing new (the job's executor had died)."""
         self.plan = plan
         self._make_launcher = launcher
-        self.cache = cache
+        self._cache = cache
         self.gpus = gpus
         self.slots = slots or Slots()
         self.runs = {name: StageRun(plan.stages[name]) for name in plan.order()}
         self.cancel = False
         self._cancelling = False
-        self._requested = False
         self._stage_cancels: set[str] = set()
         self._first_failure: StageFailed | None = None
         self._done_before: dict[str, str | None] = {}
-        self._cancel_watch = Tailer(job.status_path)
+        self._was_running: set[str] = set()
         self._contained = job.spec.launcher == "systemd"
+        self._writer: EventWriter | None = None
+        self.index = JobIndex(job.paths, job.id)
+        self._saved_at = 0.0
+        self._saved = -1
+        self._folder_checked = time.monotonic()
 
     @cached_property
     def launcher(self) -> Launcher:
         """The launcher, created on first use: a fully cached run never needs one."""
         return self._make_launcher()
 
+    @cached_property
+    def cache(self) -> Cache:
+        """The cache, opened on first use: a plan of command stages never needs it."""
+        return self._cache if isinstance(self._cache, Cache) else self._cache()
+
     def close(self) -> None:
-        """Release the launcher's connections, if it was ever created."""
+        """Release the launcher's connections and the event writer."""
         if "launcher" in self.__dict__:
             self.launcher.close()
+        self.close_writer()
 
-    # -- events ---------------------------------------------------------------
+    def close_writer(self) -> None:
+        """Close the event writer (a borrowed launcher stays open)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    # -- events and the index ----------------------------------------------------
 
     def _emit(self, event: Event) -> None:
-        self.job.emit(event)
+        if self._writer is None:
+            try:
+                self._writer = EventWriter(self.job.status_path)
+            except FileNotFoundError as exc:
+                raise JobGone(str(self.job.dir)) from exc
+        self._writer.emit(event)
+
+    def _sync(self, *, save: bool = False) -> None:
+        """Fold what the stream gained (ours and the stages' events) and save the summary
+        when ``save`` or when it was last saved :data:`SUMMARY_EVERY` seconds ago."""
+        self.index.refresh()
+        view = self.index.view
+        self.cancel = self.cancel or view.cancel_requested
+        self._stage_cancels = {s for s in view.cancel_stages if s in self.runs}
+        now = time.monotonic()
+        due = now - self._saved_at >= SUMMARY_EVERY and self.index.indexed.offset != self._saved
+        if save or due:
+            self._check_folder(now, force=True)
+            try:
+                self.index.save()
+            except FileNotFoundError as exc:  # deleted between the check and the save
+                raise JobGone(str(self.job.dir)) from exc
+            self._saved_at, self._saved = now, self.index.indexed.offset
+
+    def _check_folder(self, now: float, *, force: bool = False) -> None:
+        if not force and now - self._folder_checked < FOLDER_CHECK_EVERY:
+            return
+        self._folder_checked = now
+        if not self.job.status_path.exists():
+            raise JobGone(str(self.job.dir))
 
     def _cancel_requested(self) -> bool:
-        """Read new cancel requests: the whole job's (returned) and single stages'.
+        """Read new events; True once the whole job's cancel was requested (event or SIGTERM).
 
-        Requests recorded before the job's last outcome were for an earlier run (a
-        resumed job must not cancel itself again)."""
-        for event in self._cancel_watch.read():
-            if event.event in TERMINAL_JOB_EVENTS:
-                self._requested = False
-                self._stage_cancels.clear()
-            elif isinstance(event, CancelRequested):
-                if event.stage is None:
-                    self._requested = True
-                elif event.stage in self.runs:
-                    self._stage_cancels.add(event.stage)
-        self.cancel = self.cancel or self._requested
+        Requests recorded before the job's last outcome were for an earlier run: the
+        view forgets them when the job is reopened by this executor's ``job_started``.
+        """
+        self._sync()
         return self.cancel
 
     def _cancel_stages(self) -> None:
@@ -257,6 +302,7 @@ class Executor:
         if self._first_failure is None and reason != "skipped":
             self._first_failure = event
         self._release(run)
+        self._sync(save=True)
 
     def _release(self, run: StageRun) -> None:
         if run.key_lock is not None:
@@ -272,11 +318,38 @@ class Executor:
 
     def run(self) -> int:
         """Drive the plan to an end; 0 when every stage succeeded or was cached."""
-        hold = self.cache.hold(self.job.id)
+        hold = Flock(job_hold_path(self.job.dir.parent.parent, self.job.id))
         if not hold.acquire(blocking=False):
-            print(f"blut: another executor is running job {self.job.id}", file=sys.stderr)
+            if not self.in_process:
+                print(f"blut: another executor is running job {self.job.id}", file=sys.stderr)
             return 2
         try:
+            return self._drive()
+        except JobGone:
+            print(
+                f"blut: job folder {self.job.dir} was deleted: stopping its stages and exiting",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._stop_all()
+            return 3
+        finally:
+            for run in self.runs.values():
+                self._release(run)
+            if "cache" in self.__dict__:
+                self.cache.unpin(self.job.id)
+            hold.release()
+
+    def _drive(self) -> int:
+        self.index.refresh()
+        before = self.index.view
+        self._done_before = {
+            name: view.artifact
+            for name, view in before.stages.items()
+            if view.state in ("succeeded", "cached")
+        }
+        self._was_running = {n for n, v in before.stages.items() if v.state == "running"}
+        if not self.adopt:  # an adopter continues the run it found; it does not start one
             self._emit(
                 JobStarted(
                     job=self.job.id,
@@ -284,46 +357,47 @@ class Executor:
                     launcher=self.job.spec.launcher,
                 )
             )
-            self._done_before = {
-                name: view.artifact
-                for name, view in self.job.view().stages.items()
-                if view.state in ("succeeded", "cached")
-            }
+        if self.adopt and not self.in_process:
+            stages = ", ".join(sorted(self._was_running)) or "none"
+            msg = f"the job's executor had ended; re-adopting its running stages ({stages})"
+            self._emit(Log(job=self.job.id, msg=msg))
+        if not self.adopt:
             for name in self.runs:
                 if name not in self._done_before:
                     self._emit(StageQueued(job=self.job.id, stage=name))
-            while True:
-                if self._cancel_requested() and not self._cancelling:
-                    self._cancelling = True
-                    for run in self.runs.values():
-                        if run.handle is not None:
-                            self.launcher.stop(run.handle)
-                if not self._cancelling:
-                    self._cancel_stages()
-                self._poll()
-                progressed = False if self._cancelling else self._schedule()
-                running = any(r.phase == "running" for r in self.runs.values())
-                waiting = any(r.phase in ("pending", "waiting") for r in self.runs.values())
-                if not running and (self._cancelling or not waiting):
-                    break
-                if not progressed:
-                    time.sleep(TICK)
-            return self._finish()
-        finally:
-            for run in self.runs.values():
-                self._release(run)
-            self.cache.unpin(self.job.id)
-            hold.release()
+        self._sync(save=True)
+        while True:
+            if self._cancel_requested() and not self._cancelling:
+                self._cancelling = True
+                self._stop_all()
+            if not self._cancelling:
+                self._cancel_stages()
+            self._poll()
+            progressed = False if self._cancelling else self._schedule()
+            running = any(r.phase == "running" for r in self.runs.values())
+            waiting = any(r.phase in ("pending", "waiting") for r in self.runs.values())
+            if not running and (self._cancelling or not waiting or (self.adopt and not progressed)):
+                break
+            if not progressed:
+                self._check_folder(time.monotonic())
+                time.sleep(TICK)
+        return self._finish()
+
+    def _stop_all(self) -> None:
+        for run in self.runs.values():
+            if run.handle is not None:
+                self.launcher.stop(run.handle)
 
     def _finish(self) -> int:
         with self.job.lock():
-            if self.job.view().terminal:  # recorded already (reconcile, or an earlier run)
+            self._sync()
+            if self.index.view.terminal:  # recorded already (reconcile, or an earlier run)
                 return 0 if self._first_failure is None and not self._cancelling else 1
             if self._cancelling:
                 self._emit(JobCancelled(job=self.job.id))
-                return 1
-            first = self._first_failure
-            if first is not None:
+                code = 1
+            elif self._first_failure is not None:
+                first = self._first_failure
                 self._emit(
                     JobFailed(
                         job=self.job.id,
@@ -331,11 +405,22 @@ class Executor:
                         detail=f"stage {first.stage}: {first.detail}",
                     )
                 )
-                return 1
-            if self.in_process:
-                self._emit(Log(job=self.job.id, msg="every stage is cached: no unit started"))
-            self._emit(JobDone(job=self.job.id))
-            return 0
+                code = 1
+            elif unran := [n for n, r in self.runs.items() if r.phase in ("pending", "waiting")]:
+                how = "never started" if self.index.view.started is None else "stopped"
+                detail = (
+                    f"its executor {how} before stage(s) {', '.join(unran)} ran "
+                    f"(see {self.job.driver_log}); continue with `blut plan resume {self.job.id}`"
+                )
+                self._emit(JobFailed(job=self.job.id, reason="error", detail=detail))
+                code = 1
+            else:
+                if self.in_process and not self.adopt:
+                    self._emit(Log(job=self.job.id, msg="every stage is cached: no unit started"))
+                self._emit(JobDone(job=self.job.id))
+                code = 0
+            self._sync(save=True)
+            return code
 
     # -- scheduling -------------------------------------------------------------
 
@@ -354,21 +439,29 @@ class Executor:
                 changed = self._advance(run, deps) or changed
         return changed
 
+    def _stage_paths(self, name: str) -> StagePaths:
+        return self.job.paths.stage(name)
+
     def _parts(self, run: StageRun, deps: list[StageRun]) -> KeyParts:
         stage = run.stage
         parts = key_parts(stage, {d.stage.name: d.artifact or "" for d in deps})
-        self.job.stage_dir(stage.name)
-        _write_json(key_record(self.job, stage.name), {"key": parts.key, **parts.to_dict()})
+        if stage.cacheable:
+            self.job.stage_dir(stage.name)
+            atomic_write_json(
+                self._stage_paths(stage.name).key, {"key": parts.key, **parts.to_dict()}
+            )
         return parts
 
     def _advance(self, run: StageRun, deps: list[StageRun]) -> bool:
+        if not run.stage.cacheable and run.stage.name in self._done_before:
+            run.phase = "done"  # a command that succeeded in an earlier run
+            return True
         if run.parts is None:
             run.parts = self._parts(run, deps)
-        key = run.parts.key
-        if run.key_lock is None:
+        if run.stage.cacheable and run.key_lock is None:
             if self._take_cached(run):
                 return True
-            lock = self.cache.key_lock(key)
+            lock = self.cache.key_lock(run.parts.key)
             if not lock.acquire(blocking=False):
                 if run.phase == "pending":
                     run.phase = "waiting"
@@ -385,6 +478,11 @@ class Executor:
                 return True
         if self._reattach(run):
             return True
+        if self.adopt:
+            if run.stage.name in self._was_running:
+                self._fail(run, "error", "its unit vanished without a result (executor had died)")
+                return True
+            return False
         return self._launch(run)
 
     def _take_cached(self, run: StageRun) -> bool:
@@ -397,46 +495,56 @@ class Executor:
         run.artifact, run.phase = entry.hash, "done"
         if self._done_before.get(name) != entry.hash:
             self._emit(StageCached(job=self.job.id, stage=name, artifact=entry.hash))
+            self._sync(save=True)
         self._release(run)
         return True
 
     def _reattach(self, run: StageRun) -> bool:
         """Pick up this stage's unit from an earlier executor, if it is for the same key."""
+        import json
+
         name = run.stage.name
+        files = self._stage_paths(name)
         try:
-            record = json.loads(launch_record(self.job, name).read_text())
+            record = json.loads(files.launch.read_text())
         except (OSError, ValueError):
             return False
         assert run.parts is not None
-        if record.get("key") != run.parts.key:
+        if not isinstance(record, dict) or record.get("key") != run.parts.key:
             return False
-        handle = self.launcher.find(self.job.spec.stage_unit(name), self.job.result_path(name))
+        handle = self.launcher.find(self.job.spec.stage_unit(name), files.result)
         if handle is None:
             return False
         state = self.launcher.state(handle)
+        started = record.get("started")
         if state.phase == "running":
-            gpus = list(record.get("gpus", []))
+            gpus = [g for g in record.get("gpus", []) if isinstance(g, int)]
             if not self.gpus.reacquire(gpus):
                 return False
             self.slots.take(run.stage.resources)
             run.handle, run.gpus, run.phase = handle, gpus, "running"
-            run.started = float(record.get("started", time.time()))
+            run.started = float(started) if isinstance(started, int | float) else time.time()
             self._emit(
                 Log(job=self.job.id, stage=name, msg=f"re-attached to running unit {handle.name}")
             )
             return True
-        staged = (self.job.dir / "stages" / name / "staging").is_dir()
-        if state.outcome is not None and state.outcome.ok and staged:
-            self.slots.take(run.stage.resources)
-            run.handle, run.phase = handle, "running"
-            run.started = float(record.get("started", time.time()))
-            self._complete(run, state.outcome)
-            return True
-        return False
+        outcome = state.outcome
+        if outcome is None:
+            return False
+        if outcome.ok and run.stage.cacheable:
+            if not files.staging.is_dir():
+                return False  # its output is gone: run it again
+        elif name not in self._was_running:
+            return False  # its outcome was recorded by an earlier run: run it again
+        self.slots.take(run.stage.resources)
+        run.handle, run.phase = handle, "running"
+        run.started = float(started) if isinstance(started, int | float) else time.time()
+        self._complete(run, outcome)
+        return True
 
     def _launch(self, run: StageRun) -> bool:
         from blut.containment.errors import ContainmentError
-        from blut.jobs.driver import stage_env
+        from blut.containment.spec import UnitSpec
 
         stage, job = run.stage, self.job
         res = stage.resources
@@ -463,21 +571,26 @@ class Executor:
             self.gpus.release(gpus)
             self._fail(run, "error", str(exc))
             return True
-        stage_dir = job.stage_dir(stage.name)
-        staging = stage_dir / "staging"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(mode=0o700)
-        _write_json(stage_dir / "args.json", dict(stage.args))
-        _write_json(stage_dir / "inputs.json", self._inputs(stage.name))
-        env = stage_env(job, stage.name, self._contained)
+        job.stage_dir(stage.name)
+        files = self._stage_paths(stage.name)
+        if stage.cacheable:
+            shutil.rmtree(files.staging, ignore_errors=True)
+            files.staging.mkdir(mode=0o700)
+            atomic_write_json(files.args, dict(stage.args))
+            atomic_write_json(files.inputs, self._inputs(stage.name))
+        env = stage_env(
+            os.environ,
+            job_dir=str(job.dir),
+            job_id=job.id,
+            stage=stage.name,
+            contained=self._contained,
+        )
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
-        from blut.containment.spec import UnitSpec
-
         unit = UnitSpec(
             name=job.spec.stage_unit(stage.name),
             argv=argv,
-            log_path=job.log_path(stage.name),
-            result_path=job.result_path(stage.name),
+            log_path=files.log,
+            result_path=files.result,
             env=env,
             cwd=Path(job.spec.cwd),
             memory_max=stage.memory_max,
@@ -486,8 +599,8 @@ class Executor:
         )
         assert run.parts is not None
         run.started = time.time()
-        _write_json(
-            launch_record(job, stage.name),
+        atomic_write_json(
+            files.launch,
             {
                 "key": run.parts.key,
                 "gpus": gpus,
@@ -521,6 +634,7 @@ class Executor:
             msg = f"running as {processes} processes under torchrun ({how})"
             self._emit(Log(job=job.id, stage=stage.name, msg=msg))
         self._check_limit(run)
+        self._sync(save=True)
         return True
 
     def _inputs(self, name: str) -> list[dict[str, str]]:
@@ -587,7 +701,7 @@ class Executor:
 
     def _complete(self, run: StageRun, outcome: Outcome) -> None:
         name = run.stage.name
-        staging = self.job.dir / "stages" / name / "staging"
+        staging = self._stage_paths(name).staging
         if not outcome.ok:
             shutil.rmtree(staging, ignore_errors=True)
             self._cancel_requested()  # a stage cancel may have stopped it just now
@@ -595,37 +709,44 @@ class Executor:
             detail = "cancelled by request" if cancelled else outcome.detail
             self._fail(run, _reason(outcome, cancelled), detail, outcome)
             return
-        assert run.parts is not None
-        try:
-            entry = self.cache.commit(run.parts, staging, job=self.job.id, stage=name)
-        except (CacheError, OSError) as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            self._fail(run, "error", f"could not commit the output: {exc}", outcome)
-            return
-        self.cache.pin(self.job.id, [entry.key])
-        run.artifact, run.phase = entry.hash, "done"
+        artifact = None
+        if run.stage.cacheable:
+            assert run.parts is not None
+            try:
+                entry = self.cache.commit(run.parts, staging, job=self.job.id, stage=name)
+            except (CacheError, OSError) as exc:
+                shutil.rmtree(staging, ignore_errors=True)
+                self._fail(run, "error", f"could not commit the output: {exc}", outcome)
+                return
+            self.cache.pin(self.job.id, [entry.key])
+            artifact = entry.hash
+        run.artifact, run.phase = artifact, "done"
         self._emit(
             StageDone(
                 job=self.job.id,
                 stage=name,
-                artifact=entry.hash,
+                artifact=artifact,
                 seconds=time.time() - run.started,
                 peak_mem=outcome.peak_memory or run.peak,
             )
         )
         self._release(run)
+        self._sync(save=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the executor unit."""
     args = sys.argv[1:] if argv is None else argv
+    adopt = args[:1] == ["--adopt"]
+    args = args[1:] if adopt else args
     if len(args) != 1:
-        print("usage: python -m blut.jobs.executor JOB_DIR", file=sys.stderr)
+        print("usage: python -m blut.jobs.executor [--adopt] JOB_DIR", file=sys.stderr)
         return 2
+    from blut.jobs.commandplan import plan_of
+
     job_dir = Path(args[0]).resolve()
     home = job_dir.parent.parent
     job = JobStore(home).load(job_dir)
-    cache = Cache(home)
 
     def make_launcher() -> Launcher:
         from blut.containment.select import launcher_for
@@ -633,7 +754,12 @@ def main(argv: list[str] | None = None) -> int:
         return launcher_for(job.spec.launcher)
 
     executor = Executor(
-        job, Plan.load(job.plan_path), make_launcher, cache, gpus=GpuPool(cache.locks)
+        job,
+        plan_of(job),
+        make_launcher,
+        lambda: Cache(home),
+        gpus=GpuPool(home / "locks"),
+        adopt=adopt,
     )
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -644,7 +770,8 @@ def main(argv: list[str] | None = None) -> int:
         return executor.run()
     finally:
         executor.close()
-        cache.close()
+        if "cache" in executor.__dict__:
+            executor.cache.close()
 
 
 if __name__ == "__main__":

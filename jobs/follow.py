@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from blut.containment.launcher import Launcher
-from blut.jobs.reconcile import reconcile
+from blut.jobs.lifecycle import reconcile
 from blut.jobs.store import Job
 from blut.status.events import Event
 from blut.status.jobstate import JobView, fold

@@ -25,6 +25,7 @@ from typing import Any
 from blut.jobs.artifact import Kind
 from blut.jobs.errors import JobsError
 from blut.jobs.stagedef import Resources, StageDef
+from blut.status.atomic import atomic_write_json
 
 PLAN_VERSION = 1
 
@@ -96,9 +97,7 @@ class Plan:
 
     def save(self, path: Path) -> None:
         """Write plan.json atomically."""
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        tmp.replace(path)
+        atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: Path) -> Plan:

@@ -8,7 +8,6 @@ from typing import Any
 
 from blut.jobs.cache import Cache, KeyParts
 from blut.jobs.errors import UsageError
-from blut.jobs.executor import key_record
 from blut.jobs.plan import Plan
 from blut.jobs.store import Job
 
@@ -53,7 +52,7 @@ def load_plan(job: Job) -> Plan:
 def stage_key(job: Job, stage: str) -> KeyParts | None:
     """The cache key parts the executor computed for ``stage`` (None before it got there)."""
     try:
-        data = json.loads(key_record(job, stage).read_text())
+        data = json.loads(job.paths.stage(stage).key.read_text())
     except (OSError, ValueError):
         return None
     return KeyParts.from_dict(data)

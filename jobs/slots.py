@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from blut.jobs.flock import Flock
 from blut.jobs.stagedef import Resources
+from blut.status.flock import Flock
 
 
 @dataclass(frozen=True)
@@ -28,22 +28,11 @@ class Gpu:
 
 def discover_gpus() -> list[Gpu]:
     """The machine's GPUs, most free memory first; none when NVML is missing or fails."""
-    try:
-        import pynvml
+    from blut.containment.nvml import Nvml
 
-        pynvml.nvmlInit()
-    except Exception:  # no library, no driver, no device: no GPUs
-        return []
-    try:
-        gpus = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            gpus.append(Gpu(index, int(pynvml.nvmlDeviceGetMemoryInfo(handle).free)))
-        return sorted(gpus, key=lambda g: -(g.free_memory or 0))
-    except Exception:
-        return []
-    finally:
-        pynvml.nvmlShutdown()
+    with Nvml() as nvml:
+        gpus = [Gpu(s.index, s.memory_free) for s in nvml.sample()]
+    return sorted(gpus, key=lambda g: -(g.free_memory or 0))
 
 
 class GpuPool:

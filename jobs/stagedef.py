@@ -117,6 +117,11 @@ class StageDef:
             launch_argv(self, self.processes)  # only `python -m MODULE` stages can be wrapped
 
     @property
+    def cacheable(self) -> bool:
+        """Whether its output is committed to the cache (and looked up there first)."""
+        return self.output is not Kind.NONE
+
+    @property
     def program(self) -> tuple[str, ...]:
         """The argv without its interpreter: what the stage runs, independent of the venv path."""
         return self.argv[1:]

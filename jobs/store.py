@@ -6,7 +6,6 @@ Everything blut writes lives under ``$BLUT_HOME`` (default
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -17,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from blut.jobs.errors import JobsError, UsageError
+from blut.status.atomic import atomic_write_json
 from blut.status.events import Event
-from blut.status.jobstate import JobView, fold
-from blut.status.tailer import read_events
+from blut.status.flock import locked
+from blut.status.jobstate import JobView
+from blut.status.layout import JOBS_DIR, JobPaths
+from blut.status.summary import JobIndex, current_view
 from blut.status.writer import append_event
 
 MAIN_STAGE = "main"
@@ -40,7 +42,12 @@ def blut_home() -> Path:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What a job runs, as frozen in job.json when it was submitted."""
+    """What a job runs, as frozen in job.json when it was submitted.
+
+    ``argv`` is the command of a `blut run` job; ``recipe`` names the recipe of a
+    recipe job (None for a command). Either way the job's stages are a plan run
+    by the executor (`blut.jobs.executor`).
+    """
 
     id: str
     name: str
@@ -51,10 +58,11 @@ class JobSpec:
     memory_max: int | None = None
     timeout: float | None = None
     stages: list[str] = field(default_factory=lambda: [MAIN_STAGE])
+    recipe: str | None = None
 
     @property
     def driver_unit(self) -> str:
-        """The unit name of the job's driver."""
+        """The unit name of the job's executor."""
         return f"blut-{self.id}"
 
     def stage_unit(self, stage: str) -> str:
@@ -75,61 +83,75 @@ class Job:
         return self.spec.id
 
     @property
+    def paths(self) -> JobPaths:
+        """Every file of the job folder (the layout lives in `blut.status.layout`)."""
+        return JobPaths(self.dir)
+
+    @property
     def status_path(self) -> Path:
         """The job's event stream."""
-        return self.dir / "status.jsonl"
+        return self.paths.status
 
     @property
     def driver_log(self) -> Path:
-        """Output of the job's driver."""
-        return self.dir / "driver.log"
+        """Output of the job's executor."""
+        return self.paths.driver_log
 
     @property
     def driver_result(self) -> Path:
-        """The driver unit's result record."""
-        return self.dir / "driver.result"
+        """The executor unit's result record."""
+        return self.paths.driver_result
 
     @property
     def plan_path(self) -> Path:
-        """``plan.json``: present only for recipe jobs (run by the executor)."""
-        return self.dir / "plan.json"
+        """``plan.json``: the job's stages."""
+        return self.paths.plan
 
     @property
     def is_recipe(self) -> bool:
-        """True for a recipe job (a plan of stages), False for a `blut run` job."""
-        return self.plan_path.is_file()
+        """True for a recipe job, False for a `blut run` job (one stage running a command)."""
+        if self.spec.recipe is not None:
+            return True
+        # Jobs submitted before job.json named the recipe: the executor was their argv.
+        return self.spec.argv[1:3] == ["-m", "blut.jobs.executor"]
 
     def stage_dir(self, stage: str) -> Path:
         """``stages/<stage>/``, created on demand."""
-        path = self.dir / "stages" / stage
+        path = self.paths.stage(stage).dir
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
 
     def log_path(self, stage: str) -> Path:
         """stdout+stderr of a stage."""
-        return self.dir / "stages" / stage / "log"
+        return self.paths.stage(stage).log
 
     def result_path(self, stage: str) -> Path:
         """The result record of a stage's unit."""
-        return self.dir / "stages" / stage / "result"
+        return self.paths.stage(stage).result
 
     def emit(self, event: Event) -> None:
         """Append one event to the job's stream."""
         append_event(self.status_path, event)
 
-    def view(self) -> JobView:
-        """The job's state, folded from its events."""
-        return fold(self.id, read_events(self.status_path))
+    def view(self, *, save: bool = False) -> JobView:
+        """The job's state: its index summary plus what was appended since.
+
+        ``save``: write the summary back when it was missing, damaged or far behind.
+        """
+        return current_view(self.paths, self.id, save=save)
+
+    def save_summary(self) -> JobView:
+        """Bring the job's summary up to date with its stream (after recording an outcome)."""
+        index = JobIndex(self.paths, self.id)
+        index.refresh()
+        index.save()
+        return index.view
 
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Exclusive lock for whoever records the job's outcome."""
-        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with locked(self.paths.lock):
             yield
-        finally:
-            os.close(fd)
 
 
 def _new_id() -> str:
@@ -143,11 +165,22 @@ class JobStore:
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self.jobs_dir = home / "jobs"
+        self.jobs_dir = home / JOBS_DIR
         self.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def create(self, **fields: Any) -> Job:
         """Create a job folder with its job.json; ``fields`` are JobSpec's minus id/created."""
+        with self.creating(**fields) as job:
+            return job
+
+    @contextmanager
+    def creating(self, **fields: Any) -> Iterator[Job]:
+        """Create a job (like :meth:`create`) and hold its lock until the block ends.
+
+        A submitter starts the job's executor inside the block, so reconcile,
+        which takes the same lock, never mistakes a job still being submitted
+        for one whose executor died.
+        """
         while True:
             job_id = _new_id()
             job_dir = self.jobs_dir / job_id
@@ -156,16 +189,15 @@ class JobStore:
                 break
             except FileExistsError:
                 continue
-        spec = JobSpec(id=job_id, created=time.time(), **fields)
-        tmp = job_dir / "job.json.tmp"
-        tmp.write_text(json.dumps(asdict(spec), indent=2) + "\n")
-        tmp.replace(job_dir / "job.json")
-        return Job(job_dir, spec)
+        job = Job(job_dir, JobSpec(id=job_id, created=time.time(), **fields))
+        with job.lock():
+            atomic_write_json(job.paths.spec, asdict(job.spec))
+            yield job
 
     def load(self, job_dir: Path) -> Job:
         """The job stored in ``job_dir``."""
         try:
-            data = json.loads((job_dir / "job.json").read_text())
+            data = json.loads(JobPaths(job_dir).spec.read_text())
             return Job(job_dir, JobSpec(**data))
         except (OSError, ValueError, TypeError) as exc:
             raise JobsError(f"{job_dir}: unreadable job.json ({exc})") from exc
@@ -178,7 +210,7 @@ class JobStore:
         """Every readable job, oldest first, and one message per job dir that cannot be read."""
         jobs, unreadable = [], []
         for job_dir in sorted(self.jobs_dir.iterdir()):
-            if (job_dir / "job.json").is_file():
+            if JobPaths(job_dir).spec.is_file():
                 try:
                     jobs.append(self.load(job_dir))
                 except JobsError as exc:
@@ -190,7 +222,7 @@ class JobStore:
         if not ref or "/" in ref or ref.startswith("."):
             raise UsageError(f"invalid job id {ref!r}")
         exact = self.jobs_dir / ref
-        if (exact / "job.json").is_file():
+        if JobPaths(exact).spec.is_file():
             return self.load(exact)
         jobs = self.all()
         matches = [j for j in jobs if j.id.startswith(ref) or j.id.endswith(ref)]

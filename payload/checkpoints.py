@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import random
 import re
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from blut.status.atomic import atomic_file, atomic_write
 
 _META = re.compile(r"epoch-(\d+)\.meta\.json")
 
@@ -66,23 +67,15 @@ def save(
     """Write epoch ``epoch``'s checkpoint, prune to the last ``keep``; the ``.pt`` path."""
     directory.mkdir(parents=True, exist_ok=True)
     pt = directory / f"epoch-{epoch:04d}.pt"
-    _atomic(pt, lambda f: torch.save(tensors, f))
+    with atomic_file(pt) as f:
+        torch.save(tensors, f)
     meta_path = directory / f"epoch-{epoch:04d}.meta.json"
     body = json.dumps({**meta, "epoch": epoch, "weights": pt.name}, indent=1).encode()
-    _atomic(meta_path, lambda f: f.write(body))
+    atomic_write(meta_path, body)
     for old in epochs(directory)[:-keep] if keep > 0 else []:
         for path in (directory / f"epoch-{old:04d}.pt", directory / f"epoch-{old:04d}.meta.json"):
             path.unlink(missing_ok=True)
     return pt
-
-
-def _atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def epochs(directory: Path) -> list[int]:

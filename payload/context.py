@@ -23,11 +23,9 @@ from typing import Any, Self
 
 from blut.payload.errors import InputError
 from blut.status.events import Event, Log, LogLevel, Metric, Progress
+from blut.status.layout import JobPaths, StagePaths
 from blut.status.writer import EventWriter, append_event
 
-STATUS_FILE = "status.jsonl"
-ARGS_FILE = "args.json"
-INPUTS_FILE = "inputs.json"
 _FALSE = ("0", "false", "no")
 
 
@@ -57,24 +55,34 @@ class StageContext:
         self.staging.mkdir(parents=True, exist_ok=True)
 
     @property
+    def files(self) -> StagePaths:
+        """Every file of this stage (the layout lives in `blut.status.layout`)."""
+        return JobPaths(self.job_dir).stage(self.stage)
+
+    @property
     def stage_dir(self) -> Path:
         """``job_dir/stages/<stage>/``."""
-        return self.job_dir / "stages" / self.stage
+        return self.files.dir
 
     @property
     def staging(self) -> Path:
         """The only place a stage writes its outputs (created)."""
-        return self.stage_dir / "staging"
+        return self.files.staging
 
     @property
     def metrics_dir(self) -> Path:
         """Where per-epoch Parquet metric parts go."""
-        return self.stage_dir / "metrics"
+        return self.files.metrics
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        """Where checkpoints go (outside staging, so a killed run resumes from them)."""
+        return self.files.checkpoints
 
     @property
     def status_path(self) -> Path:
         """The job's event stream."""
-        return self.job_dir / STATUS_FILE
+        return JobPaths(self.job_dir).status
 
     def input(self, kind: str) -> Path:
         """The directory of the one upstream artifact of ``kind``.
@@ -97,16 +105,15 @@ class StageContext:
         raw_dir = environ.get("BLUT_JOB_DIR", "")
         name = environ.get("BLUT_STAGE_NAME", "")
         if raw_dir and name:
-            job_dir = Path(raw_dir)
-            stage_dir = job_dir / "stages" / name
-            args_path = stage_dir / ARGS_FILE
+            job = JobPaths(Path(raw_dir))
+            files = job.stage(name)
             return cls(
-                job_dir=job_dir,
+                job_dir=job.dir,
                 stage=name,
-                job_id=environ.get("BLUT_JOB_ID") or job_dir.name,
-                args=_load_args(args_path if args_path.is_file() else job_dir / ARGS_FILE),
+                job_id=environ.get("BLUT_JOB_ID") or job.id,
+                args=_load_args(files.args if files.args.is_file() else job.args),
                 contained=environ.get("BLUT_CONTAINED", "1").strip().lower() not in _FALSE,
-                inputs=_load_inputs(stage_dir / INPUTS_FILE),
+                inputs=_load_inputs(files.inputs),
                 rank=int(environ.get("RANK") or 0),
             )
         return cls._standalone(stage, raw_dir, name, environ.get("BLUT_JOB_ID"))
@@ -122,7 +129,7 @@ class StageContext:
         print(f"blut: warning: {msg}", file=sys.stderr, flush=True)
         ctx = cls(job_dir=tmp, stage=stage, job_id=tmp.name, contained=False)
         ctx.log(msg, level="warning")
-        job_status = Path(raw_dir) / STATUS_FILE if raw_dir else None
+        job_status = JobPaths(Path(raw_dir)).status if raw_dir else None
         if job_status is not None and job_status.is_file():
             warning = Log(job=job_id or Path(raw_dir).name, level="warning", msg=msg)
             append_event(job_status, warning)

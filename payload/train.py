@@ -251,7 +251,7 @@ class Trainer:
             torch.manual_seed(rank_seed(opts["seed"], self.rank))
         self.criterion = loss_fn(self.task)
         self.criterion_sum = loss_fn(self.task, "sum")
-        self.ckpt_dir = ctx.stage_dir / "checkpoints"
+        self.ckpt_dir = ctx.checkpoints_dir
         self.state: dict[str, Any] = {
             "epoch": 0, "step": 0, "best_val_loss": None, "best_epoch": None,
             "bad_epochs": 0, "stopped": False,

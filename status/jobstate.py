@@ -35,6 +35,10 @@ from blut.status.events import (
 JobPhase: TypeAlias = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 StagePhase: TypeAlias = Literal["queued", "running", "cached", "succeeded", "failed"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+JOB_PHASES: tuple[JobPhase, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+STAGE_PHASES: tuple[StagePhase, ...] = ("queued", "running", "cached", "succeeded", "failed")
+WARNINGS_KEPT = 20
+"""Most warning messages a view keeps (the newest; the stream has them all)."""
 
 
 @dataclass
@@ -80,6 +84,8 @@ class JobView:
     started: float | None = None
     finished: float | None = None
     cancel_requested: bool = False
+    cancel_stages: list[str] = field(default_factory=list)
+    """Stages whose own cancel was requested in this run (the job goes on without them)."""
     stages: dict[str, StageView] = field(default_factory=dict)
     current_stage: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -127,6 +133,7 @@ class JobView:
         self.signal = None
         self.finished = None
         self.cancel_requested = False
+        self.cancel_stages = []
 
     def apply(self, event: Event) -> None:
         """Fold one event into the view."""
@@ -185,8 +192,11 @@ class JobView:
                     self.signal = event.signal
             case CancelRequested() if event.stage is None:  # one stage's cancel is not the job's
                 self.cancel_requested = True
+            case CancelRequested() if event.stage not in self.cancel_stages:
+                self.cancel_stages.append(event.stage or "")
             case Log() if event.level in ("warning", "error"):
                 self.warnings.append(event.msg)
+                del self.warnings[:-WARNINGS_KEPT]
             case JobDone():
                 if not self.terminal:
                     self.exit_code = 0

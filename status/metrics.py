@@ -8,13 +8,11 @@ pyarrow and pandas are imported here only, when first used.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blut.status.atomic import atomic_file
 from blut.status.errors import StatusError
 
 if TYPE_CHECKING:
@@ -55,28 +53,9 @@ class MetricsWriter:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise StatusError(f"metrics of epoch {epoch} do not fit in columns: {exc}") from exc
         final = part_path(self.directory, epoch)
-        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=self.directory)
-        tmp = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                pq.write_table(table, f)
-                f.flush()
-                os.fsync(f.fileno())
-            tmp.replace(final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        _fsync_dir(self.directory)
+        with atomic_file(final) as f:
+            pq.write_table(table, f)
         return final
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_metrics(directory: Path) -> pyarrow.Table:

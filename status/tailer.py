@@ -40,6 +40,11 @@ class LineTailer:
         self.more = False
         self._identity: tuple[int, int] | None = None
 
+    @property
+    def inode(self) -> int | None:
+        """The inode of the file as last read (None before the first read finds it)."""
+        return None if self._identity is None else self._identity[1]
+
     def read_lines(self, max_bytes: int | None = None) -> list[bytes]:
         """New complete lines (without ``b"\\n"``) since ``offset``, which moves past them.
 
@@ -143,6 +148,18 @@ class Tailer:
             except SchemaError:
                 self.garbage += 1
         return events
+
+
+def parse_block(block: bytes) -> list[Event]:
+    """Every valid event of a block of whole lines (garbage and blank lines skipped)."""
+    events: list[Event] = []
+    for line in block.split(b"\n"):
+        if line.strip():
+            try:
+                events.append(parse_line(line))
+            except SchemaError:
+                continue
+    return events
 
 
 def read_events(path: Path) -> list[Event]:

@@ -21,16 +21,16 @@ def follow_job(job: Job, *, from_start: bool, stages: Sequence[str] | None = Non
     stage events and the outcome go to stderr.
     """
     from blut.cockpit.render import describe_end
-    from blut.containment.select import launcher_for
-    from blut.jobs.follow import LogLine, follow
+    from blut.jobs.api import Launchers, LogLine, follow
     from blut.status.jobstate import JobView
 
     followed = list(stages or job.spec.stages)
     prefixed = len(followed) > 1
     width = max(map(len, followed), default=0)
     stop = threading.Event()
-    launcher = launcher_for(job.spec.launcher)
+    launchers = Launchers()
     try:
+        launcher = launchers.for_job(job)
         for item in follow(job, launcher, stages=followed, stop=stop, from_start=from_start):
             if isinstance(item, LogLine):
                 # The bytes the stage wrote, as they are: no decoding, so output that is not
@@ -53,7 +53,7 @@ def follow_job(job: Job, *, from_start: bool, stages: Sequence[str] | None = Non
         )
         return 130
     finally:
-        launcher.close()
+        launchers.close()
     return 1
 
 

@@ -67,7 +67,7 @@ def resume(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Do not follow.")] = False,
 ) -> None:
     """Continue a stopped recipe job: cached stages are skipped, running units re-attached."""
-    from blut.jobs.plansubmit import resume as resume_job
+    from blut.jobs.api import resume as resume_job
 
     jobs = store()
     job = jobs.get(job_ref)

@@ -195,26 +195,19 @@ def run_points(
     the followed job's code when it follows one.
     """
     from blut.containment.select import containment_requested
-    from blut.jobs.plansubmit import new_sweep_id, submit_recipe
+    from blut.jobs.api import submit_points
 
     if dry_run:
         for args in points:
             out.print(plan_tree(recipe.build(args)))
             out.print_json(json.dumps(args))
         return
-    sweep = new_sweep_id() if len(points) > 1 else None
-    jobs = []
-    for args in points:
-        job, warning = submit_recipe(
-            store(),
-            recipe,
-            args,
-            sweep=sweep,
-            contained=containment_requested() and not uncontained,
-        )
-        if warning:
-            note(f"warning: {warning}", "bold yellow")
-        jobs.append(job)
+    submitted = submit_points(
+        store(), recipe, points, contained=containment_requested() and not uncontained
+    )
+    if submitted.warning:
+        note(f"warning: {submitted.warning}", "bold yellow")
+    jobs, sweep = submitted.jobs, submitted.sweep
     if sweep is not None:
         note(f"sweep {sweep}: {len(jobs)} jobs submitted; watch with `blut jobs` or `blut`")
     if detach or sweep is not None:

@@ -9,18 +9,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from blut.cockpit import fmt
+from blut.cockpit import fmt, render
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.state import (
     GROUP_PREFIX,
     SORT_KEYS,
-    Row,
     SortKey,
     SweepGroup,
     compile_filter,
     group_rows,
 )
 from blut.jobs.quantities import short_size
+from blut.jobs.rows import JobRow
 
 COLUMNS = (
     ("id", "ID"),
@@ -30,7 +30,7 @@ COLUMNS = (
     ("progress", "PROGRESS"),
     ("elapsed", "ELAPSED"),
     ("memory", "MEM/MAX"),
-    ("peak", "PEAK"),
+    ("peak", "PEAK/MAX"),
     ("gpus", "GPU"),
 )
 STALE_AFTER = 5.0
@@ -42,17 +42,17 @@ def gpu_cell(gpus: tuple[int, ...]) -> str | Text:
     return ",".join(map(str, gpus)) if gpus else Text("-", style="dim")
 
 
-def cells(row: Row, member: bool = False) -> tuple[str | Text, ...]:
+def cells(row: JobRow, member: bool = False) -> tuple[str | Text, ...]:
     """The table cells of one row (``member``: shown under its sweep's group row)."""
     return (
         row.id,
         ("└ " + row.name[:14]) if member else row.name[:16],
         fmt.state_text(row.state),
-        row.stage,
+        row.stage or "",
         fmt.bar(row.progress, cells=6),
-        fmt.duration(row.elapsed),
-        fmt.memory_cell(row.memory_now, row.memory_max),
-        short_size(row.peak),
+        fmt.duration(row.elapsed_seconds),
+        fmt.memory_cell(row.memory_bytes, row.memory_max_bytes),
+        render.memory_cell(row),
         gpu_cell(row.gpus),
     )
 
@@ -104,7 +104,7 @@ class JobsScreen(StateScreen):
         self._keys: list[str] = []
         self._cells: dict[str, tuple[str | Text, ...]] = {}
         self.filter_error: str | None = None
-        self._row_cells: dict[str, tuple[Row, tuple[str | Text, ...]]] = {}
+        self._row_cells: dict[str, tuple[JobRow, tuple[str | Text, ...]]] = {}
         self.expanded: set[str] = set()
         """Sweeps whose member rows are shown (groups start collapsed)."""
 
@@ -148,12 +148,12 @@ class JobsScreen(StateScreen):
                 return key.removeprefix(GROUP_PREFIX)
         return None
 
-    def table_rows(self, rows: list[Row]) -> list[tuple[str, tuple[str | Text, ...]]]:
+    def table_rows(self, rows: list[JobRow]) -> list[tuple[str, tuple[str | Text, ...]]]:
         """Table rows: plain jobs, sweep group rows and the members of expanded groups."""
         out: list[tuple[str, tuple[str | Text, ...]]] = []
         cache = self._row_cells
         for item in group_rows(rows):
-            if isinstance(item, Row):
+            if isinstance(item, JobRow):
                 hit = cache.get(item.id)
                 if hit is None or hit[0] is not item:
                     hit = cache[item.id] = (item, cells(item))
@@ -165,7 +165,7 @@ class JobsScreen(StateScreen):
                 out.extend((r.id, cells(r, member=True)) for r in item.members)
         return out
 
-    def visible_rows(self) -> list[Row]:
+    def visible_rows(self) -> list[JobRow]:
         """The rows the table shows now."""
         pattern, self.filter_error = compile_filter(self.filter_text)
         app = self.cockpit

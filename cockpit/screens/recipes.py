@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -400,42 +399,30 @@ class RecipeFormScreen(StateScreen):
 
     @work(thread=True, group="recipe-launch", exit_on_error=False)
     def _submit(self, points: list[dict[str, Any]]) -> None:
-        """Validate every point, then submit them (a worker: it starts units)."""
+        """Submit one job per point (a worker: it starts units); every point is validated
+        before any is submitted."""
         from blut.containment.errors import ContainmentError
         from blut.containment.select import containment_requested
-        from blut.jobs import config
+        from blut.jobs.api import PartialSubmit, submit_points
+        from blut.jobs.config import ConfigError
         from blut.jobs.errors import JobsError
-        from blut.jobs.plansubmit import new_sweep_id, submit_recipe
 
         call = self.app.call_from_thread
-        problems: list[str] = []
-        for args in points:
-            try:
-                config.validate(args, self.recipe.args_schema)
-            except config.ConfigError as exc:
-                problems.extend(p for p in exc.problems if p not in problems)
-        if problems:
-            call(self._rejected, problems)
-            return
-        sweep = new_sweep_id() if len(points) > 1 else None
-        jobs: list[str] = []
-        warnings: set[str] = set()
         try:
-            for args in points:
-                job, warning = submit_recipe(
-                    self.cockpit.store,
-                    self.recipe,
-                    args,
-                    sweep=sweep,
-                    contained=containment_requested(),
-                )
-                jobs.append(job.id)
-                if warning:
-                    warnings.add(warning)
-        except (JobsError, ContainmentError, OSError) as exc:
-            call(self._failed, str(exc), jobs)
+            done = submit_points(
+                self.cockpit.store, self.recipe, points, contained=containment_requested()
+            )
+        except ConfigError as exc:
+            call(self._rejected, exc.problems)
             return
-        call(self._launched, jobs, sweep, sorted(warnings))
+        except PartialSubmit as exc:
+            call(self._failed, str(exc))
+            return
+        except (JobsError, ContainmentError, OSError) as exc:
+            call(self._failed, str(exc))
+            return
+        warnings = [done.warning] if done.warning else []
+        call(self._launched, [job.id for job in done.jobs], done.sweep, warnings)
 
     def _rejected(self, problems: list[str]) -> None:
         self.launching = False
@@ -452,11 +439,10 @@ class RecipeFormScreen(StateScreen):
         if loose:
             self.notify("\n".join(loose), severity="error", title="invalid args")
 
-    def _failed(self, message: str, jobs: list[str]) -> None:
+    def _failed(self, message: str) -> None:
         self.launching = False
         self._summarise()
-        done = f" ({len(jobs)} submitted before)" if jobs else ""
-        self.notify(f"launch failed: {message}{done}", severity="error", timeout=10)
+        self.notify(f"launch failed: {message}", severity="error", timeout=10)
 
     def _launched(self, jobs: list[str], sweep: str | None, warnings: list[str]) -> None:
         self.launching = False
@@ -473,13 +459,4 @@ class RecipeFormScreen(StateScreen):
         self.app.pop_screen()
 
 
-def load_args(job_dir: Any) -> dict[str, Any] | None:
-    """A job's frozen args.json (None if it has none or it is unreadable)."""
-    try:
-        data = json.loads((job_dir / "args.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-__all__ = ["RecipeFormScreen", "RecipesScreen", "describe", "load_args"]
+__all__ = ["RecipeFormScreen", "RecipesScreen", "describe"]

@@ -141,7 +141,7 @@ def load_causal_lm(path: Path) -> Any:
 
 def checkpoint_dir(ctx: StageContext) -> Path:
     """Where the Trainer keeps resumable checkpoints (outside staging, so a rerun finds them)."""
-    return ctx.stage_dir / "checkpoints"
+    return ctx.checkpoints_dir
 
 
 def resume_point(ctx: StageContext, fp: str, resume: bool) -> str | None:

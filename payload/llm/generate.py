@@ -34,6 +34,7 @@ from blut.payload.context import StageContext
 from blut.payload.errors import ArgsError
 from blut.payload.llm import common
 from blut.payload.llm.data import read_prompts
+from blut.status.atomic import atomic_file
 
 SCHEMA_BYTE = b"\x01"
 OUTPUT_FILE = "completions.parquet"
@@ -225,12 +226,8 @@ class Ledger:
             ]
         )
         final = self.work / f"part-{self.next_part:06d}.parquet"
-        tmp = self.work / f".{final.name}.tmp"
-        with open(tmp, "wb") as f:
+        with atomic_file(final) as f:
             pq.write_table(pa.Table.from_pylist(records, schema=schema), f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(final)
         self.next_part += 1
         for row in records:
             self.state[row["id"]] = row

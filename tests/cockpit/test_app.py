@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Log, Static
 
-from blut.cockpit.app import CockpitApp, print_once
+from blut.cockpit.app import CockpitApp
 from blut.cockpit.screens.dialogs import ConfirmScreen, HelpScreen
 from blut.cockpit.screens.job import JobScreen
 from blut.cockpit.screens.jobs import JobsScreen
@@ -183,23 +183,13 @@ async def test_replay_scrubs_through_history(three_jobs: Path) -> None:
         assert isinstance(app.screen, JobsScreen)
 
 
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-def test_print_once(three_jobs: Path, anyio_backend: str) -> None:
-    from rich.console import Console
-
-    console = Console(record=True, width=160)
-    print_once(console, reconcile=False)
-    text = console.export_text()
-    assert RUNNING in text and "failed" in text and "oom" in text
-
-
 @pytest.mark.systemd
 @pytest.mark.timeout(120)
 async def test_cancel_a_real_job_with_confirm(blut_home: Path, manager_env: dict[str, str]) -> None:
-    from blut.jobs.submit import submit
+    from blut.jobs.api import submit_command
 
     store = JobStore(blut_home)
-    job, warning = submit(store, ["sleep", "60"], name="sleeper", contained=True)
+    job, warning = submit_command(store, ["sleep", "60"], name="sleeper", contained=True)
     assert warning is None
     app = CockpitApp(blut_home, system=False)
     try:

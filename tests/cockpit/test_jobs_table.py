@@ -7,7 +7,7 @@ import time
 from rich.console import Console
 
 from blut.cockpit.render import jobs_table
-from blut.jobs.listing import JobRow
+from blut.jobs.rows import JobRow
 
 NOW = time.mktime((2026, 11, 25, 15, 0, 0, 0, 0, -1))
 
@@ -15,7 +15,8 @@ NOW = time.mktime((2026, 11, 25, 15, 0, 0, 0, 0, -1))
 def row(job_id: str, name: str, state: str, **more: object) -> JobRow:
     fields: dict[str, object] = {
         "reason": None, "exit_code": None, "signal": None, "detail": "", "stage": None,
-        "memory_max_bytes": 2 << 30, "peak_memory_bytes": 1_300_000_000,
+        "memory_bytes": None, "memory_max_bytes": 2 << 30, "peak_stage": "main",
+        "peak_memory_bytes": 1_300_000_000, "peak_max_bytes": 2 << 30, "progress": None,
         "submitted": NOW - 600, "started": NOW - 590, "finished": NOW - 10,
         "elapsed_seconds": 580.0, "command": ["true"], "contained": True,
     }  # fmt: skip

@@ -21,7 +21,7 @@ from blut.cockpit.screens.dialogs import ConfirmScreen
 from blut.cockpit.screens.job import JobScreen
 from blut.cockpit.screens.jobs import JobsScreen
 from blut.cockpit.screens.recipes import RecipeFormScreen, RecipesScreen
-from blut.jobs.plansubmit import submit_recipe
+from blut.jobs.api import submit_recipe
 from blut.jobs.recipes import find
 from blut.jobs.store import Job, JobStore
 from blut.status.events import JobFailed, JobStarted, JobSubmitted, StageFailed, StageStarted

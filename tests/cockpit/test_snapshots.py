@@ -16,7 +16,8 @@ from textual.widgets import OptionList
 from blut.cockpit.app import CockpitApp
 from blut.cockpit.screens.cache import CacheScreen
 from blut.cockpit.screens.recipes import RecipeFormScreen, RecipesScreen
-from blut.cockpit.sysinfo import GpuSample, SystemSample
+from blut.cockpit.sysinfo import SystemSample
+from blut.containment.nvml import GpuSample
 from tests.cockpit.conftest import make_app, wait_for
 from tests.cockpit.fakejobs import T0
 
@@ -73,7 +74,16 @@ def test_system_screen(blut_home: Path, snap_compare: Any) -> None:
                 disk_path="/home/me/.local/share/blut",
                 disk_used=40 << 30,
                 disk_total=100 << 30,
-                gpus=[GpuSample(0, "NVIDIA H100", float(i * 3 % 100), 20 << 30, 80 << 30, 55.0)],
+                gpus=[
+                    GpuSample(
+                        index=0,
+                        name="NVIDIA H100",
+                        utilisation=float(i * 3 % 100),
+                        memory_used=20 << 30,
+                        memory_total=80 << 30,
+                        temperature=55.0,
+                    )
+                ],
             )
         )
     assert snap_compare(app, press=["2"], terminal_size=(100, 30))

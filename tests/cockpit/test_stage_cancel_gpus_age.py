@@ -15,7 +15,7 @@ from blut.cockpit.screens.dialogs import ConfirmScreen
 from blut.cockpit.screens.job import JobScreen
 from blut.cockpit.screens.jobs import JobsScreen
 from blut.cockpit.state import CockpitState
-from blut.jobs.plansubmit import submit_recipe
+from blut.jobs.api import submit_recipe
 from blut.jobs.recipes import find
 from blut.jobs.store import JobStore
 from blut.status.events import (

@@ -15,7 +15,7 @@ import pytest
 from blut.containment.systemd import SystemdLauncher
 from blut.jobs.cache import Cache
 from blut.jobs.cancel import cancel
-from blut.jobs.plansubmit import new_sweep_id, resume, submit_recipe
+from blut.jobs.api import new_sweep_id, resume, submit_recipe
 from blut.jobs.recipes import find
 from blut.jobs.store import Job, JobStore
 from blut.status.events import JobStarted

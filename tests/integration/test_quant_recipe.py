@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from blut.jobs.cache import Cache
-from blut.jobs.plansubmit import new_sweep_id, submit_recipe
+from blut.jobs.api import new_sweep_id, submit_recipe
 from blut.jobs.recipes import find
 from blut.jobs.store import Job, JobStore
 from blut.status.metrics import read_metrics

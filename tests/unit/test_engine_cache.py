@@ -11,7 +11,7 @@ import pytest
 
 from blut.jobs.artifact import hash_dir
 from blut.jobs.cache import Cache, KeyParts
-from blut.jobs.flock import Flock
+from blut.status.flock import Flock
 
 
 def parts(stage: str = "make", **args: object) -> KeyParts:

@@ -17,10 +17,10 @@ pytest.importorskip("trl", reason="needs the llm extra: pip install 'blut[llm]'"
 import pyarrow.parquet as pq
 import torch
 
-from blut.payload.context import STATUS_FILE
 from blut.payload.errors import DataError
 from blut.payload.llm import common, generate
 from blut.status.events import Metric
+from blut.status.layout import JobPaths
 from blut.status.metrics import read_metrics_pandas
 from blut.status.tailer import read_events
 from tests.unit.llm_support import FAST, first_last, run_program
@@ -230,7 +230,7 @@ def test_grpo_reward_rises(base: dict[str, Path]) -> None:
     first, last = first_last(rewards, 4)
     assert last > first + 0.25, rewards
     events = [
-        e for e in read_events(job / STATUS_FILE) if isinstance(e, Metric) and e.stage == "grpo"
+        e for e in read_events(JobPaths(job).status) if isinstance(e, Metric) and e.stage == "grpo"
     ]
     assert [e.values["reward"] for e in events] == rewards  # live events carry it too
 

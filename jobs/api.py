@@ -1,0 +1,333 @@
+"""The jobs API: what the CLI and the cockpit both call. They are views; the logic is here.
+
+- :func:`list_jobs`: every job as a :class:`~blut.jobs.rows.JobRow`, read from the job
+  index (no history is re-read) and reconciled with its units;
+- :func:`submit_command`, :func:`submit_recipe`, :func:`submit_points` (a sweep);
+- :func:`cancel`, :func:`cancel_stage`, :func:`resume`, :func:`follow`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from blut.jobs.cancel import cancel, cancel_stage
+from blut.jobs.errors import JobsError, UsageError
+from blut.jobs.follow import LogLine, follow
+from blut.jobs.rows import JobRow, job_row, select_rows
+from blut.jobs.store import Job, JobStore
+from blut.status.atomic import atomic_write_json
+from blut.status.events import JobSubmitted, Log
+from blut.status.jobstate import JobView
+
+if TYPE_CHECKING:
+    from blut.containment.launcher import Launcher
+    from blut.jobs.recipes import RecipeDef
+
+__all__ = [
+    "JobRow",
+    "Launchers",
+    "Listing",
+    "LogLine",
+    "PartialSubmit",
+    "Submission",
+    "cancel",
+    "cancel_stage",
+    "follow",
+    "list_jobs",
+    "recipe_args",
+    "reconcile_job",
+    "resume",
+    "select_rows",
+    "submit_command",
+    "submit_points",
+    "submit_recipe",
+]
+
+
+class Launchers:
+    """One launcher per kind, created on first use and closed together."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[str, Launcher] = {}
+
+    def get(self, kind: str) -> Launcher:
+        """The launcher of ``kind`` ("systemd" or "bare")."""
+        found = self._by_kind.get(kind)
+        if found is None:
+            from blut.containment.select import launcher_for
+
+            found = self._by_kind[kind] = launcher_for(kind)
+        return found
+
+    def for_job(self, job: Job) -> Launcher:
+        """The launcher the job was started with."""
+        return self.get(job.spec.launcher)
+
+    def close(self) -> None:
+        """Close every launcher created."""
+        for launcher in self._by_kind.values():
+            launcher.close()
+        self._by_kind.clear()
+
+    def __enter__(self) -> Launchers:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# -- listing ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every readable job as a row (oldest first), and why other job folders were skipped."""
+
+    rows: list[JobRow]
+    unreadable: list[str] = field(default_factory=list)
+
+    def selected(self, show_all: bool) -> list[JobRow]:
+        """What `blut jobs` shows: active jobs plus the newest (``show_all``: every job)."""
+        return select_rows(self.rows, show_all)
+
+
+def list_jobs(store: JobStore, *, reconcile: bool = True, now: float | None = None) -> Listing:
+    """Every job of ``store``, from the job index.
+
+    With ``reconcile`` (not in a read-only view), a job whose executor died is
+    reconciled (see `blut.jobs.lifecycle`), and summaries found missing or far
+    behind their stream are saved back.
+    """
+    jobs, unreadable = store.scan()
+    rows = []
+    with Launchers() as launchers:
+        for job in jobs:
+            view = job.view(save=reconcile)
+            if reconcile and not view.terminal:
+                view = reconcile_job(job, launchers)
+            rows.append(job_row(job.spec, view, now))
+    return Listing(rows, unreadable)
+
+
+def reconcile_job(job: Job, launchers: Launchers) -> JobView:
+    """The job's state, with an outcome its dead executor could not record recovered."""
+    from blut.jobs.lifecycle import reconcile as reconcile_job
+
+    return reconcile_job(job, launchers.for_job(job))
+
+
+# -- submitting ------------------------------------------------------------------
+
+
+def _choose(contained: bool) -> tuple[Launcher, str | None]:
+    from blut.containment.select import choose_launcher
+
+    return choose_launcher(contained)
+
+
+def submit_command(
+    store: JobStore,
+    argv: Sequence[str],
+    *,
+    name: str | None = None,
+    memory_max: int | None = None,
+    timeout: float | None = None,
+    cwd: Path | None = None,
+    contained: bool = True,
+) -> tuple[Job, str | None]:
+    """Run ``argv`` as a job (`blut run`); returns it and a containment warning."""
+    from blut.containment.errors import ContainmentError
+    from blut.containment.systemd import resolve_program
+    from blut.jobs.commandplan import command_plan
+    from blut.jobs.lifecycle import start_executor
+
+    if not argv or not argv[0].strip():
+        raise UsageError("no command given: use `blut run [OPTIONS] -- COMMAND [ARGS...]`")
+    if name is not None and (not name.strip() or not name.isprintable()):
+        raise UsageError(f"invalid job name {name!r}: use printable characters")
+    workdir = (cwd or Path.cwd()).resolve()
+    try:
+        resolve_program(argv[0], os.environ.get("PATH"))
+    except ContainmentError as exc:
+        raise UsageError(str(exc)) from exc
+    job_name = name or Path(argv[0]).name
+    plan = command_plan(job_name, argv, memory_max=memory_max, timeout=timeout)
+    launcher, warning = _choose(contained)
+    try:
+        with store.creating(
+            name=job_name,
+            argv=list(argv),
+            cwd=str(workdir),
+            launcher=launcher.kind,
+            memory_max=memory_max,
+            timeout=timeout,
+            stages=plan.order(),
+        ) as job:
+            plan.save(job.plan_path)
+            job.emit(
+                JobSubmitted(
+                    job=job.id,
+                    name=job_name,
+                    argv=list(argv),
+                    memory_max=memory_max,
+                    timeout=timeout,
+                )
+            )
+            if warning:
+                job.emit(Log(job=job.id, level="warning", msg=warning))
+            start_executor(job, launcher)
+    finally:
+        launcher.close()
+    return job, warning
+
+
+def new_sweep_id() -> str:
+    """An id grouping the jobs of one ``--sweep``."""
+    return "sweep-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def submit_recipe(
+    store: JobStore,
+    recipe: RecipeDef,
+    args: Mapping[str, Any],
+    *,
+    sweep: str | None = None,
+    contained: bool = True,
+    cwd: Path | None = None,
+) -> tuple[Job, str | None]:
+    """Compile ``args`` (already resolved), store the job and start its executor (or
+    finish it here when every stage is cached). Returns the job and a containment warning."""
+    from blut.jobs.cache import Cache
+    from blut.jobs.lifecycle import finish_or_start
+
+    plan = recipe.build(args)
+    Cache(store.home).close()  # a broken cache index fails here, before the job exists
+    launcher, warning = _choose(contained)
+    try:
+        with store.creating(
+            name=recipe.name,
+            argv=[sys.executable, "-m", "blut.jobs.executor"],
+            cwd=str((cwd or Path.cwd()).resolve()),
+            launcher=launcher.kind,
+            stages=plan.order(),
+            recipe=recipe.name,
+        ) as job:
+            plan.save(job.plan_path)
+            atomic_write_json(job.paths.args, dict(args))
+            job.emit(JobSubmitted(job=job.id, name=recipe.name, recipe=recipe.name, sweep=sweep))
+            if warning:
+                job.emit(Log(job=job.id, level="warning", msg=warning))
+            finish_or_start(job, plan, launcher)
+    finally:
+        launcher.close()
+    return job, warning
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The jobs of one submit: one, or a sweep's (grouped under ``sweep``)."""
+
+    jobs: list[Job]
+    sweep: str | None
+    warning: str | None
+
+
+class PartialSubmit(JobsError):
+    """Submitting a sweep failed after some of its jobs were submitted (``jobs``)."""
+
+    def __init__(self, message: str, jobs: list[Job]) -> None:
+        super().__init__(message)
+        self.jobs = jobs
+
+
+def submit_points(
+    store: JobStore,
+    recipe: RecipeDef,
+    points: Sequence[Mapping[str, Any]],
+    *,
+    contained: bool = True,
+    cwd: Path | None = None,
+) -> Submission:
+    """One job per resolved args; more than one form a sweep under a new sweep id.
+
+    Every point is validated before any job is submitted: a
+    :class:`~blut.jobs.config.ConfigError` lists the problems of all of them. A
+    failure after that raises :class:`PartialSubmit` naming the jobs already submitted.
+    """
+    from blut.jobs.config import ConfigError
+
+    if not points:
+        raise UsageError(f"recipe {recipe.name}: nothing to run (no argument sets)")
+    problems: list[str] = []
+    for args in points:
+        try:
+            recipe.build(args)
+        except ConfigError as exc:
+            problems.extend(p for p in exc.problems if p not in problems)
+    if problems:
+        raise ConfigError(problems)
+    sweep = new_sweep_id() if len(points) > 1 else None
+    jobs: list[Job] = []
+    warning = None
+    for args in points:
+        try:
+            job, warning = submit_recipe(
+                store, recipe, args, sweep=sweep, contained=contained, cwd=cwd
+            )
+        except (JobsError, OSError) as exc:
+            if not jobs:
+                raise
+            raise PartialSubmit(f"{exc} ({len(jobs)} submitted before)", jobs) from exc
+        jobs.append(job)
+    return Submission(jobs, sweep, warning)
+
+
+def recipe_args(job: Job) -> dict[str, Any] | None:
+    """A recipe job's resolved arguments (None for a command job or an unreadable file)."""
+    try:
+        data = json.loads(job.paths.args.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# -- resuming ----------------------------------------------------------------------
+
+
+def resume(store: JobStore, job: Job) -> None:
+    """Start a new executor for ``job`` (``blut plan resume``); refused while one runs.
+
+    Stages already done or cached are skipped, units still running re-attached,
+    the rest run again (a command job runs its command again).
+    """
+    from blut.jobs.commandplan import plan_of
+    from blut.jobs.lifecycle import executor_alive, finish_or_start, reconcile, running_stages
+
+    plan = plan_of(job)  # a damaged plan.json fails here, not in a detached executor
+    with Launchers() as launchers:
+        launcher = launchers.for_job(job)
+        with job.lock():
+            if executor_alive(job, launcher):
+                raise UsageError(f"job {job.id} is still running; nothing to resume")
+            view = job.view()
+            if not view.terminal and not running_stages(job, launcher):
+                # Its executor died with nothing running: record that run's end first, so
+                # the new run starts from a recorded outcome, with no stale requests.
+                view = reconcile(job, launcher)
+            if view.state == "succeeded":
+                raise UsageError(f"job {job.id} already succeeded; nothing to resume")
+            finish_or_start(job, plan, launcher)  # re-attaches to stages still running

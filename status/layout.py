@@ -1,0 +1,145 @@
+"""The job folder: every file name under ``$BLUT_HOME/jobs/<id>/``, in one place.
+
+::
+
+    job.json        what was submitted (frozen)        plan.json   the stages (a typed DAG)
+    args.json       a recipe's resolved arguments     status.jsonl the event stream (truth)
+    summary.json    the job index entry (a cache of the fold of status.jsonl)
+    driver.log      the executor's own output         driver.result how its unit ended
+    stages/<s>/     log, result, launch.json, key.json, args.json, inputs.json,
+                    staging/ (outputs before commit), metrics/ (Parquet parts), checkpoints/
+
+Everything that reads or writes these (the executor, the CLI, the cockpit, the
+stage programs) names them through :class:`JobPaths` and :class:`StagePaths`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+JOBS_DIR = "jobs"
+"""Where jobs live under ``$BLUT_HOME``."""
+
+
+@dataclass(frozen=True)
+class StagePaths:
+    """The files of one stage under ``stages/<name>/``."""
+
+    dir: Path
+
+    @property
+    def name(self) -> str:
+        """The stage's name."""
+        return self.dir.name
+
+    @property
+    def log(self) -> Path:
+        """The stage process's stdout and stderr."""
+        return self.dir / "log"
+
+    @property
+    def result(self) -> Path:
+        """How the stage's unit ended (written by its ExecStopPost helper)."""
+        return self.dir / "result"
+
+    @property
+    def launch(self) -> Path:
+        """``launch.json``: the key, GPUs and start time of the stage's current unit."""
+        return self.dir / "launch.json"
+
+    @property
+    def key(self) -> Path:
+        """``key.json``: the stage's cache key parts (for `blut cache explain`)."""
+        return self.dir / "key.json"
+
+    @property
+    def args(self) -> Path:
+        """``args.json``: the stage's own frozen arguments."""
+        return self.dir / "args.json"
+
+    @property
+    def inputs(self) -> Path:
+        """``inputs.json``: one entry per upstream artifact (kind, path, hash)."""
+        return self.dir / "inputs.json"
+
+    @property
+    def staging(self) -> Path:
+        """The only place a stage writes its outputs; committed to the cache on success."""
+        return self.dir / "staging"
+
+    @property
+    def metrics(self) -> Path:
+        """Per-epoch Parquet metric parts."""
+        return self.dir / "metrics"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Checkpoints (outside staging, so a killed run can resume from them)."""
+        return self.dir / "checkpoints"
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    """The files of one job folder."""
+
+    dir: Path
+
+    @property
+    def id(self) -> str:
+        """The job id (the folder's name)."""
+        return self.dir.name
+
+    @property
+    def spec(self) -> Path:
+        """``job.json``: what was submitted."""
+        return self.dir / "job.json"
+
+    @property
+    def status(self) -> Path:
+        """``status.jsonl``: the event stream, the source of truth."""
+        return self.dir / "status.jsonl"
+
+    @property
+    def summary(self) -> Path:
+        """``summary.json``: the job's index entry, rebuilt from the stream when in doubt."""
+        return self.dir / "summary.json"
+
+    @property
+    def plan(self) -> Path:
+        """``plan.json``: the stages and their order."""
+        return self.dir / "plan.json"
+
+    @property
+    def args(self) -> Path:
+        """``args.json``: a recipe job's resolved arguments."""
+        return self.dir / "args.json"
+
+    @property
+    def driver_log(self) -> Path:
+        """The executor's own output."""
+        return self.dir / "driver.log"
+
+    @property
+    def driver_result(self) -> Path:
+        """How the executor's unit ended."""
+        return self.dir / "driver.result"
+
+    @property
+    def lock(self) -> Path:
+        """Held by whoever records the job's outcome (and by a submit until it started)."""
+        return self.dir / ".lock"
+
+    @property
+    def stages_dir(self) -> Path:
+        """``stages/``."""
+        return self.dir / "stages"
+
+    def stage(self, name: str) -> StagePaths:
+        """The files of stage ``name``."""
+        return StagePaths(self.stages_dir / name)
+
+
+def job_paths(home: Path, job_id: str) -> JobPaths:
+    """The folder of ``job_id`` under ``home`` (``$BLUT_HOME``)."""
+    return JobPaths(home / JOBS_DIR / job_id)
