@@ -30,11 +30,11 @@ from blake3 import blake3
 
 from blut.containment.systemd import SystemdLauncher
 from blut.containment.usermanager import ensure_user_manager
+from blut.jobs.api import submit_recipe
 from blut.jobs.artifact import Kind, hash_dir
 from blut.jobs.cache import Cache
 from blut.jobs.executor import Executor, finish_if_cached
 from blut.jobs.plan import Plan, PlanBuilder
-from blut.jobs.api import submit_recipe
 from blut.jobs.recipes import find
 from blut.jobs.slots import GpuPool
 from blut.jobs.stagedef import StageDef, payload_argv

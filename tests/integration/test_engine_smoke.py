@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from blut.containment.systemd import SystemdLauncher
+from blut.jobs.api import new_sweep_id, resume, submit_recipe
 from blut.jobs.cache import Cache
 from blut.jobs.cancel import cancel
-from blut.jobs.api import new_sweep_id, resume, submit_recipe
 from blut.jobs.recipes import find
 from blut.jobs.store import Job, JobStore
 from blut.status.events import JobStarted

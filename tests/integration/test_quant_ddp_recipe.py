@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from blut.jobs.cache import Cache
 from blut.jobs.api import submit_recipe
+from blut.jobs.cache import Cache
 from blut.jobs.recipes import find
 from blut.jobs.store import JobStore
 from blut.status.metrics import read_metrics
