@@ -86,10 +86,10 @@ def test_feed_and_state_fold_jobs_incrementally(three_jobs: Path) -> None:
     assert state.apply(deltas, T0 + 60) == []  # history: no toasts
     rows = {r.id: r for r in state.rows(T0 + 60)}
     assert rows[RUNNING].state == "running" and rows[RUNNING].progress == 0.4
-    assert rows[RUNNING].memory_now == 220 << 20
+    assert rows[RUNNING].memory_bytes == 220 << 20
     assert rows[DONE].state == "succeeded" and rows[DONE].progress == 1.0
     assert rows[OOM].state == "failed" and rows[OOM].reason == "oom"
-    assert rows[OOM].peak == 256 << 20
+    assert rows[OOM].peak_memory_bytes == 256 << 20
     running = state.jobs[RUNNING]
     assert set(running.metrics) == {"loss", "val_loss"}
     assert running.memory["main"].values()[-1][1] == float(220 << 20)
