@@ -258,7 +258,7 @@ class Executor:
         if not force and now - self._folder_checked < FOLDER_CHECK_EVERY:
             return
         self._folder_checked = now
-        if not self.job.status_path.exists():
+        if not self.job.paths.spec.exists():
             raise JobGone(str(self.job.dir))
 
     def _cancel_requested(self) -> bool:
@@ -274,7 +274,7 @@ class Executor:
         """Stop (or drop, if not started) each stage whose own cancel was requested."""
         for name in sorted(self._stage_cancels):
             run = self.runs[name]
-            if run.phase in ("pending", "waiting"):
+            if run.phase in ("pending", "waiting") and name not in self._was_running:
                 self._fail(run, "cancelled", "cancelled by request")
             elif run.phase == "running" and run.handle is not None and not run.cancelled:
                 run.cancelled = True
@@ -384,9 +384,15 @@ class Executor:
         return self._finish()
 
     def _stop_all(self) -> None:
-        for run in self.runs.values():
-            if run.handle is not None:
-                self.launcher.stop(run.handle)
+        """Stop every unit of the job: those supervised, and those of stages an earlier
+        executor started that are not re-attached yet."""
+        for name, run in self.runs.items():
+            handle = run.handle
+            if handle is None and name in self._was_running and run.phase != "failed":
+                files = self._stage_paths(name)
+                handle = self.launcher.find(self.job.spec.stage_unit(name), files.result)
+            if handle is not None:
+                self.launcher.stop(handle)
 
     def _finish(self) -> int:
         with self.job.lock():
@@ -477,6 +483,9 @@ class Executor:
             if self._take_cached(run):  # computed by the job we waited for
                 return True
         if self._reattach(run):
+            return True
+        if run.stage.name in self._stage_cancels:
+            self._fail(run, "cancelled", "cancelled by request")
             return True
         if self.adopt:
             if run.stage.name in self._was_running:
