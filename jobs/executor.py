@@ -72,6 +72,10 @@ if TYPE_CHECKING:  # containment loads only when a stage launches: a cached run 
     from blut.containment.spec import Handle, Outcome
 
 TICK = 0.1
+"""Most seconds between two looks at the stages (and between two asks of systemd each)."""
+FIRST_TICK = 0.002
+"""After something happened the loop looks again this soon, then backs off to :data:`TICK`,
+so a short stage's end is noticed in milliseconds without busy polling a long one."""
 VANISHED_AFTER = 3.0
 """Seconds a launched unit may be neither running nor finished before it counts as lost."""
 SUMMARY_EVERY = 1.0
@@ -100,6 +104,8 @@ class StageRun:
     peak: int | None = None
     last_sample: int | None = None
     unknown_since: float | None = None
+    asked: float = 0.0
+    """Monotonic time systemd was last asked about its unit."""
     artifact: str | None = None
     cancelled: bool = False
     """Its own cancel was requested (a stage cancel, not the whole job's)."""
@@ -366,21 +372,26 @@ class Executor:
                 if name not in self._done_before:
                     self._emit(StageQueued(job=self.job.id, stage=name))
         self._sync(save=True)
+        tick = FIRST_TICK
         while True:
             if self._cancel_requested() and not self._cancelling:
                 self._cancelling = True
                 self._stop_all()
             if not self._cancelling:
                 self._cancel_stages()
-            self._poll()
-            progressed = False if self._cancelling else self._schedule()
+            ended = self._poll()
+            scheduled = False if self._cancelling else self._schedule()
+            progressed = ended or scheduled
             running = any(r.phase == "running" for r in self.runs.values())
             waiting = any(r.phase in ("pending", "waiting") for r in self.runs.values())
             if not running and (self._cancelling or not waiting or (self.adopt and not progressed)):
                 break
-            if not progressed:
+            if progressed:
+                tick = FIRST_TICK
+            else:
                 self._check_folder(time.monotonic())
-                time.sleep(TICK)
+                time.sleep(tick)
+                tick = min(TICK, tick * 2)
         return self._finish()
 
     def _stop_all(self) -> None:
@@ -675,23 +686,42 @@ class Executor:
 
     # -- supervision --------------------------------------------------------------
 
-    def _poll(self) -> None:
+    def _poll(self) -> bool:
+        """Look at every running stage; True when one of them ended.
+
+        A stage's result record (written by its unit's ExecStopPost) is read on every
+        call; systemd is asked about the unit (state, memory) at most every :data:`TICK`.
+        """
+        from blut.containment.result import outcome_from_record, read_record
+
         now = time.monotonic()
+        ended = False
         for run in self.runs.values():
             if run.phase != "running" or run.handle is None:
                 continue
+            record = read_record(run.handle.result_path)
+            if record is not None:
+                self._complete(run, outcome_from_record(record))
+                ended = True
+                continue
+            if now - run.asked < TICK:
+                continue
+            run.asked = now
             state = self.launcher.state(run.handle)
             if state.phase == "finished" and state.outcome is not None:
                 self._complete(run, state.outcome)
+                ended = True
             elif state.phase == "unknown":
                 run.unknown_since = run.unknown_since or now
                 if now - run.unknown_since > VANISHED_AFTER:
                     from blut.containment.spec import Outcome
 
                     self._complete(run, Outcome("error", detail="unit vanished without a result"))
+                    ended = True
             else:
                 run.unknown_since = None
                 self._sample(run, state.memory_current)
+        return ended
 
     def _sample(self, run: StageRun, current: int | None) -> None:
         if current is None:
