@@ -33,6 +33,7 @@ from blut.jobs.errors import JobsError
 from blut.jobs.fingerprint import canonical, fingerprint
 from blut.status.atomic import atomic_write_json
 from blut.status.flock import Flock, is_held
+from blut.status.layout import LOCKS_DIR, executor_lock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries(
@@ -152,11 +153,6 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def job_hold_path(home: Path, job: str) -> Path:
-    """The liveness lock a job's executor holds while it runs (see :meth:`Cache.hold`)."""
-    return home / "locks" / f"job-{job}.lock"
-
-
 def _readonly(root: Path) -> None:
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
@@ -174,7 +170,7 @@ class Cache:
         self.pending = self.root / "pending"
         self.quarantine = self.root / "quarantine"
         self.trash = self.root / "trash"
-        self.locks = home / "locks"
+        self.locks = home / LOCKS_DIR
         for folder in (self.objects, self.pending, self.quarantine, self.trash, self.locks):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
@@ -212,7 +208,7 @@ class Cache:
         return Flock(self.locks / f"key-{key}.lock")
 
     def _job_lock(self, job: str) -> Path:
-        return job_hold_path(self.locks.parent, job)
+        return executor_lock(self.locks.parent, job)
 
     # -- lookups ----------------------------------------------------------------
 

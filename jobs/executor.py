@@ -38,7 +38,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Literal
 
-from blut.jobs.cache import Cache, CacheError, KeyParts, job_hold_path
+from blut.jobs.cache import Cache, CacheError, KeyParts
 from blut.jobs.environment import stage_env
 from blut.jobs.errors import JobsError
 from blut.jobs.plan import Plan
@@ -63,7 +63,7 @@ from blut.status.events import (
     StageStarted,
 )
 from blut.status.flock import Flock
-from blut.status.layout import StagePaths
+from blut.status.layout import LOCKS_DIR, StagePaths, executor_lock
 from blut.status.summary import JobIndex
 from blut.status.writer import EventWriter
 
@@ -324,7 +324,7 @@ class Executor:
 
     def run(self) -> int:
         """Drive the plan to an end; 0 when every stage succeeded or was cached."""
-        hold = Flock(job_hold_path(self.job.dir.parent.parent, self.job.id))
+        hold = Flock(executor_lock(self.job.dir.parent.parent, self.job.id))
         if not hold.acquire(blocking=False):
             if not self.in_process:
                 print(f"blut: another executor is running job {self.job.id}", file=sys.stderr)
@@ -797,7 +797,7 @@ def main(argv: list[str] | None = None) -> int:
         plan_of(job),
         make_launcher,
         lambda: Cache(home),
-        gpus=GpuPool(home / "locks"),
+        gpus=GpuPool(home / LOCKS_DIR),
         adopt=adopt,
     )
 

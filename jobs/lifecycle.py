@@ -21,21 +21,21 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blut.containment.errors import ContainmentError
-from blut.containment.launcher import Launcher
 from blut.containment.spec import UnitSpec
-from blut.jobs.cache import Cache, job_hold_path
-from blut.jobs.commandplan import plan_of
 from blut.jobs.environment import job_env
 from blut.jobs.errors import JobsError
-from blut.jobs.executor import Executor, finish_if_cached
-from blut.jobs.plan import Plan
-from blut.jobs.slots import GpuPool
 from blut.jobs.store import Job
 from blut.status.events import JobFailed
 from blut.status.flock import is_held
 from blut.status.jobstate import JobView
+from blut.status.layout import LOCKS_DIR, executor_lock
+
+if TYPE_CHECKING:  # the executor and the cache load only when a job is finished or adopted here
+    from blut.containment.launcher import Launcher
+    from blut.jobs.plan import Plan
 
 EXECUTOR_MODULE = "blut.jobs.executor"
 
@@ -74,6 +74,9 @@ def finish_or_start(job: Job, plan: Plan, launcher: Launcher) -> None:
     if not any(stage.cacheable for stage in plan.stages.values()):
         start_executor(job, launcher)
         return
+    from blut.jobs.cache import Cache
+    from blut.jobs.executor import finish_if_cached
+
     cache = Cache(_home(job))
     try:
         done = finish_if_cached(job, plan, cache)
@@ -86,7 +89,7 @@ def finish_or_start(job: Job, plan: Plan, launcher: Launcher) -> None:
 def executor_alive(job: Job, launcher: Launcher) -> bool:
     """True while the job's executor runs (it holds the job's liveness lock) or its unit
     is starting."""
-    if is_held(job_hold_path(_home(job), job.id)):
+    if is_held(executor_lock(_home(job), job.id)):
         return True
     handle = launcher.find(job.spec.driver_unit, job.driver_result)
     return handle is not None and launcher.state(handle).phase == "running"
@@ -107,6 +110,11 @@ def reconcile(job: Job, launcher: Launcher) -> JobView:
 
     See the module docstring. Never records a failure while a unit of the job runs.
     """
+    from blut.jobs.cache import Cache
+    from blut.jobs.commandplan import plan_of
+    from blut.jobs.executor import Executor
+    from blut.jobs.slots import GpuPool
+
     view = job.view()
     if view.terminal or executor_alive(job, launcher):
         return view
@@ -127,7 +135,7 @@ def reconcile(job: Job, launcher: Launcher) -> JobView:
             plan,
             lambda: launcher,
             lambda: Cache(_home(job)),
-            gpus=GpuPool(_home(job) / "locks", list),
+            gpus=GpuPool(_home(job) / LOCKS_DIR, list),
             in_process=True,
             adopt=True,
         )

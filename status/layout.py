@@ -20,6 +20,13 @@ from pathlib import Path
 
 JOBS_DIR = "jobs"
 """Where jobs live under ``$BLUT_HOME``."""
+LOCKS_DIR = "locks"
+"""Machine-wide locks under ``$BLUT_HOME`` (GPU slots, cache keys, live executors)."""
+
+
+def executor_lock(home: Path, job_id: str) -> Path:
+    """The liveness lock a job's executor holds while it runs (free once it dies)."""
+    return home / LOCKS_DIR / f"job-{job_id}.lock"
 
 
 @dataclass(frozen=True)
