@@ -23,6 +23,7 @@ from blut.cockpit.screens.jobs import STALE_AFTER
 from blut.cockpit.state import JobState
 from blut.jobs.quantities import short_size
 from blut.status.jobstate import StageView
+from blut.status.layout import JobPaths, job_paths
 
 LOG_WIDGET_LINES = 2000
 EXPLAIN_LOG_LINES = 20
@@ -48,13 +49,12 @@ class PlanInfo:
 
 
 def load_plan_info(job_dir: Path) -> PlanInfo | None:
-    """The plan of a recipe job (worker thread); None for a plain job or a bad plan.json."""
+    """The plan of a job (worker thread); None when its plan.json is missing or bad."""
     from blut.jobs.errors import JobsError
     from blut.jobs.plan import Plan
 
-    path = job_dir / "plan.json"
     try:
-        plan = Plan.load(path)
+        plan = Plan.load(JobPaths(job_dir).plan)
     except (JobsError, OSError, ValueError, KeyError, TypeError):
         return None
     order = tuple(plan.order())
@@ -226,7 +226,7 @@ class JobScreen(StateScreen):
         super().__init__()
         self.job_id = job_id
         self.recipe = False
-        """A recipe job (it has a plan.json): plan order, AFTER column, resume/re-run."""
+        """A recipe job (not a `blut run` command): AFTER column, re-run, stage cancel."""
         self.plan: PlanInfo | None = None
         self._stage_keys: list[str] = []
         self._log_stage: str | None = None
@@ -238,7 +238,11 @@ class JobScreen(StateScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="title")
-        self.recipe = (self.cockpit.store.jobs_dir / self.job_id / "plan.json").is_file()
+        known = self.cockpit.state.jobs.get(self.job_id)
+        if known is not None:
+            self.recipe = known.spec.recipe is not None or known.view.recipe is not None
+        else:  # opened before the feed delivered it (`blut --open`): a recipe has args.json
+            self.recipe = job_paths(self.cockpit.home, self.job_id).args.is_file()
         table: DataTable[str | Text] = DataTable(id="stages", cursor_type="row")
         for key, label in self.columns:
             table.add_column(label, key=key)
@@ -262,7 +266,7 @@ class JobScreen(StateScreen):
         return self.job_id
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("resume", "rerun", "cancel_stage") and not self.recipe:
+        if action in ("rerun", "cancel_stage") and not self.recipe:
             return False
         if action == "resume":
             job = self.cockpit.state.jobs.get(self.job_id)
@@ -272,7 +276,7 @@ class JobScreen(StateScreen):
 
     @work(thread=True, group="plan", exit_on_error=False)
     def _load_plan(self) -> None:
-        info = load_plan_info(self.cockpit.store.jobs_dir / self.job_id)
+        info = load_plan_info(job_paths(self.cockpit.home, self.job_id).dir)
         self.app.call_from_thread(self._plan_loaded, info)
 
     def _plan_loaded(self, info: PlanInfo | None) -> None:
