@@ -114,6 +114,8 @@ def in_terminal(home: Path, jobs: int, idle: float) -> None:
 
 def final_table(app: CockpitApp, states: dict[str, str], rows: int) -> bool:
     """Whether the Jobs table shows ``rows`` rows, each job's STATE its final state."""
+    if app.state.loading:  # cheap: no cell is final while histories are being read
+        return False
     table = jobs_table(app)
     if table is None or table.row_count != rows:
         return False

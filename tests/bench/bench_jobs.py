@@ -74,7 +74,8 @@ def report(samples: dict[str, list[Timed]]) -> None:
         rows = len(JOB_ID.findall(screen_text(timed[0].output)))
         print(
             f"{name:<16} first line {first * 1000:5.0f} ms  wall {wall * 1000:5.0f} ms  "
-            f"CPU {cpu:4.2f} s  peak RSS {rss / 2**20:4.0f} MB  (n={len(timed)}, {rows} job rows)"
+            f"CPU {cpu:4.2f} s  peak RSS {rss / 2**20:4.0f} MB  (n={len(timed)}"
+            + (f", {rows} job rows)" if rows else ")")
         )
         if name == "blut --help":
             print(f"{'':<16} (baseline: the command line's own start-up)")

@@ -140,9 +140,10 @@ class Terminal:
     def finish(self, timeout: float = 60.0) -> Timed:
         """Read to the end, reap the child, and time it."""
         deadline = time.perf_counter() + timeout
-        while self.read(deadline - time.perf_counter()):
+        while self.read(max(deadline - time.perf_counter(), 0.1)):
             if time.perf_counter() > deadline:
                 self.proc.kill()
+                deadline = float("inf")
         _, status, usage = os.wait4(self.proc.pid, 0)
         wall = time.perf_counter() - self.start
         self.proc.returncode = os.waitstatus_to_exitcode(status)

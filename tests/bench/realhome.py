@@ -73,7 +73,8 @@ CHECKPOINT = re.compile(r"epoch-(\d{4})")
 PART = re.compile(r"part-(\d+)\.parquet$")
 UNIX_TS = re.compile(r"(?<![\w.])(1\d{9})\.(\d+)")
 EPOCHS_ARG = re.compile(r'("epochs":\s*)(\d+)')
-SKIP = ("checkpoints", "staging", ".lock")
+SKIP = ("staging", ".lock")
+STATES = {"job_done": "succeeded", "job_failed": "failed", "job_cancelled": "cancelled"}
 
 
 # ---- 1. seed ------------------------------------------------------------------
@@ -269,18 +270,15 @@ def load_templates(seed_home: Path, kinds: dict[str, list[str]]) -> list[Templat
                 and p.name != "status.jsonl"
                 and not any(part in SKIP for part in p.relative_to(d).parts)
             }
-            end = next(e for e in reversed(events) if e["event"] in _STATES)
+            end = next(e for e in reversed(events) if e["event"] in STATES)
             sweep = next((e.get("sweep") for e in events if e["event"] == "job_submitted"), None)
             out.append(
                 Template(
-                    job_id, kind, events, files, sweep, _STATES[end["event"]], end.get("reason")
+                    job_id, kind, events, files, sweep, STATES[end["event"]], end.get("reason")
                 )
             )
             out[-1].block = find_block(events)
     return out
-
-
-_STATES = {"job_done": "succeeded", "job_failed": "failed", "job_cancelled": "cancelled"}
 
 
 @dataclass
@@ -385,28 +383,40 @@ def grow_log(text: str, b: Block, k: int) -> str:
     return "".join(out)
 
 
+def new_names(rel: str, b: Block | None, k: int) -> list[str]:
+    """Where a seed file goes when ``k`` epochs are added after epoch ``b.epoch``.
+
+    Per-epoch metrics parts after it shift by ``k`` (its own part is copied for each
+    added epoch); the checkpoints kept (the last ones) shift by ``k``.
+    """
+    if b is None:
+        return [rel]
+    part = PART.search(rel)
+    if part is not None:
+        n, head = int(part[1]), rel[: part.start()]
+        added = range(n, n + k + 1) if n == b.epoch else [n + k if n > b.epoch else n]
+        return [f"{head}part-{i:06d}.parquet" for i in added]
+    if "/checkpoints/" in rel:
+        return [CHECKPOINT.sub(lambda m: f"epoch-{int(m[1]) + k:04d}", rel)]
+    return [rel]
+
+
 def job_files(p: Planned, seed_home: Path, home: Path) -> dict[str, bytes]:
     """Every file of the planned job but status.jsonl, rewritten (and grown when it trains more)."""
     t, k = p.template, p.extra_epochs
     b = t.block if k else None
     out: dict[str, bytes] = {}
     for rel, data in t.files.items():
-        part = PART.search(rel)
-        if part is not None:
-            n = int(part[1])
-            if b is not None and n > b.epoch:
-                n += k
-            out[rel[: part.start()] + f"part-{n:06d}.parquet"] = data
-            if b is not None and n == b.epoch:
-                for j in range(1, k + 1):
-                    out[rel[: part.start()] + f"part-{n + j:06d}.parquet"] = data
-            continue
-        text = rewrite_text(data.decode(), p, seed_home, home)
-        if b is not None and rel.endswith(".json"):
-            text = EPOCHS_ARG.sub(lambda m: f"{m[1]}{int(m[2]) + k}", text)
-        if b is not None and rel == f"stages/{b.stage}/log":
-            text = grow_log(text, b, k)
-        out[rel] = text.encode()
+        text = None if rel.endswith((".parquet", ".pt")) else data.decode(errors="ignore")
+        if text is not None and text.encode() == data:  # text: ids, paths, times, epochs
+            text = rewrite_text(text, p, seed_home, home)
+            if b is not None and rel.endswith(".json"):
+                text = EPOCHS_ARG.sub(lambda m: f"{m[1]}{int(m[2]) + k}", text)
+            if b is not None and rel == f"stages/{b.stage}/log":
+                text = grow_log(text, b, k)
+            data = text.encode()
+        for name in new_names(rel, b, k):
+            out[name] = data
     return out
 
 
