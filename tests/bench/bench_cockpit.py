@@ -42,6 +42,7 @@ from clirun import (
     blut,
     cli_env,
     live_job,
+    machine,
     proc_cpu_seconds,
     proc_rss,
     run_timed,
@@ -252,6 +253,7 @@ def main() -> None:
     os.environ.update(user_manager_env())
     with realhome(opts.home, opts.jobs, opts.lines) as (home, manifest):
         print(describe(manifest), flush=True)
+        print(machine(), flush=True)
         in_terminal(home, manifest["jobs"], opts.idle)
         asyncio.run(in_process(home, manifest, opts))
 

@@ -24,6 +24,7 @@ from clirun import (
     blut,
     cli_env,
     live_job,
+    machine,
     run_timed,
     screen_text,
     user_manager_env,
@@ -102,6 +103,7 @@ def main() -> None:
         f"medians of {opts.runs} interleaved runs (n=1: slower than {SLOW:.0f} s, run once); "
         "warm page cache; one live job running; 80×24 pty; RSS = the child's peak (wait4 ru_maxrss)"
     )
+    print(machine())
     report(samples)
 
 

@@ -23,7 +23,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from clirun import blut, cli_env, median_ms, run_timed, screen_text, user_manager_env, verdict
+from clirun import (
+    blut,
+    cli_env,
+    machine,
+    median_ms,
+    run_timed,
+    screen_text,
+    user_manager_env,
+    verdict,
+)
 
 from blut.containment.spec import UnitSpec
 from blut.containment.systemd import SystemdLauncher
@@ -92,6 +101,7 @@ def main() -> None:
 
     med = {k: median_ms(v) for k, v in samples.items()}
     cli, raw, helped = med["cli"], med["raw"], med["help"]
+    print(machine())
     print(f"runs: {runs} (whole commands: {len(samples['cli'])}); 80×24 pty; medians")
     print(f"raw systemd-run --user --wait --quiet /bin/true  {raw:7.1f} ms   (baseline)")
     print(f"blut --help                                      {helped:7.1f} ms   (baseline)")

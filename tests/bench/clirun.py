@@ -3,9 +3,10 @@
 Shared by the benches. A command runs in a subprocess whose stdin, stdout and
 stderr are a pseudo-terminal of 80×24 (so rich and Textual render as they do
 on a terminal); the clock starts just before the spawn and stops at the first
-complete output line and at the process's exit. Peak RSS is the child's own
-``ru_maxrss`` from ``wait4`` (exact, not sampled; it covers descendants it
-waited for, not detached job units).
+complete output line and at the process's exit. Peak RSS is the child's
+high-water mark (VmHWM), read every 10 ms and after every output chunk while
+it runs (``ru_maxrss`` would not do: a child spawned by a big parent inherits
+the parent's size in it, at the fork and the exec).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import sys
 import termios
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 COLUMNS, LINES = 80, 24
+SAMPLE_EVERY = 0.01
+"""Seconds between two readings of a running child's peak RSS."""
 TAIL = 1 << 16
 """Bytes of the latest output that :meth:`Terminal.wait_for` looks at."""
 TERMINAL_EVENTS = frozenset({"job_done", "job_failed", "job_cancelled"})
@@ -72,7 +75,7 @@ class Timed:
     first_line: float | None
     """Seconds from spawn to the first complete output line (None: it printed none)."""
     peak_rss: int
-    """Bytes: the child's peak resident set (``wait4`` ru_maxrss)."""
+    """Bytes: the child's peak resident set (VmHWM as last read before it exited)."""
     cpu: float
     """User + system CPU seconds of the child."""
     code: int
@@ -95,6 +98,7 @@ class Terminal:
         )  # fmt: skip
         os.close(slave)
         self.eof = False
+        self.peak_rss = 0
 
     @property
     def pid(self) -> int:
@@ -102,10 +106,13 @@ class Terminal:
         return self.proc.pid
 
     def read(self, timeout: float) -> bool:
-        """Read what the command printed within ``timeout`` s; False once it closed the terminal."""
+        """Read what the command printed, waiting ≤ ``timeout`` s (and read its memory).
+
+        False once the command closed the terminal (it exited)."""
         if self.eof:
             return False
-        ready, _, _ = select.select([self.fd], [], [], max(timeout, 0))
+        ready, _, _ = select.select([self.fd], [], [], min(max(timeout, 0), SAMPLE_EVERY))
+        self._sample()
         if not ready:
             return True
         try:
@@ -119,6 +126,10 @@ class Terminal:
             self.first_line = time.perf_counter() - self.start
         self.output += chunk
         return True
+
+    def _sample(self) -> None:
+        with suppress(OSError, KeyError):  # gone, or a zombie (no memory left to report)
+            self.peak_rss = max(self.peak_rss, proc_rss(self.proc.pid)[1])
 
     def wait_for(self, seen: Callable[[str], bool], timeout: float) -> float | None:
         """Seconds from spawn until the latest output satisfies ``seen`` (None: never)."""
@@ -151,7 +162,7 @@ class Terminal:
         return Timed(
             wall=wall,
             first_line=self.first_line,
-            peak_rss=usage.ru_maxrss * 1024,
+            peak_rss=self.peak_rss,
             cpu=usage.ru_utime + usage.ru_stime,
             code=self.proc.returncode,
             output=bytes(self.output),
@@ -213,6 +224,12 @@ def live_job(home: Path, env: Mapping[str, str], seconds: int = 600) -> Iterator
     finally:
         subprocess.run(blut("cancel", job_id, "--yes"), env=env, capture_output=True)
         shutil.rmtree(home / "jobs" / job_id, ignore_errors=True)
+
+
+def machine() -> str:
+    """CPUs and load average: how busy the machine was while a bench measured."""
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"machine: {os.cpu_count()} CPUs, load average {load} (1, 5, 15 min)"
 
 
 def median_ms(values: Sequence[float]) -> float:

@@ -547,7 +547,11 @@ def build(dest: Path, jobs: int, lines: int, seed_home: Path | None = None) -> d
 def realhome(
     home: Path | None, jobs: int = 1000, lines: int = 1_000_000
 ) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """A built home and its manifest: ``home`` if it has one, else built there or in a temp dir."""
+    """A built home and its manifest: ``home`` if it has one, else built there or in a temp dir.
+
+    Built by a child process, so that the bench's own process does not carry the builder's
+    memory (it measures the cockpit's RSS in-process).
+    """
     if home is not None and (home / "realhome.json").is_file():
         yield home, json.loads((home / "realhome.json").read_text())
         return
@@ -555,10 +559,9 @@ def realhome(
     if home is None:
         tmp = home = Path(tempfile.mkdtemp(prefix="blut-realhome-"))
     try:
-        started = time.perf_counter()
-        manifest = build(home, jobs, lines)
-        print(f"built {home} in {time.perf_counter() - started:.0f} s", flush=True)
-        yield home, manifest
+        argv = [sys.executable, __file__, str(home), "--jobs", str(jobs), "--lines", str(lines)]
+        subprocess.run([*argv, "--quiet"], check=True)
+        yield home, json.loads((home / "realhome.json").read_text())
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -572,13 +575,15 @@ def main() -> None:
     parser.add_argument(
         "--seed-home", type=Path, help="keep the seed here (reused if it has one already)"
     )
+    parser.add_argument("--quiet", action="store_true", help="no summary (a bench prints it)")
     opts = parser.parse_args()
     if (opts.dest / "jobs").is_dir() and any((opts.dest / "jobs").iterdir()):
         parser.error(f"{opts.dest} already has jobs")
     started = time.perf_counter()
     manifest = build(opts.dest, opts.jobs, opts.lines, opts.seed_home)
-    print(f"wrote {opts.dest} in {time.perf_counter() - started:.0f} s")
-    print(describe(manifest))
+    print(f"built {opts.dest} in {time.perf_counter() - started:.0f} s", flush=True)
+    if not opts.quiet:
+        print(describe(manifest))
 
 
 if __name__ == "__main__":
