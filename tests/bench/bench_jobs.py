@@ -6,7 +6,7 @@ The home is built by realhome.py (from real job folders) unless ``--home`` holds
 one. While measuring, one real job is running in it (`blut run -- sleep`), as
 there usually is. Each command runs in a subprocess on an 80×24 pseudo-terminal
 (rich renders as on a terminal); the clock stops at its first output line and at
-its exit; peak RSS is the child's own ``ru_maxrss`` from ``wait4``. Runs are
+its exit; peak RSS is the child's high-water mark (VmHWM, read every 10 ms). Runs are
 interleaved with `blut --help` (the command line's start-up, the baseline);
 medians. Goals (issue 10): wall ≤ 1 s, first line ≤ 0.3 s, peak RSS ≤ 150 MB.
 """
@@ -101,7 +101,7 @@ def main() -> None:
             samples = measure(home, opts.runs)
     print(
         f"medians of {opts.runs} interleaved runs (n=1: slower than {SLOW:.0f} s, run once); "
-        "warm page cache; one live job running; 80×24 pty; RSS = the child's peak (wait4 ru_maxrss)"
+        "warm page cache; one live job running; 80×24 pty; RSS = the child's VmHWM"
     )
     print(machine())
     report(samples)
