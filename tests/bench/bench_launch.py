@@ -50,7 +50,12 @@ def timed(fn: Callable[[], object]) -> float:
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 30
     os.environ.update(user_manager_env())
-    scratch = Path(tempfile.mkdtemp(prefix="blut-bench-"))
+    with tempfile.TemporaryDirectory(prefix="blut-bench-") as tmp:
+        measure(runs, Path(tmp))
+
+
+def measure(runs: int, scratch: Path) -> None:
+    """Every variant, interleaved; medians and ratios."""
     env = cli_env(scratch / "home")
     launcher = SystemdLauncher()
     commands = {
