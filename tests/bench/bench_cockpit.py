@@ -1,177 +1,261 @@
-"""Cockpit benchmark: N jobs and M events on disk, then live events at R per second.
+"""The cockpit on a realistic home: first screen, full table, RSS, idle CPU, live latency.
 
-Prints: time to first screen, time to the full table (every job's history folded
-and shown), RSS after loading, and the event-to-screen latency (p50/p95) of
-progress events appended at R/s to one job while the cockpit runs headless.
+    python tests/bench/bench_cockpit.py [--home DIR] [--jobs 1000] [--lines 1000000]
+                                        [--idle 10] [--rate 1000] [--seconds 10]
 
-    python tests/bench/bench_cockpit.py                  # 1,000 jobs, 1M events, 1,000/s
-    python tests/bench/bench_cockpit.py --jobs 100 --events 100000
+The home is built by realhome.py (from real job folders) unless ``--home`` holds
+one. The cockpit is measured twice, the same way each time the app is built as
+`blut` builds it (reconcile and system sampling on):
+
+- in a terminal, as its user sees it: `blut` in a subprocess on an 80×24
+  pseudo-terminal. First screen: the first job id is on the terminal. Full
+  table: the status line says "N jobs" with no history left to read. Then
+  ``--idle`` s with nothing changing: CPU of the process (/proc) as % of a
+  core; peak RSS (VmHWM). The baseline is `blut --help` of the same run.
+- in-process, headless (Pilot, ``run_test`` at 80×24). First screen: the Jobs
+  table has rows. Full table: every row's STATE cell shows the job's final state
+  (sweeps are collapsed into one group row each). RSS (VmRSS of this process).
+  Idle CPU: ``time.process_time`` (every thread of the app) over ``--idle`` s.
+  Then a real job is started (`blut run -- sleep`) and progress events are
+  appended to its stream at ``--rate``/s: event-to-screen latency (p50/p95/max).
+
+Goals (issue 10): first screen ≤ 1 s, full table ≤ 2 s, RSS ≤ 150 MB, idle CPU ≤ 2% of a core.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import resource
+import re
 import statistics
-import tempfile
 import threading
 import time
-from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from clirun import (
+    COLUMNS,
+    LINES,
+    Terminal,
+    blut,
+    cli_env,
+    live_job,
+    machine,
+    proc_cpu_seconds,
+    proc_rss,
+    run_timed,
+    user_manager_env,
+    verdict,
+)
+from realhome import describe, realhome
+from textual.css.query import NoMatches
+from textual.widgets import DataTable
 
 from blut.cockpit.app import CockpitApp
-from blut.cockpit.screens.jobs import JobsScreen
-from blut.jobs.store import JobSpec
-from blut.status.events import (
-    JobStarted,
-    JobSubmitted,
-    Metric,
-    Progress,
-    Resources,
-    StageStarted,
-)
-from blut.status.writer import EventWriter, encode_line
+
+GOAL_FIRST, GOAL_FULL, GOAL_RSS, GOAL_IDLE = 1.0, 2.0, 150 * 2**20, 0.02
+JOB_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{4}")
+STATUS = re.compile(r"(\d+) jobs, \d+ running([^\r\n]*)")
+MB = 2**20
 
 
-def populate(home: Path, jobs: int, events: int) -> list[str]:
-    """``jobs`` job folders sharing ``events`` events (progress, metric, resources)."""
-    per_job = max(4, events // jobs)
-    ids = []
-    t0 = time.time() - 86_400
-    for n in range(jobs):
-        job_id = f"20250101-{n // 3600:02d}{n // 60 % 60:02d}{n % 60:02d}-{n:04x}"
-        ids.append(job_id)
-        job_dir = home / "jobs" / job_id
-        (job_dir / "stages" / "main").mkdir(parents=True)
-        spec = JobSpec(job_id, f"job{n}", ["python", "train.py"], "/tmp", "systemd", t0, 1 << 30)
-        (job_dir / "job.json").write_text(json.dumps(asdict(spec)))
-        lines = [
-            JobSubmitted(job=job_id, ts=t0, name=spec.name, memory_max=1 << 30),
-            JobStarted(job=job_id, ts=t0),
-            StageStarted(job=job_id, stage="main", ts=t0, memory_max=1 << 30),
-        ]
-        out = [encode_line(e) for e in lines]
-        for i in range(per_job - 3):
-            ts = t0 + i
-            kind = i % 10
-            if kind < 6:
-                e = Progress(job=job_id, stage="main", ts=ts, step=i, total=per_job)
-            elif kind < 9:
-                e = Metric(job=job_id, stage="main", ts=ts, step=i, values={"loss": 1 / (1 + i)})
-            else:
-                e = Resources(job=job_id, stage="main", ts=ts, memory_bytes=(1 << 28) + i * 4096)
-            out.append(encode_line(e))
-        (job_dir / "status.jsonl").write_bytes(b"".join(out))
-    return ids
+def line(label: str, value: str, goal: str = "") -> None:
+    """One result line: label, value, then the ratio to its goal."""
+    print(f"  {label:<38} {value:>8}   {goal}")
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def table_complete(jobs: int) -> Callable[[str], bool]:
+    """Whether the terminal's latest status line counts ``jobs`` jobs, all read."""
+
+    def seen(text: str) -> bool:
+        found = list(STATUS.finditer(text))
+        last = found[-1] if found else None
+        return (
+            last is not None
+            and int(last[1]) >= jobs
+            and "reading history" not in last[2]
+            and "waiting" not in last[2]
+        )
+
+    return seen
 
 
-async def bench(home: Path, jobs: int, rate: int, seconds: float) -> None:
-    t_start = time.perf_counter()
-    first_screen: float | None = None
-    full: float | None = None
-    app = CockpitApp(home, reconcile=False, system=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        while not isinstance(app.screen, JobsScreen) or not app.screen.is_mounted:
-            await asyncio.sleep(0.001)
-        first_screen = time.perf_counter() - t_start
-        while True:
-            screen = app.screen
-            if (
-                isinstance(screen, JobsScreen)
-                and len(screen._keys) == jobs
-                and not app.state.loading
-            ):
-                break
-            await asyncio.sleep(0.01)
+def idle_cpu(pid: int, term: Terminal, seconds: float) -> float:
+    """CPU of a live process as a share of one core over ``seconds`` (its terminal drained)."""
+    cpu, start = proc_cpu_seconds(pid), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        term.read(start + seconds - time.perf_counter())
+    return (proc_cpu_seconds(pid) - cpu) / (time.perf_counter() - start)
+
+
+def in_terminal(home: Path, jobs: int, idle: float) -> None:
+    """`blut` on a pseudo-terminal, timed where its user sees it."""
+    env = cli_env(home)
+    helped = statistics.median(run_timed(blut("--help"), env).wall for _ in range(3))
+    term = Terminal(blut(), env)
+    first = term.wait_for(lambda text: JOB_ID.search(text) is not None, timeout=300)
+    full = term.wait_for(table_complete(jobs), timeout=600)
+    if first is None or full is None:
+        term.proc.kill()
+        raise RuntimeError(f"the cockpit never showed its table: {term.output[-2000:]!r}")
+    rss = proc_rss(term.pid)[1]
+    cpu = idle_cpu(term.pid, term, idle)
+    term.type(b"q")
+    done = term.finish()
+    print(f"in a terminal (`blut`, 80×24 pty; baseline blut --help {helped * 1000:.0f} ms):")
+    line("first screen (a job id shown)", f"{first:.2f} s", verdict(first, GOAL_FIRST))
+    line(f"full table ({jobs} jobs, all read)", f"{full:.2f} s", verdict(full, GOAL_FULL))
+    line("  in blut --help start-ups", f"{full / helped:.1f}×")
+    line("peak RSS at full table", f"{rss / MB:.0f} MB", verdict(rss, GOAL_RSS))
+    line("peak RSS by quit", f"{done.peak_rss / MB:.0f} MB", verdict(done.peak_rss, GOAL_RSS))
+    line(f"idle CPU over {idle:.0f} s", f"{cpu:.1%}", verdict(cpu, GOAL_IDLE))
+
+
+def final_table(app: CockpitApp, states: dict[str, str], rows: int) -> bool:
+    """Whether the Jobs table shows ``rows`` rows, each job's STATE its final state."""
+    if app.state.loading:  # cheap: no cell is final while histories are being read
+        return False
+    table = jobs_table(app)
+    if table is None or table.row_count != rows:
+        return False
+    for key in table.rows:
+        state = str(table.get_cell(key, "state"))
+        expected = states.get(str(key.value))
+        if state == "loading" or (expected is not None and state != expected):
+            return False
+    return True
+
+
+def jobs_table(app: CockpitApp) -> DataTable[Any] | None:
+    """The Jobs screen's table, once mounted."""
+    try:
+        return app.screen.query_one("#jobs", DataTable)
+    except NoMatches:
+        return None
+
+
+async def until(done: Callable[[], bool], every: float = 0.01, timeout: float = 600) -> None:
+    """Wait (yielding to the app) until ``done()``."""
+    deadline = time.perf_counter() + timeout
+    while not done():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the cockpit did not get there")
+        await asyncio.sleep(every)
+
+
+async def in_process(home: Path, manifest: dict[str, Any], opts: argparse.Namespace) -> None:
+    """The app headless under Pilot: load, idle, then live events."""
+    states, sweep_of = manifest["states"], manifest["sweep_of"]
+    rows = len(states) - len(sweep_of) + len(set(sweep_of.values()))
+    before = proc_rss(os.getpid())[0]
+    start = time.perf_counter()
+    app = CockpitApp(home)
+    async with app.run_test(size=(COLUMNS, LINES)) as pilot:
+        await until(lambda: (t := jobs_table(app)) is not None and t.row_count > 0)
+        first = time.perf_counter() - start
+        await until(lambda: final_table(app, states, rows), every=0.05)
+        full = time.perf_counter() - start
+        rss = proc_rss(os.getpid())[0]
+        cpu, t0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(opts.idle)
+        idle = (time.process_time() - cpu) / (time.perf_counter() - t0)
+        print("in-process (CockpitApp under Pilot, headless 80×24):")
+        line("first screen (table has rows)", f"{first:.2f} s", verdict(first, GOAL_FIRST))
+        line(f"full table ({rows} rows, final states)", f"{full:.2f} s", verdict(full, GOAL_FULL))
+        line("RSS after load", f"{rss / MB:.0f} MB", verdict(rss, GOAL_RSS))
+        line("  of which before the app", f"{before / MB:.0f} MB", "(interpreter, imports)")
+        line(f"idle CPU over {opts.idle:.0f} s", f"{idle:.1%}", verdict(idle, GOAL_IDLE))
+        await live(app, home, opts.rate, opts.seconds)
         await pilot.pause()
-        full = time.perf_counter() - t_start
-        rss = rss_mb()
-        print(f"time to first screen: {first_screen * 1000:.0f} ms")
-        print(f"time to full table ({jobs} jobs): {full:.2f} s")
-        print(f"RSS after load: {rss:.0f} MB")
 
-        # live: progress events at `rate`/s to the newest job; latency = paint - write
-        job_id = max(app.state.jobs)
-        path = home / "jobs" / job_id / "status.jsonl"
-        written: dict[int, float] = {}
-        latencies: list[float] = []
-        shown = [0]
-        base_step = 10_000_000
 
-        def painted(app_: CockpitApp, deltas: object) -> None:
-            now = time.time()
-            screen = app_.screen
-            if not isinstance(screen, JobsScreen):
-                return
-            job = app_.state.jobs[job_id]
-            prog = job.view.stages["main"].progress
-            if prog is None:
-                return
-            step = int(prog[0]) - base_step
-            for s in range(shown[0] + 1, step + 1):
-                if s in written:
-                    latencies.append(now - written.pop(s))
-            shown[0] = max(shown[0], step)
+async def live(app: CockpitApp, home: Path, rate: int, seconds: float) -> None:
+    """Append progress at ``rate``/s to a real running job; event-to-screen latency."""
+    jobs = live_job(home, cli_env(home))
+    job_id = await asyncio.to_thread(jobs.__enter__)
+    try:
+        await until(lambda: job_id in app.state.jobs, timeout=60)
+        latencies = await measure_latency(app, home / "jobs" / job_id, job_id, rate, seconds)
+    finally:
+        await asyncio.to_thread(jobs.__exit__, None, None, None)
+    if latencies:
+        q = statistics.quantiles(latencies, n=100)
+        line(
+            f"event-to-screen at {rate}/s over {seconds:.0f} s",
+            f"{q[49] * 1000:.0f} ms",
+            f"p50; p95 {q[94] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
+            f"({len(latencies)} events)",
+        )
+    line("RSS at end", f"{proc_rss(os.getpid())[0] / MB:.0f} MB")
 
-        app.after_update = painted
-        stop = threading.Event()
 
-        def writer() -> None:
-            w = EventWriter(path)
-            step = 0
-            t0 = time.perf_counter()
-            while not stop.is_set():
-                step += 1
-                written[step] = time.time()
-                w.emit(
-                    Progress(job=job_id, stage="main", step=base_step + step, total=2 * base_step)
-                )
-                delay = t0 + step / rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-            w.close()
+async def measure_latency(
+    app: CockpitApp, job_dir: Path, job_id: str, rate: int, seconds: float
+) -> list[float]:
+    """Write progress lines as a stage does (one O_APPEND write each); paint - write times."""
+    written: dict[int, float] = {}
+    latencies: list[float] = []
+    shown = [0]
+    base = 10_000_000
 
-        thread = threading.Thread(target=writer)
-        thread.start()
-        await asyncio.sleep(seconds)
-        stop.set()
-        thread.join()
-        await pilot.pause(0.5)
-        if latencies:
-            q = statistics.quantiles(latencies, n=100)
-            print(
-                f"event-to-screen latency at {rate}/s over {seconds:.0f}s: "
-                f"p50 {q[49] * 1000:.0f} ms, p95 {q[94] * 1000:.0f} ms, "
-                f"max {max(latencies) * 1000:.0f} ms ({len(latencies)} events)"
+    def painted(app_: CockpitApp, deltas: object) -> None:
+        now = time.time()
+        job = app_.state.jobs.get(job_id)
+        stage = job.view.stages.get("main") if job is not None else None
+        if stage is None or stage.progress is None:
+            return
+        step = int(stage.progress[0]) - base
+        for s in range(shown[0] + 1, step + 1):
+            if s in written:
+                latencies.append(now - written.pop(s))
+        shown[0] = max(shown[0], step)
+
+    app.after_update = painted
+    stop = threading.Event()
+
+    def writer() -> None:
+        fd = os.open(job_dir / "status.jsonl", os.O_WRONLY | os.O_APPEND)
+        step, t0 = 0, time.perf_counter()
+        while not stop.is_set():
+            step += 1
+            written[step] = now = time.time()
+            os.write(
+                fd,
+                f'{{"v":1,"ts":{now!r},"job":"{job_id}","stage":"main","event":"progress",'
+                f'"step":{base + step},"total":{2 * base},"unit":"step"}}\n'.encode(),
             )
-        print(f"RSS at end: {rss_mb():.0f} MB")
+            delay = t0 + step / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        os.close(fd)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    await asyncio.sleep(seconds)
+    stop.set()
+    thread.join()
+    await asyncio.sleep(0.5)
+    app.after_update = None
+    return latencies
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, help="reuse (or build and keep) this home")
     parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--rate", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=10)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="blut-bench-") as tmp:
-        home = Path(tmp)
-        os.environ["BLUT_HOME"] = str(home)
-        t = time.perf_counter()
-        populate(home, args.jobs, args.events)
-        print(f"wrote {args.jobs} jobs, {args.events} events in {time.perf_counter() - t:.1f} s")
-        asyncio.run(bench(home, args.jobs, args.rate, args.seconds))
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--idle", type=float, default=10, help="seconds of idle CPU measured")
+    parser.add_argument("--rate", type=int, default=1000, help="live events per second")
+    parser.add_argument("--seconds", type=float, default=10, help="of live events")
+    opts = parser.parse_args()
+    os.environ.update(user_manager_env())
+    with realhome(opts.home, opts.jobs, opts.lines) as (home, manifest):
+        print(describe(manifest), flush=True)
+        print(machine(), flush=True)
+        in_terminal(home, manifest["jobs"], opts.idle)
+        asyncio.run(in_process(home, manifest, opts))
 
 
 if __name__ == "__main__":
