@@ -166,10 +166,10 @@ def print_jobs(*, show_all: bool, fmt: str) -> None:
     from blut.jobs.api import list_jobs
 
     _check_format(fmt)
-    listing = list_jobs(_store())
+    listing = list_jobs(_store(), show_all=show_all)
     for problem in listing.unreadable:
         err.print(f"blut: warning: skipped a job: {problem}", style="yellow", markup=False)
-    rows = listing.selected(show_all)
+    rows = listing.rows
     if fmt == "json":
         out.print_json(json.dumps([r.to_json() for r in rows]))
     elif rows:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
-from blut.containment.doctor import Check
 from blut.jobs.quantities import format_duration, format_size, short_size
 from blut.jobs.rows import JobRow
 from blut.jobs.store import MAIN_STAGE
 from blut.status.jobstate import JobView
+
+if TYPE_CHECKING:
+    from blut.containment.doctor import Check
 
 STATE_STYLES = {
     "queued": "cyan",

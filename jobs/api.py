@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -22,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 from blut.jobs.cancel import cancel, cancel_stage
 from blut.jobs.errors import JobsError, UsageError
 from blut.jobs.follow import LogLine, follow
-from blut.jobs.rows import JobRow, job_row, select_rows
+from blut.jobs.rows import JobRow, job_row, select
 from blut.jobs.store import Job, JobStore
 from blut.status.atomic import atomic_write_json
 from blut.status.events import JobSubmitted, Log
 from blut.status.jobstate import JobView
+from blut.status.summary import current_view
 
 if TYPE_CHECKING:
     from blut.containment.launcher import Launcher
@@ -46,7 +46,6 @@ __all__ = [
     "recipe_args",
     "reconcile_job",
     "resume",
-    "select_rows",
     "submit_command",
     "submit_points",
     "submit_recipe",
@@ -95,31 +94,46 @@ class Launchers:
 
 @dataclass(frozen=True)
 class Listing:
-    """Every readable job as a row (oldest first), and why other job folders were skipped."""
+    """Jobs as rows (oldest first), and why some job folders could not be shown."""
 
     rows: list[JobRow]
     unreadable: list[str] = field(default_factory=list)
 
-    def selected(self, show_all: bool) -> list[JobRow]:
-        """What `blut jobs` shows: active jobs plus the newest (``show_all``: every job)."""
-        return select_rows(self.rows, show_all)
 
-
-def list_jobs(store: JobStore, *, reconcile: bool = True, now: float | None = None) -> Listing:
-    """Every job of ``store``, from the job index.
+def list_jobs(
+    store: JobStore, *, show_all: bool = True, reconcile: bool = True, now: float | None = None
+) -> Listing:
+    """The jobs of ``store`` from the job index: every one with ``show_all``, else the
+    active ones plus the newest (what `blut jobs` shows).
 
     With ``reconcile`` (not in a read-only view), a job whose executor died is
     reconciled (see `blut.jobs.lifecycle`), and summaries found missing or far
-    behind their stream are saved back.
+    behind their stream are saved back. Only the jobs shown have their job.json read.
     """
-    jobs, unreadable = store.scan()
-    rows = []
+    ids = store.ids()
+    views: dict[str, JobView] = {}
+    jobs: dict[str, Job] = {}
+    unreadable: list[str] = []
     with Launchers() as launchers:
-        for job in jobs:
-            view = job.view(save=reconcile)
+        for job_id in ids:
+            view = current_view(store.paths(job_id), job_id, save=reconcile)
             if reconcile and not view.terminal:
+                try:
+                    job = jobs[job_id] = store.load(store.paths(job_id).dir)
+                except JobsError as exc:
+                    unreadable.append(str(exc))
+                    continue
                 view = reconcile_job(job, launchers)
-            rows.append(job_row(job.spec, view, now))
+            views[job_id] = view
+    shown = select([i for i in ids if i in views], lambda i: not views[i].terminal, show_all)
+    rows = []
+    for job_id in shown:
+        try:
+            job = jobs.get(job_id) or store.load(store.paths(job_id).dir)
+        except JobsError as exc:
+            unreadable.append(str(exc))
+            continue
+        rows.append(job_row(job.spec, views[job_id], now))
     return Listing(rows, unreadable)
 
 
@@ -197,7 +211,7 @@ def submit_command(
 
 def new_sweep_id() -> str:
     """An id grouping the jobs of one ``--sweep``."""
-    return "sweep-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    return "sweep-" + time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
 
 
 def submit_recipe(

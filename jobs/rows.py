@@ -9,12 +9,15 @@ closest to its ceiling (the highest peak when no stage had one).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from blut.jobs.store import JobSpec
 from blut.status.jobstate import JobView, StageView
+
+T = TypeVar("T")
 
 RECENT = 20
 """Finished jobs `blut jobs` shows besides every active one (``--all``: every job)."""
@@ -150,12 +153,10 @@ def job_row(spec: JobSpec, view: JobView, now: float | None = None) -> JobRow:
     )
 
 
-def select_rows(rows: list[JobRow], show_all: bool) -> list[JobRow]:
-    """Every row with ``show_all``; else the active ones plus the :data:`RECENT` newest.
-
-    ``rows`` are oldest first (job ids sort by submission time).
-    """
+def select(items: Sequence[T], active: Callable[[T], bool], show_all: bool) -> list[T]:
+    """What `blut jobs` shows of ``items`` (oldest first): all of them with ``show_all``,
+    else the active ones plus the :data:`RECENT` newest."""
     if show_all:
-        return rows
-    recent = {r.id for r in rows[-RECENT:]}
-    return [r for r in rows if r.id in recent or r.active]
+        return list(items)
+    cut = len(items) - RECENT
+    return [item for i, item in enumerate(items) if i >= cut or active(item)]

@@ -202,6 +202,16 @@ class JobStore:
         except (OSError, ValueError, TypeError) as exc:
             raise JobsError(f"{job_dir}: unreadable job.json ({exc})") from exc
 
+    def ids(self) -> list[str]:
+        """The ids of every job folder with a job.json, oldest first (ids sort by time)."""
+        with os.scandir(self.jobs_dir) as entries:
+            names = [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
+        return sorted(n for n in names if JobPaths(self.jobs_dir / n).spec.exists())
+
+    def paths(self, job_id: str) -> JobPaths:
+        """The folder layout of ``job_id`` (which need not exist)."""
+        return JobPaths(self.jobs_dir / job_id)
+
     def all(self) -> list[Job]:
         """Every readable job, oldest first (see `unreadable` for the others)."""
         return self.scan()[0]

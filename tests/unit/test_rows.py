@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from blut.jobs.rows import JobRow, job_row, select_rows
+from blut.jobs.rows import JobRow, job_row, select
 from blut.jobs.store import JobSpec
 from blut.status.events import (
     Event,
@@ -91,6 +91,6 @@ def test_selection_keeps_active_jobs_and_the_newest() -> None:
         return job_row(spec, fold(spec.id, [JobStarted(job=spec.id, ts=n), *end]))
 
     rows = [row(n, running=n == 0) for n in range(30)]
-    shown = select_rows(rows, show_all=False)
+    shown = select(rows, lambda r: r.active, show_all=False)
     assert [r.id for r in shown] == ["j000", *(f"j{n:03d}" for n in range(10, 30))]
-    assert select_rows(rows, show_all=True) == rows
+    assert select(rows, lambda r: r.active, show_all=True) == rows
