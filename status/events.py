@@ -78,6 +78,14 @@ class Event:
 
 _OWN_FIELDS = frozenset({"job", "stage", "ts", "extra", "event_name"})
 
+# How a written line begins, for readers that match raw bytes (blut.status.fastdecode):
+# LINE_START ts JOB_KEY job STAGE_KEY stage EVENT_KEY kind ", then `,"field":value` for each
+# field in FIELD_TYPES order, then the extra keys. Tests tie these to to_json's output.
+LINE_START = b'{"v":%d,"ts":' % SCHEMA_VERSION
+JOB_KEY = b',"job":'
+STAGE_KEY = b',"stage":'
+EVENT_KEY = b',"event":"'
+
 
 def _json_safe(value: JSONValue) -> JSONValue:
     """Replace NaN/inf floats by strings so every line is strict JSON."""
