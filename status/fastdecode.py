@@ -5,10 +5,11 @@ Decoding is the hot path when the cockpit opens on a large history (1,000 jobs,
 of a run of consecutive high-volume events (progress, metric) only the newest
 progress per stage and an evenly spaced sample of at most
 :data:`METRIC_SAMPLE` metric lines per run are parsed; of resource samples an
-evenly spaced sample plus the highest per stage (peak memory stays exact).
-Every other event is parsed and kept in order. Lines are recognised cheaply by
-the writer's byte layout (``LINE_START`` and the other markers of
-:mod:`blut.status.events`); lines in any other shape take the full parser.
+evenly spaced sample plus the highest and the newest per stage (peak and current
+memory stay exact). Every other event is parsed and kept in order. Lines are
+recognised cheaply by the writer's byte layout (``LINE_START`` and the other
+markers of :mod:`blut.status.events`); lines in any other shape take the full
+parser.
 """
 
 from __future__ import annotations
@@ -80,19 +81,22 @@ def decode_lines(lines: Iterable[bytes]) -> Decoded:
     metrics: list[bytes] = []
     resources: list[bytes] = []
     peaks: dict[bytes, tuple[int, bytes]] = {}
+    newest: dict[bytes, bytes] = {}
 
     def flush() -> None:
         for line in _sample(metrics, METRIC_SAMPLE):
             _parse(line, out)
         kept = _sample(resources, METRIC_SAMPLE)
-        extra = [line for _, line in peaks.values() if line not in kept]
-        for line in extra + kept:  # peaks first: the newest sample stays "memory now"
+        last = [line for line in newest.values() if line not in kept]
+        high = [line for _, line in peaks.values() if line not in kept and line not in last]
+        for line in high + kept + last:  # each stage's newest sample stays "memory now"
             _parse(line, out)
         for line in progress.values():
             _parse(line, out)
         metrics.clear()
         resources.clear()
         peaks.clear()
+        newest.clear()
         progress.clear()
 
     for line in lines:
@@ -114,6 +118,7 @@ def decode_lines(lines: Iterable[bytes]) -> Decoded:
                         metrics.append(line)
                     else:
                         resources.append(line)
+                        newest[stage] = line
                         m = line.find(_MEMORY_KEY)
                         end = line.find(b",", m) if m > 0 else -1
                         digits = line[m + len(_MEMORY_KEY) : end if end > 0 else -1]
@@ -122,7 +127,7 @@ def decode_lines(lines: Iterable[bytes]) -> Decoded:
                             if stage not in peaks or value > peaks[stage][0]:
                                 peaks[stage] = (value, line)
                     continue
-        if progress or metrics:
+        if progress or metrics or resources:
             flush()
         _parse(line, out)
     flush()

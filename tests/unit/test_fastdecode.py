@@ -93,3 +93,13 @@ def test_fast_decoder_matches_the_line_decoder() -> None:
     peaks = [e.memory_bytes or 0 for e in fast.events if isinstance(e, Resources)]
     assert max(peaks) == max(range(0, 500, 7)) * 10
     assert decode_buffer(buf.replace(b"garbage\n", b"")).raw  # plot samples: parsed lazily
+
+
+def test_each_stage_keeps_its_newest_memory_sample() -> None:
+    samples = [Resources(job="j", stage="a", memory_bytes=100 - i) for i in range(100)]
+    samples.append(Resources(job="j", stage="b", memory_bytes=5))
+    buf = b"".join(map(encode_line, [*samples, StageDone(job="j", stage="b")]))
+    for decoded in (decode_buffer(buf), decode_lines(buf.split(b"\n"))):
+        stages = fold("j", decoded.events).stages
+        assert (stages["a"].memory_now, stages["a"].peak_memory) == (1, 100)
+        assert (stages["b"].memory_now, stages["b"].peak_memory) == (None, 5)  # it ended since
