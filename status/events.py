@@ -365,8 +365,8 @@ def event_from_dict(data: Mapping[str, JSONValue]) -> Event:
     if stage is not None and not isinstance(stage, str):
         raise SchemaError("'stage' must be a string or null")
     ts = data.get("ts")
-    if not isinstance(ts, int | float) or isinstance(ts, bool):
-        raise SchemaError("'ts' must be a number")
+    if not isinstance(ts, int | float) or isinstance(ts, bool) or not math.isfinite(ts):
+        raise SchemaError("'ts' must be a finite number")
     checks = _FIELD_CHECKS.get(kind, {})
     own: dict[str, JSONValue] = {}
     extra: dict[str, JSONValue] = {}

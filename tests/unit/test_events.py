@@ -78,6 +78,8 @@ def test_non_finite_floats_become_strings() -> None:
         '{"v":1,"ts":1,"event":"log"}',
         '{"v":1,"ts":1,"job":"j"}',
         '{"v":1,"ts":"x","job":"j","event":"log"}',
+        '{"v":1,"ts":NaN,"job":"j","event":"log"}',
+        '{"v":1,"ts":1e999,"job":"j","event":"log"}',
         '{"v":1,"ts":1,"job":"j","stage":3,"event":"log"}',
         b"\xff\xfe",
     ],
