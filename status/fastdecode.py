@@ -10,17 +10,28 @@ memory stay exact). Every other event is parsed and kept in order. Lines are
 recognised cheaply by the writer's byte layout (``LINE_START`` and the other
 markers of :mod:`blut.status.events`); lines in any other shape take the full
 parser.
+
+Every event handed out comes from :func:`~blut.status.events.parse_line`, and
+every plot-only line left unparsed in :attr:`Decoded.raw` is one the full parser
+accepts: it has the writer's exact shape (:func:`wire_pattern`), or it was parsed
+to check. A skipped line is never validated (garbage in it is not counted).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from types import NoneType, UnionType
+from typing import Literal, Union, get_args, get_origin
 
 from blut.status.errors import SchemaError
 from blut.status.events import (
     EVENT_KEY,
+    FIELD_TYPES,
+    JOB_KEY,
     LINE_START,
     STAGE_KEY,
     Event,
@@ -42,6 +53,59 @@ _FAST_MARKERS = {kind: EVENT_KEY + kind + b'"' for kind in (_PROGRESS, _METRIC, 
 _IMPORTANT = re.compile(re.escape(EVENT_KEY) + b"(?!(?:" + b"|".join(sorted(_SKIPPABLE)) + b')")')
 _MEMORY = re.compile(re.escape(_FAST_MARKERS[_RESOURCES] + b"," + _MEMORY_KEY) + rb"(\d+)")
 
+# JSON values as the writer spells them (compact, ASCII strings), each a subset of what
+# json.loads reads into the matching Python type. Anything else takes the full parser.
+_STR = rb'"(?:[\x20\x21\x23-\x5b\x5d-\x7f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+_INT = rb"-?(?:0|[1-9][0-9]{0,19})"
+_NUM = _INT + rb"(?:\.[0-9]{1,24})?(?:[eE][+-]?[0-9]{1,3})?"
+_TS = _INT + rb"(?:\.[0-9]{1,24})?(?:[eE](?:-[0-9]{1,3}|\+?[0-9]{1,2}))?"  # finite, as ts must be
+_SCALARS: dict[object, bytes] = {
+    str: _STR,
+    int: _INT,
+    float: _NUM + rb'|"(?:nan|inf|-inf)"',
+    bool: b"true|false",
+}
+
+
+def _value(annotation: object) -> bytes:
+    """A regex for a JSON value of a field annotated ``annotation``, as the writer writes it."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        alternatives = b"|".join(re.escape(json.dumps(a).encode()) for a in args)
+    elif origin is Union or origin is UnionType:
+        alternatives = b"|".join(b"null" if a is NoneType else _value(a) for a in args)
+    elif origin is list:
+        item = _value(args[0])
+        alternatives = rb"\[(?:" + item + b"(?:," + item + rb")*)?\]"
+    elif origin is dict and args[0] is str:
+        pair = _STR + b":" + _value(args[1])
+        alternatives = rb"\{(?:" + pair + b"(?:," + pair + rb")*)?\}"
+    elif annotation in _SCALARS:
+        alternatives = _SCALARS[annotation]
+    else:
+        raise TypeError(f"no wire pattern for field type {annotation!r}")
+    return b"(?:" + alternatives + b")"
+
+
+@functools.cache
+def wire_pattern(kind: str) -> re.Pattern[bytes]:
+    """The exact shape of a ``kind`` line from the writer (no newline, no extra keys).
+
+    A line that fully matches it parses without error.
+    """
+    parts = [
+        re.escape(LINE_START) + _TS,
+        re.escape(JOB_KEY) + _STR,
+        re.escape(STAGE_KEY) + b"(?:" + _STR + b"|null)",
+        re.escape(EVENT_KEY + kind.encode() + b'"'),
+    ]
+    for name, annotation in FIELD_TYPES[kind].items():
+        parts.append(re.escape(b',"' + name.encode() + b'":') + _value(annotation))
+    return re.compile(b"".join(parts) + rb"\}")
+
+
+_PLOT_LINE = re.compile(b"|".join(wire_pattern(k.kind).pattern for k in (Metric, Resources)))
+
 
 @dataclass
 class Decoded:
@@ -59,6 +123,17 @@ def _parse(line: bytes, out: Decoded) -> None:
         out.events.append(parse_line(line))
     except SchemaError:
         out.garbage += 1
+
+
+def _keep_raw(line: bytes, out: Decoded) -> None:
+    """Keep a plot-only line unparsed if the full parser would accept it, else count it."""
+    if not _PLOT_LINE.fullmatch(line):
+        try:
+            parse_line(line)
+        except SchemaError:
+            out.garbage += 1
+            return
+    out.raw.append(line)
 
 
 def _sample(lines: list[bytes], keep: int) -> list[bytes]:
@@ -212,7 +287,7 @@ def _fast_run(buf: bytes, lo: int, hi: int, out: Decoded) -> bool:
         eager.append(_line_at(buf, last, lo)[0])
     for start in lazy:
         end = buf.find(b"\n", start, hi)
-        out.raw.append(buf[start : hi if end < 0 else end])
+        _keep_raw(buf[start : hi if end < 0 else end], out)
     for start in eager:
         end = buf.find(b"\n", start, hi)
         _parse(buf[start : hi if end < 0 else end], out)
