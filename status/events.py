@@ -287,28 +287,20 @@ _NON_FINITE = frozenset({"nan", "inf", "-inf"})
 """How :func:`_json_safe` writes NaN and ±inf."""
 
 Check: TypeAlias = Callable[[JSONValue], bool]
-"""Whether a decoded JSON value fits a field's type."""
-
-
-def _is_str(value: JSONValue) -> bool:
-    return isinstance(value, str)
-
-
-def _is_bool(value: JSONValue) -> bool:
-    return isinstance(value, bool)
-
-
-def _is_int(value: JSONValue) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+"""Whether a value as ``json.loads`` makes it fits a field's type (exact types: no bool for int)."""
 
 
 def _is_float(value: JSONValue) -> bool:
-    if isinstance(value, str):
-        return value in _NON_FINITE
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    kind = type(value)
+    return kind is float or kind is int or (kind is str and value in _NON_FINITE)
 
 
-_SCALAR_CHECKS: dict[object, Check] = {str: _is_str, bool: _is_bool, int: _is_int, float: _is_float}
+_SCALAR_CHECKS: dict[object, Check] = {
+    str: lambda v: type(v) is str,
+    bool: lambda v: type(v) is bool,
+    int: lambda v: type(v) is int,
+    float: _is_float,
+}
 
 
 def _check(annotation: object) -> Check:
@@ -321,7 +313,7 @@ def _check(annotation: object) -> Check:
         if not all(isinstance(a, str) for a in args):
             raise TypeError(f"only string literals are checked: {annotation!r}")
         allowed = frozenset(args)
-        return lambda v: isinstance(v, str) and v in allowed
+        return lambda v: type(v) is str and v in allowed
     if origin is Union or origin is UnionType:
         rest = [a for a in args if a is not NoneType]
         if len(rest) != 1:
@@ -330,10 +322,10 @@ def _check(annotation: object) -> Check:
         return lambda v: v is None or inner(v)
     if origin is list:
         item = _check(args[0])
-        return lambda v: isinstance(v, list) and all(item(x) for x in v)
+        return lambda v: type(v) is list and all(map(item, v))
     if origin is dict:
         key, value = _check(args[0]), _check(args[1])
-        return lambda v: isinstance(v, dict) and all(key(k) and value(x) for k, x in v.items())
+        return lambda v: type(v) is dict and all(map(key, v)) and all(map(value, v.values()))
     check = _SCALAR_CHECKS.get(annotation)
     if check is None:
         raise TypeError(f"no check for field type {annotation!r}")
