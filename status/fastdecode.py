@@ -55,7 +55,8 @@ _MEMORY = re.compile(re.escape(_FAST_MARKERS[_RESOURCES] + b"," + _MEMORY_KEY) +
 
 # JSON values as the writer spells them (compact, ASCII strings), each a subset of what
 # json.loads reads into the matching Python type. Anything else takes the full parser.
-_STR = rb'"(?:[\x20\x21\x23-\x5b\x5d-\x7f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+_CHARS = rb"[\x20\x21\x23-\x5b\x5d-\x7f]*"  # unescaped: printable ASCII but " and \
+_STR = b'"' + _CHARS + rb'(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})' + _CHARS + b')*"'
 _INT = rb"-?(?:0|[1-9][0-9]{0,19})"
 _NUM = _INT + rb"(?:\.[0-9]{1,24})?(?:[eE][+-]?[0-9]{1,3})?"
 _TS = _INT + rb"(?:\.[0-9]{1,24})?(?:[eE](?:-[0-9]{1,3}|\+?[0-9]{1,2}))?"  # finite, as ts must be
