@@ -286,7 +286,7 @@ TERMINAL_JOB_EVENTS = frozenset({JobDone.kind, JobFailed.kind, JobCancelled.kind
 _NON_FINITE = frozenset({"nan", "inf", "-inf"})
 """How :func:`_json_safe` writes NaN and ±inf."""
 
-Check: TypeAlias = Callable[[JSONValue], bool]
+_Check: TypeAlias = Callable[[JSONValue], bool]
 """Whether a value as ``json.loads`` makes it fits a field's type (exact types: no bool for int)."""
 
 
@@ -295,7 +295,7 @@ def _is_float(value: JSONValue) -> bool:
     return kind is float or kind is int or (kind is str and value in _NON_FINITE)
 
 
-_SCALAR_CHECKS: dict[object, Check] = {
+_SCALAR_CHECKS: dict[object, _Check] = {
     str: lambda v: type(v) is str,
     bool: lambda v: type(v) is bool,
     int: lambda v: type(v) is int,
@@ -303,7 +303,7 @@ _SCALAR_CHECKS: dict[object, Check] = {
 }
 
 
-def _check(annotation: object) -> Check:
+def _check(annotation: object) -> _Check:
     """The check for a field annotated ``annotation`` (a resolved type, not a string).
 
     Raises TypeError for a type it cannot check, so a new kind of field needs a check here.
@@ -338,7 +338,7 @@ FIELD_TYPES: dict[str, dict[str, object]] = {
     for hints in [get_type_hints(cls)]
 }
 """Kind → its own fields' types, in the order the writer writes them (after the base keys)."""
-_FIELD_CHECKS: dict[str, dict[str, Check]] = {
+_FIELD_CHECKS: dict[str, dict[str, _Check]] = {
     kind: {name: _check(annotation) for name, annotation in types.items()}
     for kind, types in FIELD_TYPES.items()
 }
