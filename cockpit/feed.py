@@ -4,269 +4,30 @@ Runs in a worker thread only. :class:`JobFeed` keeps one byte offset per job
 (so nothing is read twice) and turns what was appended into :class:`JobDelta`
 records that the app folds into its state on the UI thread.
 
-Decoding is the hot path when the cockpit opens on a large history (1,000 jobs,
-1M events). :func:`decode_lines` therefore skips what the state cannot use:
-of a run of consecutive high-volume events (progress, metric) only the newest
-progress per stage and an evenly spaced sample of at most
-:data:`METRIC_SAMPLE` metric lines per run are parsed; of resource samples an
-evenly spaced sample plus the highest per stage (peak memory stays exact). Every
-other event is parsed and kept in order. Lines are recognised cheaply by the writer's
-canonical prefix (``{"v":1,"ts":…,"job":…,"stage":…,"event":"…"``); lines in
-any other shape take the full parser.
+Decoding is :func:`blut.status.fastdecode.decode_buffer`, which parses only what
+the state can use (newest progress, sampled metrics, peak memory) and leaves the
+plot-only lines for the state to parse when a plot needs them.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from blut.jobs.errors import JobsError
 from blut.jobs.store import Job, JobSpec, JobStore
-from blut.status.errors import SchemaError
-from blut.status.events import TERMINAL_JOB_EVENTS, Event, parse_line
+from blut.status.events import TERMINAL_JOB_EVENTS, Event
+from blut.status.fastdecode import decode_buffer
 from blut.status.tailer import LineTailer
 
 READ_BYTES = 1 << 20
 """Bytes of one job's stream decoded per step (a huge backlog comes in pieces)."""
-METRIC_SAMPLE = 64
-"""Most metric lines parsed out of one run of consecutive progress/metric lines."""
-RESOURCE_SAMPLE = 32
-"""Most resource samples (besides the peak) parsed out of one run, on the fast path."""
 LOG_TAIL_BYTES = 64 << 10
 """How much of a stage log is read when the cockpit starts watching it."""
 LOG_LINE_CHARS = 400
 """Longer log lines are cut (the full text stays in the file and in $PAGER)."""
-
-_CANONICAL = b'{"v":1,"ts":'
-_EVENT_KEY = b',"event":"'
-_STAGE_KEY = b',"stage":'
-_MEMORY_KEY = b'"memory_bytes":'
-_SKIPPABLE = frozenset({b"progress", b"metric", b"resources"})
-
-
-@dataclass
-class Decoded:
-    """Events decoded from some lines, and how many lines were not events."""
-
-    events: list[Event] = field(default_factory=list)
-    garbage: int = 0
-    lines: int = 0
-    raw: list[bytes] = field(default_factory=list)
-    """Sampled metric/resources lines for the plots only, left unparsed (lazy)."""
-
-
-def _parse(line: bytes, out: Decoded) -> None:
-    try:
-        out.events.append(parse_line(line))
-    except SchemaError:
-        out.garbage += 1
-
-
-def _sample(lines: list[bytes], keep: int) -> list[bytes]:
-    if len(lines) <= keep:
-        return lines
-    step = len(lines) / keep
-    picked = [lines[int(i * step)] for i in range(keep - 1)]
-    picked.append(lines[-1])
-    return picked
-
-
-def decode_lines(lines: Iterable[bytes]) -> Decoded:
-    """Decode status lines into events, skipping superseded progress and excess metrics.
-
-    Order is kept between every event that is parsed; a skipped line is never
-    validated (a garbage line in a skipped run is not counted).
-    """
-    out = Decoded()
-    progress: dict[bytes, bytes] = {}
-    metrics: list[bytes] = []
-    resources: list[bytes] = []
-    peaks: dict[bytes, tuple[int, bytes]] = {}
-
-    def flush() -> None:
-        for line in _sample(metrics, METRIC_SAMPLE):
-            _parse(line, out)
-        kept = _sample(resources, METRIC_SAMPLE)
-        extra = [line for _, line in peaks.values() if line not in kept]
-        for line in extra + kept:  # peaks first: the newest sample stays "memory now"
-            _parse(line, out)
-        for line in progress.values():
-            _parse(line, out)
-        metrics.clear()
-        resources.clear()
-        peaks.clear()
-        progress.clear()
-
-    for line in lines:
-        if not line.strip():
-            continue
-        out.lines += 1
-        if line.startswith(_CANONICAL):
-            at = line.find(_EVENT_KEY)
-            if at > 0:
-                start = at + len(_EVENT_KEY)
-                kind = line[start : line.find(b'"', start)]
-                if kind in _SKIPPABLE:
-                    s = line.find(_STAGE_KEY)
-                    stage = line[s + len(_STAGE_KEY) : at] if 0 < s < at else b"null"
-                    if kind == b"progress":
-                        progress.pop(stage, None)
-                        progress[stage] = line
-                    elif kind == b"metric":
-                        metrics.append(line)
-                    else:
-                        resources.append(line)
-                        m = line.find(_MEMORY_KEY)
-                        end = line.find(b",", m) if m > 0 else -1
-                        digits = line[m + len(_MEMORY_KEY) : end if end > 0 else -1]
-                        if digits.isdigit():
-                            value = int(digits)
-                            if stage not in peaks or value > peaks[stage][0]:
-                                peaks[stage] = (value, line)
-                    continue
-        if progress or metrics:
-            flush()
-        _parse(line, out)
-    flush()
-    return out
-
-
-_FAST_MARKERS = {
-    b"progress": b',"event":"progress"',
-    b"metric": b',"event":"metric"',
-    b"resources": b',"event":"resources"',
-}
-_IMPORTANT = re.compile(rb',"event":"(?!(?:progress|metric|resources)")')
-_MEMORY = re.compile(rb',"event":"resources","memory_bytes":(\d+)')
-
-
-def _line_at(buf: bytes, at: int, lo: int) -> tuple[int, int]:
-    """(start, end) of the line holding byte ``at`` (``end`` at its newline)."""
-    start = buf.rfind(b"\n", lo, at) + 1 or lo
-    end = buf.find(b"\n", at)
-    return start, (len(buf) if end < 0 else end)
-
-
-def _one_stage(buf: bytes, lo: int, hi: int, marker: bytes, count: int) -> bytes | None:
-    """The stage token (``"main"``/``null``) if every ``marker`` line of the run has it."""
-    last = buf.rfind(marker, lo, hi)
-    start, _ = _line_at(buf, last, lo)
-    s = buf.find(_STAGE_KEY, start, last)
-    if s < 0:
-        return None
-    stage = buf[s + len(_STAGE_KEY) : last]
-    return stage if buf.count(_STAGE_KEY + stage + marker, lo, hi) == count else None
-
-
-def _spread(buf: bytes, lo: int, hi: int, marker: bytes, count: int, keep: int) -> list[int]:
-    """Start offsets of up to ``keep`` evenly spread ``marker`` lines (the last included)."""
-    starts: list[int] = []
-    if count <= keep:
-        at = buf.find(marker, lo, hi)
-        while at >= 0:
-            starts.append(_line_at(buf, at, lo)[0])
-            at = buf.find(marker, at + 1, hi)
-        return starts
-    span = hi - lo
-    seen: set[int] = set()
-    for i in range(keep - 1):
-        at = buf.find(marker, lo + span * i // keep, hi)
-        if at >= 0:
-            start = _line_at(buf, at, lo)[0]
-            if start not in seen:
-                seen.add(start)
-                starts.append(start)
-    last = _line_at(buf, buf.rfind(marker, lo, hi), lo)[0]
-    if last not in seen:
-        starts.append(last)
-    return starts
-
-
-def _fast_run(buf: bytes, lo: int, hi: int, out: Decoded) -> bool:
-    """Decode a run of progress/metric/resources lines without visiting each line.
-
-    Only for runs in the writer's canonical shape where each kind comes from one
-    stage (the common case: one stage streaming); returns False (nothing done)
-    otherwise, and the caller takes the line-by-line path.
-    """
-    lines = buf.count(b"\n", lo, hi)
-    if lines == 0:
-        return False
-    counts = {kind: buf.count(marker, lo, hi) for kind, marker in _FAST_MARKERS.items()}
-    if sum(counts.values()) != lines:
-        return False
-    stages = {}
-    for kind, n in counts.items():
-        if n:
-            stage = _one_stage(buf, lo, hi, _FAST_MARKERS[kind], n)
-            if stage is None:
-                return False
-            stages[kind] = stage
-    lazy: list[int] = []
-    eager: list[int] = []
-    if counts[b"metric"]:
-        marker = _FAST_MARKERS[b"metric"]
-        lazy += _spread(buf, lo, hi, marker, counts[b"metric"], METRIC_SAMPLE)
-    if counts[b"resources"]:
-        marker = _FAST_MARKERS[b"resources"]
-        kept = _spread(buf, lo, hi, marker, counts[b"resources"], RESOURCE_SAMPLE)
-        peak = max(((int(m[1]), m.start()) for m in _MEMORY.finditer(buf, lo, hi)), default=None)
-        if peak is not None:
-            start = _line_at(buf, peak[1], lo)[0]
-            if start != kept[-1]:
-                eager.append(start)  # the peak first: the newest sample stays "memory now"
-        lazy += kept[:-1]
-        eager.append(kept[-1])
-    if counts[b"progress"]:
-        last = buf.rfind(_FAST_MARKERS[b"progress"], lo, hi)
-        eager.append(_line_at(buf, last, lo)[0])
-    for start in lazy:
-        end = buf.find(b"\n", start, hi)
-        out.raw.append(buf[start : hi if end < 0 else end])
-    for start in eager:
-        end = buf.find(b"\n", start, hi)
-        _parse(buf[start : hi if end < 0 else end], out)
-    out.lines += lines
-    return True
-
-
-def decode_buffer(buf: bytes) -> Decoded:
-    """:func:`decode_lines` over a buffer of whole lines, much faster on long runs.
-
-    Lines other than progress/metric/resources are found with one regex scan and
-    parsed in order; each run between them is decoded by :func:`_fast_run` when
-    it has the canonical shape, else line by line.
-    """
-    out = Decoded()
-    pos = 0
-    size = len(buf)
-
-    def run(lo: int, hi: int) -> None:
-        if hi <= lo:
-            return
-        if not _fast_run(buf, lo, hi, out):
-            part = decode_lines(buf[lo:hi].split(b"\n"))
-            out.events.extend(part.events)
-            out.raw.extend(part.raw)
-            out.garbage += part.garbage
-            out.lines += part.lines
-
-    for match in _IMPORTANT.finditer(buf):
-        start, end = _line_at(buf, match.start(), 0)
-        if start < pos:
-            continue  # a second match on a line already taken
-        run(pos, start)
-        line = buf[start:end]
-        if line.strip():
-            out.lines += 1
-            _parse(line, out)
-        pos = end + 1
-    run(pos, size)
-    return out
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Every line carries ``v`` (schema version), ``ts`` (unix seconds), ``job``,
 ``stage`` (or null) and ``event`` (the kind), plus the kind's own fields.
-Known kinds parse into typed dataclasses; unknown kinds parse into
+Known kinds parse into typed dataclasses, every field checked against its
+annotation (a ``Literal`` against its values); unknown kinds parse into
 :class:`UnknownEvent`, and unknown fields of any kind are kept in ``extra`` so
 that a read-modify-write never drops what a newer writer added.
 """
@@ -15,7 +16,8 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeAlias
+from types import NoneType, UnionType
+from typing import Any, ClassVar, Literal, TypeAlias, Union, get_args, get_origin, get_type_hints
 
 from blut.status.errors import SchemaError
 
@@ -27,15 +29,7 @@ FailureReason: TypeAlias = Literal[
     "exit", "signal", "oom", "timeout", "cancelled", "error", "skipped"
 ]
 """Why a stage or job failed; ``skipped`` is only for a stage whose upstream failed."""
-FAILURE_REASONS: tuple[FailureReason, ...] = (
-    "exit",
-    "signal",
-    "oom",
-    "timeout",
-    "cancelled",
-    "error",
-    "skipped",
-)
+FAILURE_REASONS: tuple[FailureReason, ...] = get_args(FailureReason)
 LogLevel: TypeAlias = Literal["debug", "info", "warning", "error"]
 
 
@@ -83,6 +77,14 @@ class Event:
 
 
 _OWN_FIELDS = frozenset({"job", "stage", "ts", "extra", "event_name"})
+
+# How a written line begins, for readers that match raw bytes (blut.status.fastdecode):
+# LINE_START ts JOB_KEY job STAGE_KEY stage EVENT_KEY kind ", then `,"field":value` for each
+# field in FIELD_TYPES order, then the extra keys. Tests tie these to to_json's output.
+LINE_START = b'{"v":%d,"ts":' % SCHEMA_VERSION
+JOB_KEY = b',"job":'
+STAGE_KEY = b',"stage":'
+EVENT_KEY = b',"event":"'
 
 
 def _json_safe(value: JSONValue) -> JSONValue:
@@ -281,55 +283,72 @@ EVENT_TYPES: dict[str, type[Event]] = {
     )
 }
 TERMINAL_JOB_EVENTS = frozenset({JobDone.kind, JobFailed.kind, JobCancelled.kind})
-_FIELD_NAMES = {
-    kind: frozenset(f.name for f in dataclasses.fields(cls) if f.name not in _OWN_FIELDS)
-    for kind, cls in EVENT_TYPES.items()
-}
-
-
 _NON_FINITE = frozenset({"nan", "inf", "-inf"})
 """How :func:`_json_safe` writes NaN and ±inf."""
 
+_Check: TypeAlias = Callable[[JSONValue], bool]
+"""Whether a value as ``json.loads`` makes it fits a field's type (exact types: no bool for int)."""
 
-def _is_number(value: JSONValue) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+
+def _is_float(value: JSONValue) -> bool:
+    kind = type(value)
+    return kind is float or kind is int or (kind is str and value in _NON_FINITE)
 
 
-_TYPE_CHECKS: dict[str, Callable[[JSONValue], bool]] = {
-    "None": lambda v: v is None,
-    "str": lambda v: isinstance(v, str),
-    "bool": lambda v: isinstance(v, bool),
-    "int": _is_number,
-    "float": lambda v: _is_number(v) or v in _NON_FINITE,
-    "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-    "list[int]": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
-    "dict[str, float]": lambda v: isinstance(v, dict),
-    "LogLevel": lambda v: isinstance(v, str),
-    "FailureReason": lambda v: isinstance(v, str),
+_SCALAR_CHECKS: dict[object, _Check] = {
+    str: lambda v: type(v) is str,
+    bool: lambda v: type(v) is bool,
+    int: lambda v: type(v) is int,
+    float: _is_float,
 }
 
 
-def _field_check(annotation: object) -> Callable[[JSONValue], bool] | None:
-    """A check that a decoded value fits a field annotated ``annotation`` (None: no check)."""
-    checks = [_TYPE_CHECKS.get(part.strip()) for part in str(annotation).split("|")]
-    if any(check is None for check in checks):
-        return None
-    found = [c for c in checks if c is not None]
-    return lambda v: any(check(v) for check in found)
+def _check(annotation: object) -> _Check:
+    """The check for a field annotated ``annotation`` (a resolved type, not a string).
+
+    Raises TypeError for a type it cannot check, so a new kind of field needs a check here.
+    """
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        if not all(isinstance(a, str) for a in args):
+            raise TypeError(f"only string literals are checked: {annotation!r}")
+        allowed = frozenset(args)
+        return lambda v: type(v) is str and v in allowed
+    if origin is Union or origin is UnionType:
+        rest = [a for a in args if a is not NoneType]
+        if len(rest) != 1:
+            raise TypeError(f"only `X | None` unions are checked: {annotation!r}")
+        inner = _check(rest[0])
+        return lambda v: v is None or inner(v)
+    if origin is list:
+        item = _check(args[0])
+        return lambda v: type(v) is list and all(map(item, v))
+    if origin is dict:
+        key, value = _check(args[0]), _check(args[1])
+        return lambda v: type(v) is dict and all(map(key, v)) and all(map(value, v.values()))
+    check = _SCALAR_CHECKS.get(annotation)
+    if check is None:
+        raise TypeError(f"no check for field type {annotation!r}")
+    return check
 
 
-_FIELD_CHECKS: dict[str, dict[str, Callable[[JSONValue], bool]]] = {
-    kind: {
-        f.name: check
-        for f in dataclasses.fields(cls)
-        if f.name not in _OWN_FIELDS and (check := _field_check(f.type)) is not None
-    }
+FIELD_TYPES: dict[str, dict[str, object]] = {
+    kind: {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.name not in _OWN_FIELDS}
     for kind, cls in EVENT_TYPES.items()
+    for hints in [get_type_hints(cls)]
+}
+"""Kind → its own fields' types, in the order the writer writes them (after the base keys)."""
+_FIELD_CHECKS: dict[str, dict[str, _Check]] = {
+    kind: {name: _check(annotation) for name, annotation in types.items()}
+    for kind, types in FIELD_TYPES.items()
 }
 
 
 def event_from_dict(data: Mapping[str, JSONValue]) -> Event:
-    """Build a typed event from a decoded line; unknown kinds and keys are kept."""
+    """Build a typed event from a decoded line; unknown kinds and keys are kept.
+
+    Raises :class:`SchemaError` when a field of a known kind does not fit its type.
+    """
     job = data.get("job")
     kind = data.get("event")
     if not isinstance(job, str) or not isinstance(kind, str):
@@ -338,28 +357,26 @@ def event_from_dict(data: Mapping[str, JSONValue]) -> Event:
     if stage is not None and not isinstance(stage, str):
         raise SchemaError("'stage' must be a string or null")
     ts = data.get("ts")
-    if not isinstance(ts, int | float) or isinstance(ts, bool):
-        raise SchemaError("'ts' must be a number")
-    cls = EVENT_TYPES.get(kind)
-    known = _FIELD_NAMES.get(kind, frozenset())
+    if not isinstance(ts, int | float) or isinstance(ts, bool) or not math.isfinite(ts):
+        raise SchemaError("'ts' must be a finite number")
+    checks = _FIELD_CHECKS.get(kind, {})
     own: dict[str, JSONValue] = {}
     extra: dict[str, JSONValue] = {}
     for key, value in data.items():
         if key in BASE_KEYS:
             continue
-        if key in known:
+        check = checks.get(key)
+        if check is None:
+            extra[key] = value
+        elif check(value):
             own[key] = value
         else:
-            extra[key] = value
+            raise SchemaError(f"{kind}: bad value for {key!r}: {value!r}")
     if data.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
         extra["v"] = data.get("v")
+    cls = EVENT_TYPES.get(kind)
     if cls is None:
         return UnknownEvent(job=job, stage=stage, ts=float(ts), extra=extra, event_name=kind)
-    checks = _FIELD_CHECKS[kind]
-    for key, value in own.items():
-        check = checks.get(key)
-        if check is not None and not check(value):
-            raise SchemaError(f"{kind}: bad value for {key!r}: {value!r}")
     return cls(job=job, stage=stage, ts=float(ts), extra=extra, **own)
 
 

@@ -1,6 +1,6 @@
 """Pilot tests: the Recipes form (validation, sweeps, a real launch), the Cache screen
 (prune with a preview and a confirmation), recipe jobs on the Job screen, sweep groups,
-readonly, and the feed's fast decoder against the line-by-line one."""
+readonly."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from textual.widgets import Input, Static
 
 from blut.cockpit import recipeform
 from blut.cockpit.app import CockpitApp
-from blut.cockpit.feed import decode_buffer, decode_lines
 from blut.cockpit.screens.cache import CacheScreen, PruneScreen
 from blut.cockpit.screens.dialogs import ConfirmScreen
 from blut.cockpit.screens.job import JobScreen
@@ -21,8 +20,7 @@ from blut.cockpit.screens.jobs import JobsScreen
 from blut.cockpit.screens.recipes import RecipeFormScreen, RecipesScreen
 from blut.jobs.recipes import find
 from blut.jobs.store import JobStore
-from blut.status.events import JobStarted, JobSubmitted, Metric, Progress, Resources
-from blut.status.writer import encode_line
+from blut.status.events import JobStarted, JobSubmitted
 from tests.cockpit.conftest import make_app, static_text, wait_for
 from tests.cockpit.fakejobs import T0, emit, make_job
 
@@ -228,36 +226,6 @@ async def test_recipe_job_stages_and_sweep_groups(blut_home: Path) -> None:
         form = app.screen
         assert isinstance(form, RecipeFormScreen) and form.prefilled
         assert form_input(form, "make.count").value == "8"
-
-
-# ---- the feed -----------------------------------------------------------------------
-
-
-def test_fast_decoder_matches_the_line_decoder() -> None:
-    lines = [encode_line(JobSubmitted(job="j", ts=1.0, name="x"))]
-    for i in range(500):
-        lines.append(encode_line(Progress(job="j", stage="main", ts=2.0 + i, step=i, total=500)))
-        if i % 3 == 0:
-            lines.append(
-                encode_line(Metric(job="j", stage="main", ts=2.0 + i, step=i, values={"l": i}))
-            )
-        if i % 7 == 0:
-            lines.append(
-                encode_line(Resources(job="j", stage="main", ts=2.0 + i, memory_bytes=i * 10))
-            )
-        if i == 250:
-            lines.append(b"garbage\n")
-    buf = b"".join(lines)
-    fast, slow = decode_buffer(buf), decode_lines(buf.split(b"\n"))
-    assert fast.lines == slow.lines and fast.garbage == slow.garbage == 1
-
-    def last(decoded: object, kind: str) -> object:
-        return [e for e in decoded.events if e.event == kind][-1]  # type: ignore[attr-defined]
-
-    assert last(fast, "progress") == last(slow, "progress")
-    peaks = [e.memory_bytes or 0 for e in fast.events if isinstance(e, Resources)]
-    assert max(peaks) == max(range(0, 500, 7)) * 10
-    assert decode_buffer(buf.replace(b"garbage\n", b"")).raw  # plot samples: parsed lazily
 
 
 @pytest.mark.systemd

@@ -4,29 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from blut.cockpit.feed import METRIC_SAMPLE, JobFeed, decode_lines
+from blut.cockpit.feed import JobFeed
 from blut.cockpit.fmt import rerun_command
 from blut.cockpit.plot import Curve, Mark, render_plot
 from blut.cockpit.screens.replay import Timeline
 from blut.cockpit.state import CockpitState, Series, compile_filter
 from blut.jobs.quantities import short_size
 from blut.jobs.store import JobStore
-from blut.status.events import (
-    JobDone,
-    Log,
-    Metric,
-    Progress,
-    StageDone,
-    StageStarted,
-)
+from blut.status.events import JobDone, Progress
 from blut.status.tailer import read_events
-from blut.status.writer import encode_line
 from tests.cockpit.conftest import DONE, OOM, RUNNING
 from tests.cockpit.fakejobs import T0, emit, make_job, oom_job, write_log
-
-
-def lines(*events: object) -> list[bytes]:
-    return [encode_line(e).rstrip(b"\n") for e in events]  # type: ignore[arg-type]
 
 
 def test_series_stays_bounded_and_keeps_the_newest_point() -> None:
@@ -37,45 +25,6 @@ def test_series_stays_bounded_and_keeps_the_newest_point() -> None:
     assert s.values()[-1] == (9999, 19998)
     xs = [x for x, _ in s.values()]
     assert xs == sorted(xs) and xs[0] == 0
-
-
-def test_decode_keeps_the_last_progress_per_stage_in_order() -> None:
-    j = "job"
-    decoded = decode_lines(
-        lines(
-            StageStarted(job=j, stage="a"),
-            *[Progress(job=j, stage="a", step=i, total=10) for i in range(5)],
-            *[Progress(job=j, stage="b", step=i, total=10) for i in range(3)],
-            Log(job=j, stage="a", msg="mid"),
-            Progress(job=j, stage="a", step=7, total=10),
-            StageDone(job=j, stage="a"),
-        )
-    )
-    kinds = [(e.event, e.stage, getattr(e, "step", None)) for e in decoded.events]
-    assert kinds == [
-        ("stage_started", "a", None),
-        ("progress", "a", 4),
-        ("progress", "b", 2),
-        ("log", "a", None),
-        ("progress", "a", 7),
-        ("stage_done", "a", None),
-    ]
-    assert decoded.lines == 12
-
-
-def test_decode_samples_metrics_and_counts_garbage() -> None:
-    metrics = lines(*[Metric(job="j", step=i, values={"loss": float(i)}) for i in range(1000)])
-    decoded = decode_lines([b"not json", *metrics, b'{"event": "x"}', b""])
-    got = [e for e in decoded.events if isinstance(e, Metric)]
-    assert len(got) == METRIC_SAMPLE
-    assert got[0].step == 0 and got[-1].step == 999
-    assert decoded.garbage == 2
-
-
-def test_decode_takes_non_canonical_lines_through_the_full_parser() -> None:
-    line = b'{"event":"progress","job":"j","stage":"s","ts":1,"step":3,"total":4}'
-    decoded = decode_lines([line, line])
-    assert [getattr(e, "step", None) for e in decoded.events] == [3, 3]
 
 
 def test_feed_and_state_fold_jobs_incrementally(three_jobs: Path) -> None:
@@ -175,14 +124,3 @@ def test_timeline_folds_any_position(three_jobs: Path) -> None:
     assert tl.view_at(len(tl)).state == "failed"
     mid = tl.view_at(len(tl) // 2)
     assert mid.state == "running" and mid.stages["main"].progress is not None
-
-
-def test_decode_keeps_the_peak_and_the_newest_memory_sample() -> None:
-    from blut.status.events import Resources
-    from blut.status.jobstate import fold
-
-    mem = [5, 9, 3, *range(10, 10 + 500), 7]
-    events = [Resources(job="j", stage="s", memory_bytes=m * 1000, ts=i) for i, m in enumerate(mem)]
-    view = fold("j", decode_lines(lines(*events)).events)
-    assert view.stages["s"].peak_memory == 509_000
-    assert view.stages["s"].memory_now == 7_000
