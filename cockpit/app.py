@@ -52,6 +52,9 @@ LOADING_PAINT_EVERY = 0.5
 """While history is being read, screens repaint at most this often (reading goes first)."""
 RECONCILE_EVERY = 10.0
 """A running job whose stream was quiet this long is reconciled with its units."""
+WAKE_EVERY = 0.25
+"""Seconds the feed sleeps at most when nothing changes (a newly opened job's history and
+log start loading within this; an idle wake costs a few stat calls)."""
 CHECKED_EVERY = 0.5
 """Least seconds between two "nothing new" reports of the feed (they date the data)."""
 SYSTEM_EVERY = 1.0
@@ -155,7 +158,7 @@ class CockpitApp(App[int]):
     @work(thread=True, exclusive=True, group="feed", exit_on_error=False)
     def _feed_worker(self) -> None:
         from blut.jobs.api import Launchers
-        from blut.status.tailer import watch_changes
+        from blut.status.tailer import watch_tree
 
         stop, feed = self._stop, self.feed
         last_post = last_checked = 0.0
@@ -193,15 +196,15 @@ class CockpitApp(App[int]):
 
         try:
             pump()
-            for changed in watch_changes([self.store.jobs_dir], stop, timeout=1.0):
+            for changed in watch_tree(self.store.jobs_dir, stop, timeout=WAKE_EVERY):
                 if stop.is_set():
                     break
+                feed.notice(changed)
                 pump()
                 if self.reconcile and time.monotonic() - last_reconcile > RECONCILE_EVERY:
                     last_reconcile = time.monotonic()
                     self._reconcile_quiet(launchers)
-                    if not changed:
-                        pump()
+                    pump()
         finally:
             launchers.close()
 

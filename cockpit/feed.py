@@ -1,25 +1,35 @@
-"""File I/O of the cockpit: every job's status.jsonl and the focused job's stage logs.
+"""File I/O of the cockpit: every job's state, and the focused job's history and logs.
 
-Runs in a worker thread only. :class:`JobFeed` keeps one byte offset per job
-(so nothing is read twice) and turns what was appended into :class:`JobDelta`
-records that the app folds into its state on the UI thread.
+Runs in a worker thread only. A job enters the feed with the state its index
+summary holds (`blut.status.summary`), so 1,000 jobs are on screen without
+re-reading their histories; from then on :class:`JobFeed` reads only what is
+appended to each status.jsonl (one byte offset per job) and turns it into
+:class:`JobDelta` records that the app folds into its state on the UI thread.
+The history before a job's summary is read only for the job the Job screen is
+about (`focus`), for its plots, as are its stage logs.
 
-Decoding is :func:`blut.status.fastdecode.decode_buffer`, which parses only what
-the state can use (newest progress, sampled metrics, peak memory) and leaves the
-plot-only lines for the state to parse when a plot needs them.
+What it looks at: jobs that have not ended on every poll, jobs whose folder
+the file watcher reports changed, and the others a slice at a time (a resumed
+job is noticed even without a watcher), so an idle cockpit over 1,000 jobs
+does almost nothing. Decoding is :func:`blut.status.fastdecode.decode_buffer`,
+which parses only what the state can use and leaves plot-only lines for the
+state to parse when a plot needs them.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from blut.jobs.errors import JobsError
 from blut.jobs.store import Job, JobSpec, JobStore
-from blut.status.events import TERMINAL_JOB_EVENTS, Event
+from blut.status.events import TERMINAL_JOB_EVENTS, Event, JobStarted, Metric, Resources
 from blut.status.fastdecode import decode_buffer
+from blut.status.jobstate import JobView
+from blut.status.summary import read_summary
 from blut.status.tailer import LineTailer
 
 READ_BYTES = 1 << 20
@@ -28,6 +38,8 @@ LOG_TAIL_BYTES = 64 << 10
 """How much of a stage log is read when the cockpit starts watching it."""
 LOG_LINE_CHARS = 400
 """Longer log lines are cut (the full text stays in the file and in $PAGER)."""
+RECHECK_PER_POLL = 25
+"""Ended jobs stat'ed per poll besides those the watcher names (a resume is noticed)."""
 
 
 @dataclass(frozen=True)
@@ -45,12 +57,17 @@ class JobDelta:
     job_id: str
     spec: JobSpec | None = None
     """Set the first time the job is seen."""
+    view: JobView | None = None
+    """Set the first time the job is seen: its state as of its index summary (what
+    ``events`` follow on from)."""
     events: list[Event] = field(default_factory=list)
     lines: int = 0
     garbage: int = 0
     logs: dict[str, LogChunk] = field(default_factory=dict)
     raw: list[bytes] = field(default_factory=list)
-    """Plot-only lines, parsed when a plot needs them (see :class:`Decoded`)."""
+    """Plot-only lines, parsed when a plot needs them (see `Decoded`)."""
+    history: bool = False
+    """``events``/``raw`` come from before the job's summary: for its plots only."""
     backlog: bool = False
     """Events read from the history found at start (no toasts for old endings)."""
     caught_up: bool = True
@@ -88,13 +105,21 @@ class _LogTail:
 
 
 class _JobTail:
+    """One job: its stream read from its summary's offset on."""
+
     def __init__(self, job: Job, backlog: bool) -> None:
         self.job = job
-        self.tailer = LineTailer(job.status_path)
+        indexed = read_summary(job.paths, job.id)
+        self.view = indexed.view if indexed is not None else JobView(job.id)
+        """The state to start from, sent with the first delta."""
+        self.history_end = indexed.offset if indexed is not None else 0
+        """Bytes of stream the starting state already holds (read for plots when focused)."""
+        self.tailer = LineTailer(job.status_path, self.history_end)
+        self.history: LineTailer | None = None
         self.stat: tuple[int, int, int] | None = None
         self.sent_spec = False
         self.backlog = backlog
-        self.terminal = False
+        self.terminal = self.view.terminal
         self.changed = time.monotonic()
 
     def stat_changed(self) -> bool:
@@ -109,11 +134,27 @@ class _JobTail:
         self.changed = time.monotonic()
         return True
 
+    def read_history(self) -> JobDelta | None:
+        """The next piece of the history before the summary (plots only), or None when
+        it has all been read."""
+        if self.history is None:
+            self.history = LineTailer(self.job.status_path)
+        if self.history.offset >= self.history_end:
+            return None
+        block = self.history.read_block(min(READ_BYTES, self.history_end - self.history.offset))
+        if not block:
+            self.history_end = self.history.offset  # replaced or truncated: nothing to plot
+            return None
+        decoded = decode_buffer(block)
+        plots: list[Event] = [e for e in decoded.events if isinstance(e, Metric | Resources)]
+        return JobDelta(self.job.id, events=plots, raw=decoded.raw, history=True)
+
 
 class JobFeed:
     """Reads what was appended to every job of a store; call from one thread only.
 
-    ``focus`` (set by the UI) names the job whose stage logs are tailed too.
+    ``focus`` (set by the UI) names the job whose history (for plots) and stage
+    logs are read too.
     """
 
     def __init__(self, store: JobStore) -> None:
@@ -121,8 +162,11 @@ class JobFeed:
         self.focus: str | None = None
         self._tails: dict[str, _JobTail] = {}
         self._pending: set[str] = set()
+        self._to_stat: set[str] = set()
+        self._rotation: list[str] = []
         self._logs: dict[str, _LogTail] = {}
         self._log_job: str | None = None
+        self._listed: tuple[int, int] | None = None
         self._scanned = False
         self.known = 0
 
@@ -139,17 +183,42 @@ class JobFeed:
         """Non-terminal jobs and the monotonic time their stream last changed."""
         return [(t.job, t.changed) for t in self._tails.values() if not t.terminal]
 
+    def notice(self, changed: Iterable[Path] | None) -> None:
+        """The watcher's report: paths that changed (their jobs are looked at on the next
+        poll). None (no watcher) adds nothing: every poll looks at the live jobs and a
+        slice of the ended ones anyway."""
+        if changed is None:
+            return
+        jobs_dir = self.store.jobs_dir
+        for path in changed:
+            try:
+                rel = path.relative_to(jobs_dir)
+            except ValueError:
+                continue
+            if len(rel.parts) == 1:
+                self._listed = None  # a job folder came or went
+            if rel.parts and rel.parts[0] in self._tails:
+                self._to_stat.add(rel.parts[0])
+            elif rel.parts:
+                self._listed = None
+
     def scan(self) -> None:
         """Notice new job folders (a job appears once its job.json is readable)."""
         try:
+            st = os.stat(self.store.jobs_dir)  # noqa: PTH116
+            listed = (st.st_mtime_ns, st.st_ino)
+            if listed == self._listed and self._scanned:
+                return
             entries = os.listdir(self.store.jobs_dir)  # noqa: PTH208 - names only, fast
         except OSError:
             return
-        for name in entries:
+        self._listed = listed
+        for name in sorted(entries, reverse=True):  # newest first: the top of the table
             if name in self._tails or name.startswith("."):
                 continue
             job_dir = self.store.jobs_dir / name
             if not (job_dir / "job.json").is_file():
+                self._listed = None  # being created: look again
                 continue
             try:
                 job = self.store.load(job_dir)
@@ -160,58 +229,89 @@ class JobFeed:
         self._scanned = True
         self.known = len(self._tails)
 
+    def _look(self) -> None:
+        """Stat the jobs that may have changed: the live ones, those the watcher named,
+        and a slice of the ended ones."""
+        if not self._rotation:
+            self._rotation = [j for j, t in self._tails.items() if t.terminal]
+        look = {j for j, t in self._tails.items() if not t.terminal} | self._to_stat
+        look.update(self._rotation[-RECHECK_PER_POLL:])
+        del self._rotation[-RECHECK_PER_POLL:]
+        self._to_stat.clear()
+        for job_id in look:
+            tail = self._tails.get(job_id)
+            if tail is not None and tail.stat_changed():
+                self._pending.add(job_id)
+
     def poll(self, budget: float = 0.08) -> tuple[list[JobDelta], bool]:
         """Deltas of changed jobs (newest first) read within ``budget`` s; True if more wait."""
         deadline = time.monotonic() + budget
         self.scan()
-        for job_id, tail in self._tails.items():
-            if tail.stat_changed():
-                self._pending.add(job_id)
+        self._look()
         deltas: list[JobDelta] = []
-        logs = self._read_logs()
         for job_id in sorted(self._pending, reverse=True):
-            tail = self._tails[job_id]
-            decoded = decode_buffer(tail.tailer.read_block(READ_BYTES))
-            if not tail.tailer.more:
-                self._pending.discard(job_id)
-            for event in decoded.events:
-                if event.event in TERMINAL_JOB_EVENTS:
-                    tail.terminal = True
-                elif event.event == "job_started":  # resumed: reconcile it again if it dies
-                    tail.terminal = False
-            chunks = logs.pop(job_id, {})
-            if not tail.sent_spec or decoded.lines or chunks:
-                deltas.append(
-                    JobDelta(
-                        job_id,
-                        spec=None if tail.sent_spec else tail.job.spec,
-                        events=decoded.events,
-                        lines=decoded.lines,
-                        garbage=decoded.garbage,
-                        logs=chunks,
-                        raw=decoded.raw,
-                        backlog=tail.backlog,
-                        caught_up=not tail.tailer.more,
-                    )
-                )
-            tail.sent_spec = True
-            if not tail.tailer.more:
-                tail.backlog = False
+            deltas.append(self._read(self._tails[job_id]))
             if time.monotonic() >= deadline:
                 break
-        for job_id, chunks in logs.items():
-            deltas.append(JobDelta(job_id, logs=chunks))
-        return deltas, bool(self._pending)
+        deltas.extend(self._read_focus())
+        more = bool(self._pending) or self._history_left()
+        return [d for d in deltas if d.spec or d.events or d.lines or d.logs or d.raw], more
 
-    def _read_logs(self) -> dict[str, dict[str, LogChunk]]:
+    def _read(self, tail: _JobTail) -> JobDelta:
+        decoded = decode_buffer(tail.tailer.read_block(READ_BYTES))
+        if not tail.tailer.more:
+            self._pending.discard(tail.job.id)
+        for event in decoded.events:
+            if event.event in TERMINAL_JOB_EVENTS:
+                tail.terminal = True
+            elif isinstance(event, JobStarted):  # resumed: reconcile it again if it dies
+                tail.terminal = False
+        first = not tail.sent_spec
+        tail.sent_spec = True
+        delta = JobDelta(
+            tail.job.id,
+            spec=tail.job.spec if first else None,
+            view=tail.view if first else None,
+            events=decoded.events,
+            lines=decoded.lines,
+            garbage=decoded.garbage,
+            raw=decoded.raw,
+            backlog=tail.backlog,
+            caught_up=not tail.tailer.more,
+        )
+        if not tail.tailer.more:
+            tail.backlog = False
+        return delta
+
+    def _focused(self) -> _JobTail | None:
+        tail = self._tails.get(self.focus) if self.focus else None
+        return tail if tail is not None and tail.sent_spec else None
+
+    def _history_left(self) -> bool:
+        tail = self._focused()
+        return tail is not None and (tail.history is None or tail.history.offset < tail.history_end)
+
+    def _read_focus(self) -> list[JobDelta]:
+        """The focused job's history (a piece per poll) and its new log lines. Only once
+        its first delta went out, so nothing it reads is for a job the state lacks."""
         focus = self.focus
         if focus != self._log_job:
             self._logs.clear()
             self._log_job = focus
-        tail = self._tails.get(focus) if focus else None
-        if focus is None or tail is None:
-            return {}
-        stages_dir = tail.job.dir / "stages"
+        tail = self._focused()
+        if tail is None:
+            return []
+        out = []
+        history = tail.read_history()
+        if history is not None:
+            out.append(history)
+        chunks = self._read_logs(tail.job)
+        if chunks:
+            out.append(JobDelta(tail.job.id, logs=chunks))
+        return out
+
+    def _read_logs(self, job: Job) -> dict[str, LogChunk]:
+        stages_dir = job.paths.stages_dir
         try:
             stages = os.listdir(stages_dir)  # noqa: PTH208
         except OSError:
@@ -220,11 +320,11 @@ class JobFeed:
         for stage in sorted(stages):
             log = self._logs.get(stage)
             if log is None:
-                path = stages_dir / stage / "log"
+                path = job.paths.stage(stage).log
                 if not path.is_file():
                     continue
                 log = self._logs[stage] = _LogTail(path)
             chunk = log.read()
             if chunk is not None:
                 chunks[stage] = chunk
-        return {focus: chunks} if chunks else {}
+        return chunks

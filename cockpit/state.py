@@ -130,18 +130,25 @@ class JobState:
         from blut.status.events import parse_line
 
         lines, self.pending = self.pending, []
+        events = []
+        for line in lines:
+            try:
+                events.append(parse_line(line))
+            except SchemaError:
+                continue
+        self._plot_older(events)
+
+    def _plot_older(self, events: Iterable[Event]) -> None:
+        """Plot points that may be older than some already plotted (lazily parsed samples,
+        history read after live events): series stay sorted, ``last`` the newest."""
         lasts = {
             id(s): s.last for s in (*self.metric_series.values(), *self.memory_series.values())
         }
         touched: dict[int, Series] = {}
-        for line in lines:
-            try:
-                event = parse_line(line)
-            except SchemaError:
-                continue
+        for event in events:
             touched.update((id(s), s) for s in self._plot(event))
         for key, series in touched.items():
-            series.points.sort()  # eager samples (peaks, newest) came before these
+            series.points.sort()
             newest = [p for p in (lasts.get(key), series.last) if p is not None]
             series.last = max(newest) if newest else None
 
@@ -206,6 +213,11 @@ class JobState:
             self.cancel_stages.add(event.stage)
         elif isinstance(event, JobStarted) and ended:  # resumed: a new run
             self.cancel_stages.clear()
+
+    def plot_history(self, events: Iterable[Event], raw: Iterable[bytes]) -> None:
+        """Plot points from before the job's summary (its state already holds them)."""
+        self._plot_older(events)
+        self.pending.extend(raw)
 
     def log(self, stage: str) -> LogTail:
         """The log tail of ``stage`` (empty until read)."""
@@ -285,7 +297,11 @@ class CockpitState:
             if job is None:
                 if delta.spec is None:
                     continue
-                job = self.jobs[delta.job_id] = JobState(delta.spec, JobView(delta.job_id))
+                view = delta.view if delta.view is not None else JobView(delta.job_id)
+                job = self.jobs[delta.job_id] = JobState(delta.spec, view)
+            if delta.history:
+                job.plot_history(delta.events, delta.raw)
+                continue
             was_terminal = job.view.terminal
             job.version += 1
             for event in delta.events:

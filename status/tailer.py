@@ -192,6 +192,41 @@ def watch_changes(
     yield from _watch_polling(targets, stop, timeout)
 
 
+def watch_tree(root: Path, stop: threading.Event, timeout: float = 1.0) -> Iterator[set[Path] | None]:
+    """Yield the paths that changed anywhere below ``root`` (an empty set after ``timeout``
+    s of quiet), or None every :data:`POLL_INTERVAL` s when it cannot tell what changed.
+
+    For a reader of many files that knows which of them can change: with inotify
+    (``watchfiles``, one recursive watch) it is told where to look; without it
+    (``BLUT_FORCE_POLLING=1``, or inotify failed) None asks it to look for itself,
+    instead of this function walking a tree of thousands of folders.
+    """
+    if os.environ.get("BLUT_FORCE_POLLING") != "1":
+        try:
+            import watchfiles  # deferred: it pulls in anyio
+
+            for changes in watchfiles.watch(
+                root,
+                watch_filter=None,
+                stop_event=stop,
+                yield_on_timeout=True,
+                rust_timeout=max(1, round(timeout * 1000)),
+                debounce=20,
+                step=10,
+                ignore_permission_denied=True,
+            ):
+                yield {Path(path) for _, path in changes}
+            return
+        except (OSError, RuntimeError) as exc:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "watching %s failed (%s); falling back to polling", root, exc
+            )
+    while not stop.wait(POLL_INTERVAL):
+        yield None
+
+
 def _watch_native(targets: list[Path], stop: threading.Event, timeout: float) -> Iterator[bool]:
     import watchfiles  # deferred: it pulls in anyio
 

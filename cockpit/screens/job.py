@@ -13,9 +13,10 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Log, Static
+from textual.widgets import DataTable, Footer, Header, Static
 
 from blut.cockpit import fmt
+from blut.cockpit.followlog import FollowLog
 from blut.cockpit.plot import Curve, Mark, Plot
 from blut.cockpit.render import describe_end
 from blut.cockpit.screens.base import StateScreen
@@ -250,7 +251,7 @@ class JobScreen(StateScreen):
         with Horizontal(id="plots"):
             yield Plot("metrics", id="metrics")
             yield Plot("memory", y_format=short_size, y_zero=True, id="memory")
-        yield Log(max_lines=LOG_WIDGET_LINES, id="log")
+        yield FollowLog(max_lines=LOG_WIDGET_LINES, id="log")
         yield Static(id="logstatus")
         with VerticalScroll(id="explain"):
             yield Static(id="explain-body")
@@ -400,25 +401,23 @@ class JobScreen(StateScreen):
                 table.update_cell(key, col, value)
 
     def _update_log(self, job: JobState, stage: str | None) -> None:
-        log = self.query_one("#log", Log)
+        log = self.query_one("#log", FollowLog)
         status = self.query_one("#logstatus", Static)
         if stage is None:
             status.update("no stage has started yet")
             return
         tail = job.log(stage)
         if stage != self._log_stage or tail.resets != self._log_resets:
-            log.clear()
-            log.write_lines(tail.lines)
+            log.reset(list(tail.lines))
             self._log_stage, self._log_resets, self._log_total = stage, tail.resets, tail.total
             self._paused_new = 0
         new = tail.total - self._log_total
         if new > 0:
-            at_end = log.is_vertical_scroll_end
-            log.write_lines(list(tail.lines)[-min(new, len(tail.lines)) :])
+            log.add_lines(list(tail.lines)[-min(new, len(tail.lines)) :])
             self._log_total = tail.total
-            if not at_end:
+            if not log.following:
                 self._paused_new += new
-        if log.is_vertical_scroll_end:
+        if log.following:
             self._paused_new = 0
         log.border_title = f"log: {stage}"
         if self._paused_new:
