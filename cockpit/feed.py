@@ -167,6 +167,7 @@ class JobFeed:
         self._logs: dict[str, _LogTail] = {}
         self._log_job: str | None = None
         self._listed: tuple[int, int] | None = None
+        self._incomplete: set[str] = set()
         self._scanned = False
         self.known = 0
 
@@ -208,18 +209,21 @@ class JobFeed:
             st = os.stat(self.store.jobs_dir)  # noqa: PTH116
             listed = (st.st_mtime_ns, st.st_ino)
             if listed == self._listed and self._scanned:
-                return
-            entries = os.listdir(self.store.jobs_dir)  # noqa: PTH208 - names only, fast
+                entries = list(self._incomplete)  # folders still without a job.json
+            else:
+                entries = os.listdir(self.store.jobs_dir)  # noqa: PTH208 - names only, fast
         except OSError:
             return
         self._listed = listed
         for name in sorted(entries, reverse=True):  # newest first: the top of the table
             if name in self._tails or name.startswith("."):
                 continue
-            job_dir = self.store.jobs_dir / name
-            if not (job_dir / "job.json").is_file():
-                self._listed = None  # being created: look again
+            paths = self.store.paths(name)
+            if not paths.spec.is_file():
+                self._incomplete.add(name)  # being created (or left broken): look again
                 continue
+            self._incomplete.discard(name)
+            job_dir = paths.dir
             try:
                 job = self.store.load(job_dir)
             except JobsError:

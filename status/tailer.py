@@ -212,7 +212,7 @@ def watch_tree(root: Path, stop: threading.Event, timeout: float = 1.0) -> Itera
                 yield_on_timeout=True,
                 rust_timeout=max(1, round(timeout * 1000)),
                 debounce=20,
-                step=10,
+                step=25,
                 ignore_permission_denied=True,
             ):
                 yield {Path(path) for _, path in changes}

@@ -337,7 +337,7 @@ class JobScreen(StateScreen):
         head.append(f"{view.name or job.spec.name}  ")
         head.append_text(fmt.state_text(view.state))
         head.append(f"  {fmt.duration(view.elapsed(now))}")
-        age = job.data_age(now)
+        age = self.cockpit.state.data_age(job, now)
         if age is not None and age >= STALE_AFTER:  # the feed is slow or busy
             head.append(f"  data {fmt.duration(age)} old", style="bold yellow")
         head.append(f"  mem {fmt.memory_cell(job.memory_now, job.memory_max).plain}")

@@ -105,6 +105,9 @@ class JobsScreen(StateScreen):
         self._cells: dict[str, tuple[str | Text, ...]] = {}
         self.filter_error: str | None = None
         self._row_cells: dict[str, tuple[JobRow, tuple[str | Text, ...]]] = {}
+        self._painted: tuple[object, ...] | None = None
+        self._shown = 0
+        self._status: Text | None = None
         self.expanded: set[str] = set()
         """Sweeps whose member rows are shown (groups start collapsed)."""
 
@@ -171,9 +174,23 @@ class JobsScreen(StateScreen):
         app = self.cockpit
         return app.state.rows(app.clock(), pattern=pattern, sort=self.sort, reverse=self.reverse)
 
+    def _paint_key(self) -> tuple[object, ...]:
+        """What the table shows depends on: nothing else changes it (an idle cockpit over
+        1,000 ended jobs repaints nothing)."""
+        state = self.cockpit.state
+        live = state.active > 0
+        tick = int(self.cockpit.clock()) if live else None  # elapsed times move each second
+        expanded = frozenset(self.expanded)
+        return (state.version, tick, self.filter_text, self.sort, self.reverse, expanded)
+
     def update_state(self) -> None:
         if not self.is_mounted:
             return
+        paint = self._paint_key()
+        if paint == self._painted:
+            self._update_status()
+            return
+        self._painted = paint
         rows = self.visible_rows()
         table = self.table
         shown = self.table_rows(rows)
@@ -198,7 +215,14 @@ class JobsScreen(StateScreen):
             if selected in new:
                 table.move_cursor(row=keys.index(selected), animate=False)
         self._keys, self._cells = keys, new
-        self.query_one("#status", Static).update(self.status_line(len(rows)))
+        self._shown = len(rows)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        line = self.status_line(self._shown)
+        if line != self._status:
+            self._status = line
+            self.query_one("#status", Static).update(line)
 
     def status_line(self, shown: int) -> Text:
         """Counts, sort, filter, loading progress and the age of the data."""

@@ -127,7 +127,7 @@ async def test_data_age_shows_when_the_feed_is_stuck(three_jobs: Path) -> None:
         screen = app.screen
         assert isinstance(screen, JobScreen)
         job = app.state.jobs[RUNNING]
-        await wait_for(pilot, lambda: job.checked == T0 + 60)
+        await wait_for(pilot, lambda: app.state.data_age(job, T0 + 60) == 0.0)
         title = screen.query_one("#title", Static)
         screen.update_state()
         assert " old" not in str(title.content)
@@ -147,7 +147,7 @@ async def test_data_age_shows_when_the_feed_is_stuck(three_jobs: Path) -> None:
         now[0] += 12
         screen.update_state()
         assert "data 12.0s old" in str(title.content)
-        assert job.data_age(now[0]) == 12.0
+        assert app.state.data_age(job, now[0]) == 12.0
         app.pop_screen()
         await pilot.pause()
         jobs = app.screen
@@ -156,7 +156,7 @@ async def test_data_age_shows_when_the_feed_is_stuck(three_jobs: Path) -> None:
         assert "data 12.0s old" in str(jobs.query_one("#status", Static).content)
 
         gate.set()  # the feed answers again
-        await wait_for(pilot, lambda: job.data_age(now[0]) == 0.0)
+        await wait_for(pilot, lambda: app.state.data_age(job, now[0]) == 0.0)
         jobs.update_state()
         assert " old" not in str(jobs.query_one("#status", Static).content)
 
@@ -171,8 +171,8 @@ def test_state_dates_each_job_by_the_feed_reports() -> None:
     ]
     state.apply([JobDelta(s.id, spec=s) for s in specs], now=10.0)
     state.mark_checked(10.0)
-    assert [state.jobs[i].data_age(15.0) for i in "ab"] == [5.0, 5.0]
+    assert [state.data_age(state.jobs[i], 15.0) for i in "ab"] == [5.0, 5.0]
     state.apply([JobDelta("a", events=[Resources(job="a", stage="main")], lines=1)], now=20.0)
     state.mark_checked(20.0, behind={"b"})  # b has unread lines (a slow or huge stream)
-    assert [state.jobs[i].data_age(21.0) for i in "ab"] == [1.0, 11.0]
+    assert [state.data_age(state.jobs[i], 21.0) for i in "ab"] == [1.0, 11.0]
     assert state.checked == 20.0
