@@ -168,6 +168,7 @@ class JobFeed:
         self._log_job: str | None = None
         self._listed: tuple[int, int] | None = None
         self._incomplete: set[str] = set()
+        self._on_disk = 0
         self._scanned = False
         self.known = 0
 
@@ -203,8 +204,9 @@ class JobFeed:
             elif rel.parts:
                 self._listed = None
 
-    def scan(self) -> None:
-        """Notice new job folders (a job appears once its job.json is readable)."""
+    def scan(self, deadline: float | None = None) -> None:
+        """Notice new job folders (a job appears once its job.json is readable), newest
+        first; past ``deadline`` (monotonic) the rest waits for the next call."""
         try:
             st = os.stat(self.store.jobs_dir)  # noqa: PTH116
             listed = (st.st_mtime_ns, st.st_ino)
@@ -212,12 +214,20 @@ class JobFeed:
                 entries = list(self._incomplete)  # folders still without a job.json
             else:
                 entries = os.listdir(self.store.jobs_dir)  # noqa: PTH208 - names only, fast
+                self._on_disk = sum(
+                    1
+                    for name in entries
+                    if not name.startswith(".") and self.store.paths(name).spec.exists()
+                )
         except OSError:
             return
         self._listed = listed
         for name in sorted(entries, reverse=True):  # newest first: the top of the table
             if name in self._tails or name.startswith("."):
                 continue
+            if deadline is not None and time.monotonic() >= deadline:
+                self._listed = None  # more to take in: list again next time
+                break
             paths = self.store.paths(name)
             if not paths.spec.is_file():
                 self._incomplete.add(name)  # being created (or left broken): look again
@@ -228,10 +238,12 @@ class JobFeed:
                 job = self.store.load(job_dir)
             except JobsError:
                 continue
-            self._tails[name] = _JobTail(job, backlog=not self._scanned)
+            tail = self._tails[name] = _JobTail(job, backlog=not self._scanned)
+            tail.stat_changed()  # what it is read up to now: later looks see only changes
             self._pending.add(name)
-        self._scanned = True
-        self.known = len(self._tails)
+        else:
+            self._scanned = True
+        self.known = max(len(self._tails), self._on_disk)
 
     def _look(self) -> None:
         """Stat the jobs that may have changed: the live ones, those the watcher named,
@@ -250,7 +262,7 @@ class JobFeed:
     def poll(self, budget: float = 0.08) -> tuple[list[JobDelta], bool]:
         """Deltas of changed jobs (newest first) read within ``budget`` s; True if more wait."""
         deadline = time.monotonic() + budget
-        self.scan()
+        self.scan(deadline - budget / 2)
         self._look()
         deltas: list[JobDelta] = []
         for job_id in sorted(self._pending, reverse=True):
@@ -258,7 +270,7 @@ class JobFeed:
             if time.monotonic() >= deadline:
                 break
         deltas.extend(self._read_focus())
-        more = bool(self._pending) or self._history_left()
+        more = bool(self._pending) or self._history_left() or self._listed is None
         return [d for d in deltas if d.spec or d.events or d.lines or d.logs or d.raw], more
 
     def _read(self, tail: _JobTail) -> JobDelta:
