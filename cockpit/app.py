@@ -29,20 +29,16 @@ from textual.timer import Timer
 
 from blut.cockpit.feed import JobDelta, JobFeed
 from blut.cockpit.screens.base import StateScreen
-from blut.cockpit.screens.cache import CacheScreen
 from blut.cockpit.screens.dialogs import ConfirmScreen, HelpScreen
 from blut.cockpit.screens.job import JobScreen
 from blut.cockpit.screens.jobs import JobsScreen
-from blut.cockpit.screens.recipes import RecipeFormScreen, RecipesScreen
-from blut.cockpit.screens.replay import ReplayScreen, Timeline
-from blut.cockpit.screens.system import SystemScreen
 from blut.cockpit.state import CockpitState
-from blut.cockpit.sysinfo import SystemSample, sample
-from blut.containment.nvml import Nvml
 from blut.jobs.store import JobStore, blut_home
 from blut.status.layout import job_paths
 
 if TYPE_CHECKING:
+    from blut.cockpit.screens.replay import ReplayScreen
+    from blut.cockpit.sysinfo import SystemSample
     from blut.jobs.api import Launchers
     from blut.jobs.store import Job
 
@@ -224,6 +220,9 @@ class CockpitApp(App[int]):
 
     @work(thread=True, exclusive=True, group="system", exit_on_error=False)
     def _system_worker(self) -> None:
+        from blut.cockpit.sysinfo import sample
+        from blut.containment.nvml import Nvml
+
         nvml = Nvml()
         try:
             while not self._stop.is_set():
@@ -259,6 +258,8 @@ class CockpitApp(App[int]):
         self.state.mark_checked(self.clock(), message.behind)
 
     def on_system_update(self, message: SystemUpdate) -> None:
+        from blut.cockpit.screens.system import SystemScreen
+
         self.system_history.append(message.sample)
         if isinstance(self.screen, SystemScreen):
             self.screen.update_state()
@@ -299,6 +300,8 @@ class CockpitApp(App[int]):
 
     def open_launched(self, job_id: str) -> None:
         """After a launch: leave the recipe screens and show the new job."""
+        from blut.cockpit.screens.recipes import RecipeFormScreen, RecipesScreen
+
         while len(self.screen_stack) > 2 and isinstance(
             self.screen, RecipeFormScreen | RecipesScreen
         ):
@@ -339,6 +342,8 @@ class CockpitApp(App[int]):
 
     def request_rerun(self, job_id: str) -> None:
         """Open the recipe form prefilled with a recipe job's args, to edit and launch."""
+        from blut.cockpit.screens.recipes import RecipeFormScreen
+
         if self.readonly:
             self.notify("readonly: re-run is disabled", severity="warning")
             return
@@ -363,11 +368,14 @@ class CockpitApp(App[int]):
 
     def open_replay(self, job_id: str) -> None:
         """Scrub through a job's history."""
+        from blut.cockpit.screens.replay import ReplayScreen
+
         self.push_screen(ReplayScreen(job_id))
 
     @work(thread=True, group="replay", exit_on_error=False)
     def load_timeline(self, job_id: str, screen: ReplayScreen) -> None:
         """Read a job's whole history (worker) and hand it to its replay screen."""
+        from blut.cockpit.screens.replay import Timeline
         from blut.status.tailer import read_events
 
         timeline = Timeline(job_id, read_events(job_paths(self.home, job_id).status))
@@ -477,14 +485,20 @@ class CockpitApp(App[int]):
             self.pop_screen()
 
     def action_system(self) -> None:
+        from blut.cockpit.screens.system import SystemScreen
+
         if not isinstance(self.screen, SystemScreen):
             self.push_screen(SystemScreen())
 
     def action_recipes(self) -> None:
+        from blut.cockpit.screens.recipes import RecipesScreen
+
         if not isinstance(self.screen, RecipesScreen):
             self.push_screen(RecipesScreen())
 
     def action_cache(self) -> None:
+        from blut.cockpit.screens.cache import CacheScreen
+
         if not isinstance(self.screen, CacheScreen):
             self.push_screen(CacheScreen())
 
@@ -495,6 +509,9 @@ class CockpitApp(App[int]):
         return None
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        from blut.cockpit.screens.cache import CacheScreen
+        from blut.cockpit.screens.recipes import RecipeFormScreen
+
         yield from super().get_system_commands(screen)
         yield SystemCommand("Jobs", "The jobs table (home)", self.action_jobs)
         yield SystemCommand("System", "CPU, memory, disk, GPUs", self.action_system)

@@ -262,7 +262,9 @@ class JobFeed:
     def poll(self, budget: float = 0.08) -> tuple[list[JobDelta], bool]:
         """Deltas of changed jobs (newest first) read within ``budget`` s; True if more wait."""
         deadline = time.monotonic() + budget
-        self.scan(deadline - budget / 2)
+        # The very first look takes in the newest jobs for half the budget, so the first
+        # screen has rows at once; the next one takes in all the others.
+        self.scan(deadline - budget / 2 if not self._tails else None)
         self._look()
         deltas: list[JobDelta] = []
         for job_id in sorted(self._pending, reverse=True):

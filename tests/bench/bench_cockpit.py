@@ -41,6 +41,7 @@ from clirun import (
     Terminal,
     blut,
     cli_env,
+    compile_bytecode,
     live_job,
     machine,
     proc_cpu_seconds,
@@ -250,6 +251,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="live events per second")
     parser.add_argument("--seconds", type=float, default=10, help="of live events")
     opts = parser.parse_args()
+    print(compile_bytecode(), flush=True)
     os.environ.update(user_manager_env())
     with realhome(opts.home, opts.jobs, opts.lines) as (home, manifest):
         print(describe(manifest), flush=True)

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import compileall
 import os
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 from blake3 import blake3
+from clirun import compile_bytecode
 
 from blut.containment.systemd import SystemdLauncher
 from blut.containment.usermanager import ensure_user_manager
@@ -88,9 +88,7 @@ def ms(values: list[float]) -> float:
 
 
 def bench_cached_rerun(runs: int, scratch: Path) -> None:
-    import blut
-
-    compileall.compile_dir(Path(blut.__file__).parent, quiet=1)
+    compile_bytecode()
     home = scratch / "home"
     env = {**os.environ, "BLUT_HOME": str(home)}
     store, plan = JobStore(home), five_stages()

@@ -23,6 +23,7 @@ from clirun import (
     Timed,
     blut,
     cli_env,
+    compile_bytecode,
     live_job,
     machine,
     run_timed,
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     opts = parser.parse_args()
+    print(compile_bytecode(), flush=True)
     os.environ.update(user_manager_env())
     with realhome(opts.home, opts.jobs, opts.lines) as (home, manifest):
         print(describe(manifest), flush=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 from clirun import (
     blut,
     cli_env,
+    compile_bytecode,
     machine,
     median_ms,
     run_timed,
@@ -49,6 +50,7 @@ def timed(fn: Callable[[], object]) -> float:
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    print(compile_bytecode(), flush=True)
     os.environ.update(user_manager_env())
     with tempfile.TemporaryDirectory(prefix="blut-bench-") as tmp:
         measure(runs, Path(tmp))
