@@ -596,8 +596,10 @@ class Executor:
         if stage.cacheable:
             shutil.rmtree(files.staging, ignore_errors=True)
             files.staging.mkdir(mode=0o700)
-            atomic_write_json(files.args, dict(stage.args))
-            atomic_write_json(files.inputs, self._inputs(stage.name))
+            # What the stage reads as it starts, and what a restarted executor re-attaches
+            # by: records of this boot (units do not outlive it), so not fsynced.
+            atomic_write_json(files.args, dict(stage.args), durable=False)
+            atomic_write_json(files.inputs, self._inputs(stage.name), durable=False)
         env = stage_env(
             os.environ,
             job_dir=str(job.dir),
@@ -628,6 +630,7 @@ class Executor:
                 "unit": unit.name,
                 "started": run.started,
             },
+            durable=False,
         )
         run.gpus = gpus
         try:
@@ -790,7 +793,7 @@ def main(argv: list[str] | None = None) -> int:
     def make_launcher() -> Launcher:
         from blut.containment.select import launcher_for
 
-        return launcher_for(job.spec.launcher)
+        return launcher_for(job.spec.launcher, probe=False)
 
     executor = Executor(
         job,

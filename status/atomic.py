@@ -48,9 +48,11 @@ def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o600, durable: b
         f.write(data.encode() if isinstance(data, str) else data)
 
 
-def atomic_write_json(path: Path, data: Any, *, indent: int | None = 2) -> None:
+def atomic_write_json(
+    path: Path, data: Any, *, indent: int | None = 2, durable: bool = True
+) -> None:
     """:func:`atomic_write` of ``data`` as JSON (with a final newline)."""
-    atomic_write(path, json.dumps(data, indent=indent) + "\n")
+    atomic_write(path, json.dumps(data, indent=indent) + "\n", durable=durable)
 
 
 def fsync_dir(directory: Path) -> None:
