@@ -30,7 +30,8 @@ from typing import Any
 
 from blut.jobs.artifact import hash_path, tree_size
 from blut.jobs.errors import JobsError
-from blut.jobs.fingerprint import canonical, fingerprint
+from blut.jobs.fingerprint import canonical
+from blut.jobs.keys import KeyParts
 from blut.status.atomic import atomic_write_json
 from blut.status.flock import Flock, is_held
 from blut.status.layout import LOCKS_DIR, executor_lock
@@ -48,43 +49,6 @@ _COLUMNS = "key, hash, size, created, last_used, job, stage, parts"
 
 class CacheError(JobsError):
     """The cache cannot do what was asked (unreadable index, failed commit)."""
-
-
-@dataclass(frozen=True)
-class KeyParts:
-    """What a cache key is made of; equal parts ⇔ equal key."""
-
-    stage: str
-    program: tuple[str, ...]
-    schema_version: int
-    inputs: Mapping[str, str]
-    args: Mapping[str, Any]
-
-    @property
-    def key(self) -> str:
-        """blake3 of the canonical JSON of the parts."""
-        return fingerprint(self.to_dict())
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "stage": self.stage,
-            "program": list(self.program),
-            "schema_version": self.schema_version,
-            "inputs": dict(self.inputs),
-            "args": dict(self.args),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> KeyParts:
-        """Inverse of `to_dict`."""
-        return cls(
-            stage=data["stage"],
-            program=tuple(data["program"]),
-            schema_version=int(data["schema_version"]),
-            inputs=dict(data["inputs"]),
-            args=dict(data["args"]),
-        )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ second or so when its job folder is deleted (stopping the stage units first).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import time
@@ -38,9 +37,9 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Literal
 
-from blut.jobs.cache import Cache, CacheError, KeyParts
 from blut.jobs.environment import stage_env
 from blut.jobs.errors import JobsError
+from blut.jobs.keys import KeyParts
 from blut.jobs.plan import Plan
 from blut.jobs.slots import GpuPool, Slots
 from blut.jobs.stagedef import StageDef, launch_argv, process_count
@@ -67,9 +66,11 @@ from blut.status.layout import LOCKS_DIR, StagePaths, executor_lock
 from blut.status.summary import JobIndex
 from blut.status.writer import EventWriter
 
-if TYPE_CHECKING:  # containment loads only when a stage launches: a cached run never needs it
+if TYPE_CHECKING:  # containment loads only when a stage launches, the cache only when a
+    # cacheable stage needs it (a `blut run` command never does)
     from blut.containment.launcher import Launcher
     from blut.containment.spec import Handle, Outcome
+    from blut.jobs.cache import Cache
 
 TICK = 0.1
 """Most seconds between two looks at the stages (and between two asks of systemd each)."""
@@ -163,6 +164,14 @@ def finish_if_cached(job: Job, plan: Plan, cache: Cache) -> bool:
         return False
 
 
+def _discard(staging: Path) -> None:
+    """Remove a staging dir (the output of a failed or restarted run) if there is one."""
+    if staging.exists():
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _reason(outcome: Outcome, cancelled: bool) -> FailureReason:
     if cancelled:
         return "cancelled"
@@ -219,7 +228,8 @@ class Executor:
     @cached_property
     def cache(self) -> Cache:
         """The cache, opened on first use: a plan of command stages never needs it."""
-        return self._cache if isinstance(self._cache, Cache) else self._cache()
+        source = self._cache
+        return source() if callable(source) else source
 
     def close(self) -> None:
         """Release the launcher's connections and the event writer."""
@@ -594,7 +604,7 @@ class Executor:
         job.stage_dir(stage.name)
         files = self._stage_paths(stage.name)
         if stage.cacheable:
-            shutil.rmtree(files.staging, ignore_errors=True)
+            _discard(files.staging)
             files.staging.mkdir(mode=0o700)
             # What the stage reads as it starts, and what a restarted executor re-attaches
             # by: records of this boot (units do not outlive it), so not fsynced.
@@ -745,7 +755,7 @@ class Executor:
         name = run.stage.name
         staging = self._stage_paths(name).staging
         if not outcome.ok:
-            shutil.rmtree(staging, ignore_errors=True)
+            _discard(staging)
             self._cancel_requested()  # a stage cancel may have stopped it just now
             cancelled = self._cancelling or run.cancelled or name in self._stage_cancels
             detail = "cancelled by request" if cancelled else outcome.detail
@@ -754,10 +764,12 @@ class Executor:
         artifact = None
         if run.stage.cacheable:
             assert run.parts is not None
+            from blut.jobs.cache import CacheError
+
             try:
                 entry = self.cache.commit(run.parts, staging, job=self.job.id, stage=name)
             except (CacheError, OSError) as exc:
-                shutil.rmtree(staging, ignore_errors=True)
+                _discard(staging)
                 self._fail(run, "error", f"could not commit the output: {exc}", outcome)
                 return
             self.cache.pin(self.job.id, [entry.key])
@@ -784,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m blut.jobs.executor [--adopt] JOB_DIR", file=sys.stderr)
         return 2
+    from blut.jobs.cache import Cache
     from blut.jobs.commandplan import plan_of
 
     job_dir = Path(args[0]).resolve()

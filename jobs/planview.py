@@ -6,8 +6,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from blut.jobs.cache import Cache, KeyParts
+from blut.jobs.cache import Cache
 from blut.jobs.errors import UsageError
+from blut.jobs.keys import KeyParts
 from blut.jobs.plan import Plan
 from blut.jobs.store import Job
 

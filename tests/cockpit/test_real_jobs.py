@@ -180,7 +180,8 @@ def failed_recipe_job(home: Path, job_id: str) -> None:
 
 
 def add_cache_entry(home: Path) -> None:
-    from blut.jobs.cache import Cache, KeyParts
+    from blut.jobs.cache import Cache
+    from blut.jobs.keys import KeyParts
 
     staging = home / "staging"
     staging.mkdir(parents=True)

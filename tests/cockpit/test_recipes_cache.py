@@ -58,7 +58,8 @@ async def open_smoke_form(app: CockpitApp, pilot: object) -> RecipeFormScreen:
 
 
 def add_cache_entries(home: Path, n: int) -> None:
-    from blut.jobs.cache import Cache, KeyParts
+    from blut.jobs.cache import Cache
+    from blut.jobs.keys import KeyParts
 
     cache = Cache(home)
     try:

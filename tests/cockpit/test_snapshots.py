@@ -134,7 +134,8 @@ HOUR = 3600.0
 def fill_cache(home: Path) -> None:
     """Three entries committed through the real cache at pinned wall times."""
     from blut.jobs import cache as cache_module
-    from blut.jobs.cache import Cache, KeyParts
+    from blut.jobs.cache import Cache
+    from blut.jobs.keys import KeyParts
 
     now = [0.0]
     entries = [("make", 4, T0 - 30 * HOUR), ("square", 64, T0 - 5 * HOUR), ("total", 1024, T0 - 90)]

@@ -15,7 +15,8 @@ import pytest
 pytest.importorskip("trl", reason="needs the llm extra: pip install 'blut[llm]'")
 
 from blut.jobs.api import submit_recipe
-from blut.jobs.cache import Cache, KeyParts
+from blut.jobs.cache import Cache
+from blut.jobs.keys import KeyParts
 from blut.jobs.recipes import find
 from blut.jobs.store import JobStore
 from blut.status.metrics import read_metrics

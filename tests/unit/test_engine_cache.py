@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from blut.jobs.artifact import hash_dir
-from blut.jobs.cache import Cache, KeyParts
+from blut.jobs.cache import Cache
+from blut.jobs.keys import KeyParts
 from blut.status.flock import Flock
 
 

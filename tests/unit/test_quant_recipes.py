@@ -11,9 +11,9 @@ import jsonschema
 import pytest
 
 from blut.jobs.artifact import Kind
-from blut.jobs.cache import KeyParts
 from blut.jobs.config import ConfigError
 from blut.jobs.errors import UsageError
+from blut.jobs.keys import KeyParts
 from blut.jobs.plan import Plan
 from blut.jobs.recipes import by_category, find, swap_candidates
 from blut.jobs.recipes.payloadplan import payload_schema
