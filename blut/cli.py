@@ -146,7 +146,7 @@ def run(
         out.print(job.id)
         return
     err.print(f"blut: job {job.id} ({job.spec.name}) submitted", style="dim", markup=False)
-    raise typer.Exit(follow_job(job, from_start=True))
+    raise typer.Exit(follow_job(job))
 
 
 @app.command()
@@ -196,7 +196,7 @@ def log(
         )
     stages = [stage] if stage is not None else job.spec.stages
     if follow_:
-        raise typer.Exit(follow_job(job, from_start=True, stages=stages))
+        raise typer.Exit(follow_job(job, stages=stages))
     for name in stages:
         path = job.log_path(name)
         if not path.exists():

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from blut.jobs.cancel import cancel, cancel_stage
 from blut.jobs.errors import JobsError, UsageError
-from blut.jobs.follow import LogLine, follow
+from blut.jobs.follow import LogLine, Mark, follow
 from blut.jobs.rows import JobRow, job_row, select
 from blut.jobs.store import Job, JobStore
 from blut.status.atomic import atomic_write_json
@@ -37,6 +37,7 @@ __all__ = [
     "Launchers",
     "Listing",
     "LogLine",
+    "Mark",
     "PartialSubmit",
     "Submission",
     "cancel",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from blut.containment.launcher import Launcher
 from blut.jobs.lifecycle import reconcile
@@ -31,22 +32,47 @@ class LogLine:
         return self.raw.decode("utf-8", errors="replace")
 
 
+@dataclass(frozen=True)
+class Mark:
+    """Where following starts: byte offsets into the job's stream and its stage logs."""
+
+    events: int = 0
+    logs: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def now(cls, job: Job) -> Mark:
+        """The job's files as they end now: following from here shows only what comes next
+        (a resumed run, not the history before it)."""
+        return cls(_size(job.status_path), {s: _size(job.log_path(s)) for s in job.spec.stages})
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def follow(
     job: Job,
     launcher: Launcher,
     *,
     stages: Sequence[str] | None = None,
     stop: threading.Event | None = None,
-    from_start: bool = True,
+    since: Mark | None = None,
 ) -> Iterator[Event | LogLine | JobView]:
     """Yield events and log lines as they arrive; the final item is the terminal JobView.
 
-    ``stages`` whose logs to follow: default every stage of the job. With
-    ``from_start`` False, each log starts at its current end.
+    ``stages`` whose logs to follow: default every stage of the job. ``since``:
+    where to start (default: the beginning of everything).
     """
     stop = stop or threading.Event()
-    events = Tailer(job.status_path)
-    logs = {name: _log_tailer(job, name, from_start) for name in stages or job.spec.stages}
+    start = since or Mark()
+    events = Tailer(job.status_path, start.events)
+    logs = {
+        name: LineTailer(job.log_path(name), start.logs.get(name, 0))
+        for name in stages or job.spec.stages
+    }
     view = fold(job.id, [])
     next_reconcile = time.monotonic() + RECONCILE_EVERY
     # A first pass before any wait: a job that has ended already is reported at once.
@@ -63,11 +89,6 @@ def follow(
             yield from _new_lines(logs, final=True)
             yield view
             return
-
-
-def _log_tailer(job: Job, stage: str, from_start: bool) -> LineTailer:
-    path = job.log_path(stage)
-    return LineTailer(path, offset=0 if from_start or not path.exists() else path.stat().st_size)
 
 
 def _new_lines(logs: dict[str, LineTailer], *, final: bool = False) -> Iterator[LogLine]:

@@ -93,6 +93,8 @@ def explain(cache: Cache, job: Job, stage: str) -> list[str]:
     plan = load_plan(job)
     if stage not in plan.stages:
         raise UsageError(f"job {job.id} has no stage {stage!r} (stages: {', '.join(plan.order())})")
+    if not plan.stages[stage].cacheable:
+        return [f"stage {stage}: runs a command for its effects, so it is never cached"]
     parts = stage_key(job, stage)
     if parts is None:
         view = job.view()

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 from blut.commands.common import err, note
 
 if TYPE_CHECKING:
+    from blut.jobs.follow import Mark
     from blut.jobs.store import Job
     from blut.status.events import Event
 
 
-def follow_job(job: Job, *, from_start: bool, stages: Sequence[str] | None = None) -> int:
+def follow_job(job: Job, *, since: Mark | None = None, stages: Sequence[str] | None = None) -> int:
     """Stream ``job`` until it ends: 0 succeeded, 1 failed or cancelled, 130 detached (Ctrl-C).
 
     Log lines go to stdout (prefixed with the stage when the job has several);
@@ -31,7 +32,7 @@ def follow_job(job: Job, *, from_start: bool, stages: Sequence[str] | None = Non
     launchers = Launchers()
     try:
         launcher = launchers.for_job(job)
-        for item in follow(job, launcher, stages=followed, stop=stop, from_start=from_start):
+        for item in follow(job, launcher, stages=followed, stop=stop, since=since):
             if isinstance(item, LogLine):
                 # The bytes the stage wrote, as they are: no decoding, so output that is not
                 # UTF-8, or a terminal that is not, neither mangles nor crashes anything.

@@ -27,7 +27,7 @@ def inspect(job_ref: JobRef, fmt: Format = "table") -> None:
 
     from blut.cockpit.render import STATE_STYLES
     from blut.jobs.planview import stage_rows
-    from blut.jobs.quantities import format_duration, format_size
+    from blut.jobs.quantities import format_duration
 
     check_format(fmt)
     job = store().get(job_ref)
@@ -48,9 +48,7 @@ def inspect(job_ref: JobRef, fmt: Format = "table") -> None:
             f"key {row.key[:12]}" if row.key else None,
             f"artifact {row.artifact[:12]}" if row.artifact else None,
             format_duration(row.seconds) if row.seconds is not None else None,
-            f"peak {format_size(row.peak_memory)} of {format_size(row.memory_max)}"
-            if row.peak_memory
-            else f"max {format_size(row.memory_max)}",
+            _memory(row.peak_memory, row.memory_max),
             f"also after {', '.join(row.after[1:])}" if len(row.after) > 1 else None,
         ]
         label.append("  " + "  ".join(f for f in facts if f), style="dim")
@@ -61,17 +59,29 @@ def inspect(job_ref: JobRef, fmt: Format = "table") -> None:
     out.print(tree)
 
 
+def _memory(peak: int | None, ceiling: int | None) -> str:
+    """``peak 81.0 MiB of 256.0 MiB``, or what is known of the two."""
+    from blut.jobs.quantities import format_size
+
+    if peak and ceiling:
+        return f"peak {format_size(peak)} of {format_size(ceiling)}"
+    if peak:
+        return f"peak {format_size(peak)} (no ceiling)"
+    return f"max {format_size(ceiling)}" if ceiling else "no ceiling"
+
+
 @app.command()
 def resume(
     job_ref: JobRef,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Do not follow.")] = False,
 ) -> None:
     """Continue a stopped recipe job: cached stages are skipped, running units re-attached."""
+    from blut.jobs.api import Mark
     from blut.jobs.api import resume as resume_job
 
     jobs = store()
     job = jobs.get(job_ref)
-    asked = time.time()
+    asked, mark = time.time(), Mark.now(job)  # follow the new run only
     resume_job(jobs, job)
     if not _restarted(job, since=asked):
         note(f"job {job.id}: its executor has not started yet; see {job.driver_log}", "yellow")
@@ -79,7 +89,7 @@ def resume(
     if detach:
         out.print(job.id)
         return
-    raise typer.Exit(follow_job(job, from_start=False))
+    raise typer.Exit(follow_job(job, since=mark))
 
 
 def _restarted(job: Job, *, since: float, timeout: float = 15.0) -> bool:

@@ -216,4 +216,4 @@ def run_points(
         return
     [job] = jobs
     note(f"job {job.id} ({recipe.name}) submitted")
-    raise typer.Exit(follow_job(job, from_start=True))
+    raise typer.Exit(follow_job(job))
