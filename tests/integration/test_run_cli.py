@@ -188,3 +188,18 @@ def test_jobs_lists_without_jobs(blut_home: Path, fmt: str) -> None:
     assert result.returncode == 0
     if fmt == "json":
         assert json.loads(result.stdout) == []
+
+
+def test_a_failed_command_resumes_and_only_the_new_run_is_shown(blut_home: Path) -> None:
+    marker = blut_home / "second"
+    script = f"if [ -e {marker} ]; then echo again; exit 0; fi; touch {marker}; exit 3"
+    first = blut("run", "--", "sh", "-c", script)
+    assert first.returncode == 1
+    job_id = jobs_json()[0]["id"]
+    resumed = blut("plan", "resume", job_id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.count("stage main started") == 1  # not the first run's again
+    assert resumed.stdout.strip() == "again"
+    assert jobs_json()[0]["state"] == "succeeded"
+    explained = blut("cache", "explain", job_id, "main")
+    assert "never cached" in explained.stdout
