@@ -16,6 +16,7 @@ stage programs) names them through :class:`JobPaths` and :class:`StagePaths`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 JOBS_DIR = "jobs"
@@ -40,47 +41,47 @@ class StagePaths:
         """The stage's name."""
         return self.dir.name
 
-    @property
+    @cached_property
     def log(self) -> Path:
         """The stage process's stdout and stderr."""
         return self.dir / "log"
 
-    @property
+    @cached_property
     def result(self) -> Path:
         """How the stage's unit ended (written by its ExecStopPost helper)."""
         return self.dir / "result"
 
-    @property
+    @cached_property
     def launch(self) -> Path:
         """``launch.json``: the key, GPUs and start time of the stage's current unit."""
         return self.dir / "launch.json"
 
-    @property
+    @cached_property
     def key(self) -> Path:
         """``key.json``: the stage's cache key parts (for `blut cache explain`)."""
         return self.dir / "key.json"
 
-    @property
+    @cached_property
     def args(self) -> Path:
         """``args.json``: the stage's own frozen arguments."""
         return self.dir / "args.json"
 
-    @property
+    @cached_property
     def inputs(self) -> Path:
         """``inputs.json``: one entry per upstream artifact (kind, path, hash)."""
         return self.dir / "inputs.json"
 
-    @property
+    @cached_property
     def staging(self) -> Path:
         """The only place a stage writes its outputs; committed to the cache on success."""
         return self.dir / "staging"
 
-    @property
+    @cached_property
     def metrics(self) -> Path:
         """Per-epoch Parquet metric parts."""
         return self.dir / "metrics"
 
-    @property
+    @cached_property
     def checkpoints(self) -> Path:
         """Checkpoints (outside staging, so a killed run can resume from them)."""
         return self.dir / "checkpoints"
@@ -97,47 +98,47 @@ class JobPaths:
         """The job id (the folder's name)."""
         return self.dir.name
 
-    @property
+    @cached_property
     def spec(self) -> Path:
         """``job.json``: what was submitted."""
         return self.dir / "job.json"
 
-    @property
+    @cached_property
     def status(self) -> Path:
         """``status.jsonl``: the event stream, the source of truth."""
         return self.dir / "status.jsonl"
 
-    @property
+    @cached_property
     def summary(self) -> Path:
         """``summary.json``: the job's index entry, rebuilt from the stream when in doubt."""
         return self.dir / "summary.json"
 
-    @property
+    @cached_property
     def plan(self) -> Path:
         """``plan.json``: the stages and their order."""
         return self.dir / "plan.json"
 
-    @property
+    @cached_property
     def args(self) -> Path:
         """``args.json``: a recipe job's resolved arguments."""
         return self.dir / "args.json"
 
-    @property
+    @cached_property
     def driver_log(self) -> Path:
         """The executor's own output."""
         return self.dir / "driver.log"
 
-    @property
+    @cached_property
     def driver_result(self) -> Path:
         """How the executor's unit ended."""
         return self.dir / "driver.result"
 
-    @property
+    @cached_property
     def lock(self) -> Path:
         """Held by whoever records the job's outcome (and by a submit until it started)."""
         return self.dir / ".lock"
 
-    @property
+    @cached_property
     def stages_dir(self) -> Path:
         """``stages/``."""
         return self.dir / "stages"

@@ -80,38 +80,39 @@ class Indexed:
     """True when a saved summary was the starting point (no full rebuild)."""
     folded: int = 0
     """Bytes of stream folded on top of the starting point."""
+    size: int = -1
+    """The stream's size when the summary was read (-1: unknown)."""
 
 
 def read_summary(paths: JobPaths, job_id: str) -> Indexed | None:
     """The saved summary of the job when it can be trusted for the stream as it is now."""
     try:
         data = json.loads(paths.summary.read_bytes())
-        st = os.stat(paths.status)  # noqa: PTH116 - one call per job when listing
+        fd = os.open(paths.status, os.O_RDONLY | os.O_CLOEXEC)
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("v") != SUMMARY_VERSION:
+    try:
+        st = os.fstat(fd)
+        if not isinstance(data, dict) or data.get("v") != SUMMARY_VERSION:
+            return None
+        offset, inode = data.get("offset"), data.get("inode")
+        if not isinstance(offset, int) or not isinstance(inode, int) or inode != st.st_ino:
+            return None
+        # A fold stops only at a line's end: the byte before the offset must end one.
+        if offset > st.st_size or (offset > 0 and os.pread(fd, 1, offset - 1) != b"\n"):
+            return None
+        size = st.st_size
+    except OSError:
         return None
-    offset, inode = data.get("offset"), data.get("inode")
-    if not isinstance(offset, int) or not isinstance(inode, int) or inode != st.st_ino:
-        return None
-    if offset > st.st_size or (offset > 0 and not _line_end(paths.status, offset)):
-        return None
+    finally:
+        os.close(fd)
     try:
         view = view_from_dict(data.get("view") or {})
     except SchemaError:
         return None
     if view.id != job_id:
         return None
-    return Indexed(view, offset, inode, from_summary=True)
-
-
-def _line_end(path: Path, offset: int) -> bool:
-    """True when the byte before ``offset`` ends a line (a fold stops only there)."""
-    try:
-        with open(path, "rb") as f:
-            return os.pread(f.fileno(), 1, offset - 1) == b"\n"
-    except OSError:
-        return False
+    return Indexed(view, offset, inode, from_summary=True, size=size)
 
 
 def save_summary(paths: JobPaths, indexed: Indexed) -> None:
@@ -139,11 +140,13 @@ class JobIndex:
         job_id: str,
         *,
         decode: Callable[[bytes], list[Event]] = parse_block,
+        start: Indexed | None = None,
     ) -> None:
+        """``start``: a summary already read (else it is read here)."""
         self.paths = paths
         self.job_id = job_id
         self._decode = decode
-        self.indexed = read_summary(paths, job_id) or Indexed(JobView(job_id), 0, 0)
+        self.indexed = start or read_summary(paths, job_id) or Indexed(JobView(job_id), 0, 0)
         self._tailer = LineTailer(paths.status, self.indexed.offset)
 
     @property
@@ -178,7 +181,10 @@ def current_view(paths: JobPaths, job_id: str, *, save: bool = False) -> JobView
     With ``save``, a summary that was missing, damaged or far behind is saved
     back, so the next reader starts from it.
     """
-    index = JobIndex(paths, job_id)
+    summary = read_summary(paths, job_id)
+    if summary is not None and summary.size == summary.offset:
+        return summary.view  # the summary covers the whole stream: nothing to fold
+    index = JobIndex(paths, job_id, start=summary)
     index.refresh()
     stale = not index.indexed.from_summary or index.indexed.folded >= SAVE_TAIL_BYTES
     if save and stale and index.indexed.inode:
