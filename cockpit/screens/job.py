@@ -9,7 +9,7 @@ from typing import ClassVar
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -23,6 +23,7 @@ from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.screens.jobs import STALE_AFTER
 from blut.cockpit.state import JobState
 from blut.jobs.quantities import short_size
+from blut.jobs.rows import focus_stage
 from blut.status.jobstate import StageView
 from blut.status.layout import JobPaths, job_paths
 
@@ -64,6 +65,44 @@ def load_plan_info(job_dir: Path) -> PlanInfo | None:
         {n: tuple(plan.deps[n]) for n in order},
         {n: plan.stages[n].memory_max for n in order},
     )
+
+
+class StageTable(DataTable[str | Text]):
+    """The stage table; it remembers that the user moved its cursor (keys or mouse), which
+    is what pins the Job screen to a stage."""
+
+    user_moved = False
+
+    def _moved(self) -> None:
+        self.user_moved = True
+
+    def action_cursor_up(self) -> None:
+        self._moved()
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        self._moved()
+        super().action_cursor_down()
+
+    def action_page_up(self) -> None:
+        self._moved()
+        super().action_page_up()
+
+    def action_page_down(self) -> None:
+        self._moved()
+        super().action_page_down()
+
+    def action_scroll_top(self) -> None:
+        self._moved()
+        super().action_scroll_top()
+
+    def action_scroll_bottom(self) -> None:
+        self._moved()
+        super().action_scroll_bottom()
+
+    async def _on_click(self, event: events.Click) -> None:
+        self._moved()
+        await super()._on_click(event)
 
 
 def is_skipped(stage: StageView) -> bool:
@@ -221,6 +260,7 @@ class JobScreen(StateScreen):
         Binding("R", "replay", "Replay"),
         Binding("u", "resume", "Resume"),
         Binding("e", "rerun", "Edit+rerun"),
+        Binding("f", "follow", "Follow"),
     ]
 
     def __init__(self, job_id: str) -> None:
@@ -235,6 +275,9 @@ class JobScreen(StateScreen):
         self._log_resets = 0
         self._paused_new = 0
         self._terminal: bool | None = None
+        self.pinned: str | None = None
+        """The stage the user moved the cursor to; None: the screen follows the job's
+        running (or failing) stage."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -244,7 +287,7 @@ class JobScreen(StateScreen):
             self.recipe = known.spec.recipe is not None or known.view.recipe is not None
         else:  # opened before the feed delivered it (`blut --open`): a recipe has args.json
             self.recipe = job_paths(self.cockpit.home, self.job_id).args.is_file()
-        table: DataTable[str | Text] = DataTable(id="stages", cursor_type="row")
+        table = StageTable(id="stages", cursor_type="row")
         for key, label in self.columns:
             table.add_column(label, key=key)
         yield table
@@ -286,18 +329,22 @@ class JobScreen(StateScreen):
         self.update_state()
 
     def selected_stage(self) -> str | None:
-        table = self.query_one("#stages", DataTable)
-        if 0 <= table.cursor_row < len(self._stage_keys):
-            return self._stage_keys[table.cursor_row]
-        return None
+        """The stage the screen is about: the one the user chose, else the job's running
+        (or failing, or last) stage."""
+        if self.pinned is not None:
+            return self.pinned
+        job = self.cockpit.state.jobs.get(self.job_id)
+        focus = focus_stage(job.view) if job is not None else None
+        return focus.name if focus is not None else None
 
     def cancel_target(self) -> str | None:
-        """The stage `C` cancels: the selected one, else the job's current one."""
-        return self.selected_stage() or self._current_stage()
+        """The stage `C` cancels: the one shown."""
+        return self.selected_stage()
 
-    def _current_stage(self) -> str | None:
-        job = self.cockpit.state.jobs.get(self.job_id)
-        return job.view.current_stage if job is not None else None
+    def action_follow(self) -> None:
+        """Follow the job's running stage again (after the cursor was moved)."""
+        self.pinned = None
+        self.update_state()
 
     def action_cancel_stage(self) -> None:
         """Cancel the selected (or current) stage of a recipe job, after asking."""
@@ -360,7 +407,7 @@ class JobScreen(StateScreen):
             head.append_text(stage_summary(job, self.plan))
         title.update(head)
         self._update_stages(job, now)
-        stage = self.selected_stage() or view.current_stage
+        stage = self.selected_stage()
         self.query_one("#metrics", Plot).set_data(metric_curves(job))
         mem_curves = []
         if stage is not None and stage in job.memory:
@@ -387,18 +434,18 @@ class JobScreen(StateScreen):
         if self.plan is not None:
             keys = [*self.plan.order, *(k for k in keys if k not in self.plan.order)]
         if keys != self._stage_keys:
-            selected = self.selected_stage()
             table.clear()
             for key in keys:
                 table.add_row(*self._stage_row(job, key, now), key=key)
             self._stage_keys = keys
-            target = selected if selected in keys else job.view.current_stage
-            if target in keys:
-                table.move_cursor(row=keys.index(target), animate=False)
-            return
-        for key in keys:
-            for (col, _), value in zip(self.columns, self._stage_row(job, key, now), strict=True):
-                table.update_cell(key, col, value)
+        else:
+            for key in keys:
+                cells = self._stage_row(job, key, now)
+                for (col, _), value in zip(self.columns, cells, strict=True):
+                    table.update_cell(key, col, value)
+        target = self.selected_stage()
+        if target in keys and table.cursor_row != keys.index(target):
+            table.move_cursor(row=keys.index(target), animate=False)
 
     def _update_log(self, job: JobState, stage: str | None) -> None:
         log = self.query_one("#log", FollowLog)
@@ -419,7 +466,8 @@ class JobScreen(StateScreen):
                 self._paused_new += new
         if log.following:
             self._paused_new = 0
-        log.border_title = f"log: {stage}"
+        how = "chosen · f follows the job" if self.pinned else "the job's current stage"
+        log.border_title = f"log: {stage} ({how})"
         if self._paused_new:
             status.update(
                 Text(f"paused, +{self._paused_new} new lines (End follows again)", style="yellow")
@@ -428,7 +476,12 @@ class JobScreen(StateScreen):
             status.update(Text(f"{tail.total} lines · following", style="dim"))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id == "stages":
+        table = event.data_table
+        if not isinstance(table, StageTable) or not table.user_moved:
+            return  # the screen moved it, following the job
+        table.user_moved = False
+        if 0 <= event.cursor_row < len(self._stage_keys):
+            self.pinned = self._stage_keys[event.cursor_row]
             self.update_state()
 
     def action_back(self) -> None:
