@@ -173,8 +173,9 @@ def explanation(job: JobState, recipe: bool = False) -> Group:
     table.add_row("reason", reason)
     if stage is not None:
         table.add_row("stage", stage.name)
-    peak = view.peak_memory
-    ceiling = job.memory_max
+    # The failing stage's peak against that stage's own ceiling (never another stage's).
+    peak = stage.peak_memory if stage is not None and stage.peak_memory else view.peak_memory
+    ceiling = stage.memory_max if stage is not None and stage.memory_max else job.memory_max
     mem = f"{short_size(peak)} of {short_size(ceiling)}" if ceiling else short_size(peak)
     if peak and ceiling:
         mem += f" ({peak / ceiling:.0%})"
@@ -186,10 +187,12 @@ def explanation(job: JobState, recipe: bool = False) -> Group:
     detail = view.detail or (stage.detail if stage else "")
     if detail:
         table.add_row("detail", detail)
-    if reason == "oom":
+    if reason == "oom" and recipe and stage is not None:
+        hint = f"raise its ceiling (--set {stage.name}.memory_max=…), or lower the batch size"
+    elif reason == "oom":
         hint = "raise --memory-max, or lower the batch size"
     elif reason == "timeout":
-        hint = "raise --timeout"
+        hint = "raise --timeout" if not recipe else "it ran past its time limit"
     else:
         hint = "read the log below"
     table.add_row("next", hint)

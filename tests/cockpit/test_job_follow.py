@@ -83,3 +83,28 @@ async def test_the_job_screen_follows_the_running_stage_until_the_user_moves(
         )
         await wait_for(pilot, lambda: app.state.jobs[JOB].view.stages["train"].state == "failed")
         assert screen.selected_stage() == "train"
+
+
+def test_a_recipe_oom_is_explained_against_the_stages_own_ceiling() -> None:
+    from rich.console import Console
+
+    from blut.cockpit.screens.job import explanation
+    from blut.cockpit.state import JobState
+    from blut.jobs.store import JobSpec
+    from blut.status.events import JobFailed
+    from blut.status.jobstate import fold
+
+    events = [
+        JobSubmitted(job=JOB, ts=T0, name="smoke", recipe="smoke"),
+        StageStarted(job=JOB, stage="make", ts=T0, memory_max=256 * M),
+        StageDone(job=JOB, stage="make", ts=T0 + 1, peak_mem=200 * M),
+        StageStarted(job=JOB, stage="square", ts=T0 + 1, memory_max=64 * M),
+        StageFailed(job=JOB, stage="square", ts=T0 + 2, reason="oom", peak_mem=64 * M),
+        JobFailed(job=JOB, ts=T0 + 2, reason="oom", detail="stage square: out of memory"),
+    ]
+    spec = JobSpec(JOB, "smoke", ["python"], "/", "systemd", T0, recipe="smoke")
+    console = Console(width=120, record=True)
+    console.print(explanation(JobState(spec, fold(JOB, events)), recipe=True))
+    text = console.export_text()
+    assert "64M of 64M (100%)" in text  # not the 200M peak of another stage
+    assert "--set square.memory_max=" in text and "--memory-max" not in text
