@@ -1,10 +1,12 @@
-"""What every verb shares: the two consoles, one-line errors, formats, the job store."""
+"""What every verb shares: the two consoles, one-line errors, options, the job store."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-import typer
+import click
+from click.exceptions import Exit
 from rich.console import Console
 
 from blut.jobs.errors import UsageError
@@ -15,13 +17,28 @@ if TYPE_CHECKING:
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-Format = Annotated[str, typer.Option("--format", help="table or json.")]
+
+class Group(click.Group):
+    """A click group that lists its commands in the order they were added (not sorted)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """The names of the commands, in the order they were added."""
+        return list(self.commands)
+
+
+PATH = click.Path(path_type=Path)
+"""A file or folder option: a `Path`, checked by the command that opens it."""
+format_option = click.option(
+    "--format", "fmt", default="table", show_default=True, help="table or json."
+)
+job_argument = click.argument("job_ref", metavar="JOB", help="Job id, id prefix or name.")
+detach_option = click.option("--detach", "-d", is_flag=True, help="Do not follow.")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one line on stderr and exit."""
     err.print(f"blut: error: {message}", markup=False)
-    raise typer.Exit(code)
+    raise Exit(code)
 
 
 def check_format(fmt: str) -> None:
