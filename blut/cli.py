@@ -8,7 +8,6 @@ that `blut --help` stays fast (and never imports torch, pandas or textual).
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 
 import click
@@ -150,6 +149,8 @@ def print_jobs(*, show_all: bool, fmt: str) -> None:
 @click.option("--follow", "-f", "follow_", is_flag=True, help="Keep printing new lines.")
 def log(job_ref: str, stage: str | None, follow_: bool) -> None:
     """Print a job's log (each stage's stdout and stderr)."""
+    import shutil
+
     job = _store().get(job_ref)
     if stage is not None and stage not in job.spec.stages:
         raise UsageError(

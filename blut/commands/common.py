@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.exceptions import Exit
@@ -12,7 +12,11 @@ from rich.console import Console
 from blut.jobs.errors import UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from blut.jobs.store import JobStore
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -26,13 +30,22 @@ class Group(click.Group):
         return list(self.commands)
 
 
-PATH = click.Path(path_type=Path)
-"""A file or folder option: a `Path`, checked by the command that opens it."""
 format_option = click.option(
     "--format", "fmt", default="table", show_default=True, help="table or json."
 )
 job_argument = click.argument("job_ref", metavar="JOB", help="Job id, id prefix or name.")
 detach_option = click.option("--detach", "-d", is_flag=True, help="Do not follow.")
+
+
+def path_option(*param_decls: str, help: str) -> Callable[[F], F]:
+    """An option naming a file or folder, passed on as a `Path` (the command checks it)."""
+    return click.option(*param_decls, type=click.Path(), callback=_to_path, help=help)
+
+
+def _to_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    from pathlib import Path  # here, not at import: `blut --help` does without it
+
+    return None if value is None else Path(value)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

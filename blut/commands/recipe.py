@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from click.exceptions import Exit
 
 from blut.commands.common import (
-    PATH,
     Group,
     check_format,
     detach_option,
     format_option,
     note,
     out,
+    path_option,
     store,
 )
 from blut.commands.following import follow_job
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.tree import Tree
 
     from blut.jobs.plan import Plan
@@ -173,7 +174,7 @@ def plan_tree(plan: Plan) -> Tree:
     metavar="KEY=V1,V2",
     help="One job per value; axes multiply (repeat).",
 )
-@click.option("--config", type=PATH, help="A TOML or JSON file of arguments.")
+@path_option("--config", help="A TOML or JSON file of arguments.")
 @detach_option
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan(s); run nothing.")
 @click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")

@@ -8,18 +8,21 @@ validation, submission and following).
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from blut.commands.common import PATH, detach_option, note
+from blut.commands.common import detach_option, note, path_option
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @click.command("train")
 @click.option("--method", required=True, help="sft, reward, dpo, ipo, kto, grpo or distill.")
-@click.option("--model", type=PATH, help="A local HF model dir (default: the tiny built-in model).")
-@click.option("--tokenizer", type=PATH, help="A local tokenizer dir to use with --model.")
-@click.option("--dataset", type=PATH, help="A .jsonl or .parquet file (default: the toy tasks).")
+@path_option("--model", help="A local HF model dir (default: the tiny built-in model).")
+@path_option("--tokenizer", help="A local tokenizer dir to use with --model.")
+@path_option("--dataset", help="A .jsonl or .parquet file (default: the toy tasks).")
 @click.option("--lora/--no-lora", default=None, help="Train LoRA adapters.")
 @click.option("--lora-r", type=int, help="LoRA rank.")
 @click.option("--lora-alpha", type=int, help="LoRA alpha.")
@@ -40,7 +43,7 @@ from blut.commands.common import PATH, detach_option, note
     metavar="KEY=VALUE",
     help="Override any recipe argument (repeat).",
 )
-@click.option("--config", type=PATH, help="A TOML or JSON file of recipe arguments.")
+@path_option("--config", help="A TOML or JSON file of recipe arguments.")
 @detach_option
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan; run nothing.")
 @click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")
