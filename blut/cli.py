@@ -8,12 +8,10 @@ that `blut --help` stays fast (and never imports torch, pandas or textual).
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-from typing import Annotated
 
-import typer
-from typer._click import exceptions as click_errors  # typer vendors click; version pinned
+import click
+from click.exceptions import Exit, NoArgsIsHelpError
 
 from blut import __version__
 from blut.commands import cache as cache_cmd
@@ -21,7 +19,7 @@ from blut.commands import data as data_cmd
 from blut.commands import plan as plan_cmd
 from blut.commands import recipe as recipe_cmd
 from blut.commands import train as train_cmd
-from blut.commands.common import Format, err, fail, out
+from blut.commands.common import Group, detach_option, err, fail, format_option, job_argument, out
 from blut.commands.common import check_format as _check_format
 from blut.commands.common import store as _store
 from blut.commands.following import follow_job
@@ -29,46 +27,23 @@ from blut.containment.errors import ContainmentError
 from blut.jobs.errors import JobsError, UsageError
 from blut.status.errors import StatusError
 
-app = typer.Typer(
-    name="blut",
+
+@click.group(
+    "blut",
+    cls=Group,
     help="A terminal cockpit for ML training jobs: every job a contained systemd unit.",
     invoke_without_command=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
 )
-app.add_typer(recipe_cmd.app, name="recipe")
-app.add_typer(plan_cmd.app, name="plan")
-app.add_typer(cache_cmd.app, name="cache")
-app.add_typer(data_cmd.app, name="data")
-app.command("train")(train_cmd.train)
-
-
-def _version(value: bool) -> None:
-    if value:
-        out.print(f"blut {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def root(
-    ctx: typer.Context,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
-    ] = False,
-    readonly: Annotated[
-        bool, typer.Option("--readonly", help="Open the cockpit with every mutating action hidden.")
-    ] = False,
-    once: Annotated[
-        bool, typer.Option("--once", help="Print the jobs table once and exit (no TUI).")
-    ] = False,
-    replay: Annotated[
-        str | None,
-        typer.Option("--replay", metavar="JOB", help="Open the cockpit replaying a job's history."),
-    ] = None,
-    open_job: Annotated[
-        str | None, typer.Option("--open", metavar="JOB", help="Open the cockpit on a job.")
-    ] = None,
+@click.version_option(__version__, message="blut %(version)s", help="Print the version.")
+@click.option(
+    "--readonly", is_flag=True, help="Open the cockpit with every mutating action hidden."
+)
+@click.option("--once", is_flag=True, help="Print the jobs table once and exit (no TUI).")
+@click.option("--replay", metavar="JOB", help="Open the cockpit replaying a job's history.")
+@click.option("--open", "open_job", metavar="JOB", help="Open the cockpit on a job.")
+@click.pass_context
+def app(
+    ctx: click.Context, readonly: bool, once: bool, replay: str | None, open_job: str | None
 ) -> None:
     """blut: run training jobs contained, cached and watched. Bare `blut` opens the cockpit."""
     if ctx.invoked_subcommand is not None:
@@ -76,7 +51,7 @@ def root(
     if once:
         print_jobs(show_all=False, fmt="table")
         return
-    raise typer.Exit(_cockpit(readonly=readonly, replay=replay, open_job=open_job))
+    raise Exit(_cockpit(readonly=readonly, replay=replay, open_job=open_job))
 
 
 def _cockpit(*, readonly: bool, replay: str | None = None, open_job: str | None = None) -> int:
@@ -94,40 +69,33 @@ def _cockpit(*, readonly: bool, replay: str | None = None, open_job: str | None 
 
 
 @app.command()
-def tui(
-    readonly: Annotated[
-        bool, typer.Option("--readonly", help="Hide every mutating action.")
-    ] = False,
-) -> None:
+@click.option("--readonly", is_flag=True, help="Hide every mutating action.")
+def tui(readonly: bool) -> None:
     """Open the cockpit (the same as bare `blut`)."""
-    raise typer.Exit(_cockpit(readonly=readonly))
+    raise Exit(_cockpit(readonly=readonly))
 
 
-@app.command(
-    context_settings={"allow_interspersed_args": False},
-)
+@app.command(context_settings={"allow_interspersed_args": False})
+@click.argument("command", nargs=-1, help="The command and its arguments.")
+@click.option("--name", "-n", help="A name for the job.")
+@click.option("--memory-max", "-m", help="Memory ceiling, e.g. 2G.")
+@click.option("--timeout", "-t", help="Time limit, e.g. 30m, 1h.")
+@detach_option
+@click.option("--uncontained", is_flag=True, help="Run as a plain subprocess (no systemd unit).")
 def run(
-    command: Annotated[
-        list[str] | None, typer.Argument(help="The command and its arguments.")
-    ] = None,
-    name: Annotated[str | None, typer.Option("--name", "-n", help="A name for the job.")] = None,
-    memory_max: Annotated[
-        str | None, typer.Option("--memory-max", "-m", help="Memory ceiling, e.g. 2G.")
-    ] = None,
-    timeout: Annotated[
-        str | None, typer.Option("--timeout", "-t", help="Time limit, e.g. 30m, 1h.")
-    ] = None,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Do not follow.")] = False,
-    uncontained: Annotated[
-        bool, typer.Option("--uncontained", help="Run as a plain subprocess (no systemd unit).")
-    ] = False,
+    command: tuple[str, ...],
+    name: str | None,
+    memory_max: str | None,
+    timeout: str | None,
+    detach: bool,
+    uncontained: bool,
 ) -> None:
     """Run COMMAND as a contained job: `blut run -m 2G -- python train.py`."""
     from blut.containment.select import containment_requested
     from blut.jobs.api import submit_command
     from blut.jobs.quantities import parse_duration, parse_size
 
-    argv = list(command or [])
+    argv = list(command)
     if argv and argv[0] == "--":
         argv = argv[1:]
     mem = parse_size(memory_max) if memory_max is not None else None
@@ -146,16 +114,13 @@ def run(
         out.print(job.id)
         return
     err.print(f"blut: job {job.id} ({job.spec.name}) submitted", style="dim", markup=False)
-    raise typer.Exit(follow_job(job))
+    raise Exit(follow_job(job))
 
 
 @app.command()
-def jobs(
-    show_all: Annotated[
-        bool, typer.Option("--all", "-a", help="Every job, not only recent.")
-    ] = False,
-    fmt: Format = "table",
-) -> None:
+@click.option("--all", "-a", "show_all", is_flag=True, help="Every job, not only recent.")
+@format_option
+def jobs(show_all: bool, fmt: str) -> None:
     """List jobs: state, reason, exit code, timing, peak memory vs ceiling."""
     print_jobs(show_all=show_all, fmt=fmt)
 
@@ -179,16 +144,13 @@ def print_jobs(*, show_all: bool, fmt: str) -> None:
 
 
 @app.command()
-def log(
-    job_ref: Annotated[str, typer.Argument(metavar="JOB", help="Job id, id prefix or name.")],
-    stage: Annotated[
-        str | None, typer.Argument(help="One stage (default: every stage of the job).")
-    ] = None,
-    follow_: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
-    ] = False,
-) -> None:
+@job_argument
+@click.argument("stage", required=False, help="One stage (default: every stage of the job).")
+@click.option("--follow", "-f", "follow_", is_flag=True, help="Keep printing new lines.")
+def log(job_ref: str, stage: str | None, follow_: bool) -> None:
     """Print a job's log (each stage's stdout and stderr)."""
+    import shutil
+
     job = _store().get(job_ref)
     if stage is not None and stage not in job.spec.stages:
         raise UsageError(
@@ -196,7 +158,7 @@ def log(
         )
     stages = [stage] if stage is not None else job.spec.stages
     if follow_:
-        raise typer.Exit(follow_job(job, stages=stages))
+        raise Exit(follow_job(job, stages=stages))
     for name in stages:
         path = job.log_path(name)
         if not path.exists():
@@ -210,25 +172,22 @@ def log(
 
 
 @app.command()
-def cancel(
-    job_ref: Annotated[str, typer.Argument(metavar="JOB", help="Job id, id prefix or name.")],
-    stage: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="[STAGE]",
-            help="Cancel only this stage of a recipe job: what depends on it is skipped, "
-            "other branches finish, and the job ends failed.",
-        ),
-    ] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-) -> None:
+@job_argument
+@click.argument(
+    "stage",
+    required=False,
+    help="Cancel only this stage of a recipe job: what depends on it is skipped, "
+    "other branches finish, and the job ends failed.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def cancel(job_ref: str, stage: str | None, yes: bool) -> None:
     """Cancel a running job (its whole process tree is stopped), or one stage of it."""
     from blut.jobs.api import Launchers, cancel_stage
     from blut.jobs.api import cancel as cancel_job
 
     job = _store().get(job_ref)
     what = f"job {job.id} ({job.spec.name})" if stage is None else f"stage {stage} of job {job.id}"
-    if not yes and sys.stdin.isatty() and not typer.confirm(f"Cancel {what}?"):
+    if not yes and sys.stdin.isatty() and not click.confirm(f"Cancel {what}?"):
         fail("not cancelled", 1)
     with Launchers() as launchers:
         launcher = launchers.for_job(job)
@@ -242,17 +201,14 @@ def cancel(
 
 
 @app.command()
-def doctor(
-    fmt: Format = "table",
-    start_user_manager: Annotated[
-        bool,
-        typer.Option(
-            "--start-user-manager",
-            help="Start a private systemd user manager if none answers and print its exports: "
-            'eval "$(blut doctor --start-user-manager)".',
-        ),
-    ] = False,
-) -> None:
+@format_option
+@click.option(
+    "--start-user-manager",
+    is_flag=True,
+    help="Start a private systemd user manager if none answers and print its exports: "
+    'eval "$(blut doctor --start-user-manager)".',
+)
+def doctor(fmt: str, start_user_manager: bool) -> None:
     """Check this machine: user manager, memory delegation, linger, GPUs, disk, versions."""
     from blut.containment.doctor import exit_code, run_checks
     from blut.containment.usermanager import ensure_user_manager, export_lines
@@ -269,18 +225,28 @@ def doctor(
         out.print_json(json.dumps([c.to_dict() for c in checks]))
     else:
         out.print(doctor_table(checks))
-    raise typer.Exit(exit_code(checks))
+    raise Exit(exit_code(checks))
+
+
+app.add_command(train_cmd.train)
+app.add_command(recipe_cmd.app)
+app.add_command(plan_cmd.app)
+app.add_command(cache_cmd.app)
+app.add_command(data_cmd.app)
 
 
 def main() -> None:
     """Console-script entry point: map errors to one line and an exit code."""
     try:
-        code = app(standalone_mode=False)
-    except click_errors.UsageError as exc:
+        code = app.main(standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # a group without its command: its help, exit 2
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
         err.print(f"blut: error: {exc.format_message()}{hint}", markup=False)
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
+    except (click.Abort, KeyboardInterrupt):
         err.print("blut: aborted", markup=False)
         sys.exit(130)
     except UsageError as exc:

@@ -6,16 +6,17 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
+from click.exceptions import Exit
 
-from blut.commands.common import Format, check_format, note, out, store
+from blut.commands.common import Group, check_format, format_option, job_argument, note, out, store
 
 if TYPE_CHECKING:
     from blut.jobs.cache import Cache
 
-app = typer.Typer(help="The stage cache: list, prune, verify, explain.", no_args_is_help=True)
+app = Group("cache", help="The stage cache: list, prune, verify, explain.", no_args_is_help=True)
 
 
 @contextmanager
@@ -31,7 +32,8 @@ def _open() -> Iterator[Cache]:
 
 
 @app.command("ls")
-def ls(fmt: Format = "table") -> None:
+@format_option
+def ls(fmt: str) -> None:
     """Every cached stage output: size, age, last use, the job that made it."""
     from rich.table import Table
 
@@ -67,19 +69,12 @@ def ls(fmt: Format = "table") -> None:
 
 
 @app.command()
+@click.option("--max-size", help="Shrink the cache to at most this, e.g. 50G.")
+@click.option("--older-than", help="Drop entries unused this long, e.g. 30d.")
+@click.option("--keep-last", type=click.IntRange(min=0), help="Always keep the N newest entries.")
+@click.option("--dry-run", "-n", is_flag=True, help="Show what would go; remove nothing.")
 def prune(
-    max_size: Annotated[
-        str | None, typer.Option("--max-size", help="Shrink the cache to at most this, e.g. 50G.")
-    ] = None,
-    older_than: Annotated[
-        str | None, typer.Option("--older-than", help="Drop entries unused this long, e.g. 30d.")
-    ] = None,
-    keep_last: Annotated[
-        int | None, typer.Option("--keep-last", min=0, help="Always keep the N newest entries.")
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", "-n", help="Show what would go; remove nothing.")
-    ] = False,
+    max_size: str | None, older_than: str | None, keep_last: int | None, dry_run: bool
 ) -> None:
     """Remove entries in least-recently-used order; entries in use by running jobs stay."""
     from blut.jobs.errors import UsageError
@@ -119,14 +114,13 @@ def verify() -> None:
     bad = len(report.corrupt) + len(report.missing)
     note(f"checked {report.checked} objects: {bad} bad, {len(report.orphans)} orphans", "default")
     if bad:
-        raise typer.Exit(1)
+        raise Exit(1)
 
 
 @app.command()
-def explain(
-    job_ref: Annotated[str, typer.Argument(metavar="JOB", help="Job id, id prefix or name.")],
-    stage: Annotated[str, typer.Argument(help="The stage.")],
-) -> None:
+@job_argument
+@click.argument("stage", help="The stage.")
+def explain(job_ref: str, stage: str) -> None:
     """Why a stage re-ran (or was a hit): what differs from the closest cached key."""
     from blut.jobs.planview import explain as explain_stage
 

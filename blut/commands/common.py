@@ -1,27 +1,57 @@
-"""What every verb shares: the two consoles, one-line errors, formats, the job store."""
+"""What every verb shares: the two consoles, one-line errors, options, the job store."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import typer
+import click
+from click.exceptions import Exit
 from rich.console import Console
 
 from blut.jobs.errors import UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from blut.jobs.store import JobStore
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-Format = Annotated[str, typer.Option("--format", help="table or json.")]
+
+class Group(click.Group):
+    """A click group that lists its commands in the order they were added (not sorted)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """The names of the commands, in the order they were added."""
+        return list(self.commands)
+
+
+format_option = click.option(
+    "--format", "fmt", default="table", show_default=True, help="table or json."
+)
+job_argument = click.argument("job_ref", metavar="JOB", help="Job id, id prefix or name.")
+detach_option = click.option("--detach", "-d", is_flag=True, help="Do not follow.")
+
+
+def path_option(*param_decls: str, help: str) -> Callable[[F], F]:
+    """An option naming a file or folder, passed on as a `Path` (the command checks it)."""
+    return click.option(*param_decls, type=click.Path(), callback=_to_path, help=help)
+
+
+def _to_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    from pathlib import Path  # here, not at import: `blut --help` does without it
+
+    return None if value is None else Path(value)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one line on stderr and exit."""
     err.print(f"blut: error: {message}", markup=False)
-    raise typer.Exit(code)
+    raise Exit(code)
 
 
 def check_format(fmt: str) -> None:

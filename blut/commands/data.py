@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
-from blut.commands.common import Format, check_format, out
+from blut.commands.common import Group, check_format, format_option, out
 
-app = typer.Typer(help="Market data: the packaged and generated sets.", no_args_is_help=True)
+app = Group("data", help="Market data: the packaged and generated sets.", no_args_is_help=True)
 
 
 @app.command("list")
-def list_(fmt: Format = "table") -> None:
+@format_option
+def list_(fmt: str) -> None:
     """The data sets blut ships or generates (or pass your own CSV/Parquet to `show`)."""
     from rich.table import Table
 
@@ -33,16 +34,23 @@ def list_(fmt: Format = "table") -> None:
 
 
 @app.command()
-def show(
-    name: Annotated[str, typer.Argument(help="A set name, or a CSV/Parquet file or folder.")],
-    tickers: Annotated[
-        int, typer.Option("--tickers", min=1, max=100_000, help="Tickers of the synthetic set.")
-    ] = 10,
-    days: Annotated[
-        int, typer.Option("--days", min=2, max=1_000_000, help="Days of the synthetic set.")
-    ] = 2520,
-    fmt: Format = "table",
-) -> None:
+@click.argument("name", help="A set name, or a CSV/Parquet file or folder.")
+@click.option(
+    "--tickers",
+    type=click.IntRange(1, 100_000),
+    default=10,
+    show_default=True,
+    help="Tickers of the synthetic set.",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(2, 1_000_000),
+    default=2520,
+    show_default=True,
+    help="Days of the synthetic set.",
+)
+@format_option
+def show(name: str, tickers: int, days: int, fmt: str) -> None:
     """Tickers, rows, date span, columns, provenance and licence of a data set."""
     from blut.jobs.errors import UsageError
     from blut.payload.data.catalog import show_dataset

@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+from click.exceptions import Exit
 
-from blut.commands.common import Format, check_format, note, out, store
+from blut.commands.common import (
+    Group,
+    check_format,
+    detach_option,
+    format_option,
+    job_argument,
+    note,
+    out,
+    store,
+)
 from blut.commands.following import follow_job
 
 if TYPE_CHECKING:
     from blut.jobs.store import Job
 
-app = typer.Typer(help="A recipe job's plan: inspect it, resume it.", no_args_is_help=True)
-
-JobRef = Annotated[str, typer.Argument(metavar="JOB", help="Job id, id prefix or name.")]
+app = Group("plan", help="A recipe job's plan: inspect it, resume it.", no_args_is_help=True)
 
 
 @app.command()
-def inspect(job_ref: JobRef, fmt: Format = "table") -> None:
+@job_argument
+@format_option
+def inspect(job_ref: str, fmt: str) -> None:
     """The stage DAG: each stage's state, cache key, artifact hash, timing, peak vs ceiling."""
     from rich.text import Text
     from rich.tree import Tree
@@ -71,10 +80,9 @@ def _memory(peak: int | None, ceiling: int | None) -> str:
 
 
 @app.command()
-def resume(
-    job_ref: JobRef,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Do not follow.")] = False,
-) -> None:
+@job_argument
+@detach_option
+def resume(job_ref: str, detach: bool) -> None:
     """Continue a stopped recipe job: cached stages are skipped, running units re-attached."""
     from blut.jobs.api import Mark
     from blut.jobs.api import resume as resume_job
@@ -89,7 +97,7 @@ def resume(
     if detach:
         out.print(job.id)
         return
-    raise typer.Exit(follow_job(job, since=mark))
+    raise Exit(follow_job(job, since=mark))
 
 
 def _restarted(job: Job, *, since: float, timeout: float = 15.0) -> bool:

@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
+from click.exceptions import Exit
 
-from blut.commands.common import Format, check_format, note, out, store
+from blut.commands.common import (
+    Group,
+    check_format,
+    detach_option,
+    format_option,
+    note,
+    out,
+    path_option,
+    store,
+)
 from blut.commands.following import follow_job
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.tree import Tree
 
     from blut.jobs.plan import Plan
     from blut.jobs.recipes import RecipeDef
 
-app = typer.Typer(help="Recipes: list, show and run them.", no_args_is_help=True)
+app = Group("recipe", help="Recipes: list, show and run them.", no_args_is_help=True)
+recipe_argument = click.argument("name", help="The recipe.")
 
 
 @app.command("list")
-def list_(
-    category: Annotated[
-        str | None, typer.Option("--category", "-c", help="Only this category.")
-    ] = None,
-    fmt: Format = "table",
-) -> None:
+@click.option("--category", "-c", help="Only this category.")
+@format_option
+def list_(category: str | None, fmt: str) -> None:
     """The recipe catalog, grouped by category."""
     from rich.table import Table
 
@@ -64,10 +73,9 @@ def _summary(recipe: RecipeDef) -> dict[str, Any]:
 
 
 @app.command()
-def show(
-    name: Annotated[str, typer.Argument(help="The recipe.")],
-    fmt: Format = "table",
-) -> None:
+@recipe_argument
+@format_option
+def show(name: str, fmt: str) -> None:
     """A recipe: description, stages, and every argument with type, default and doc."""
     from blut.jobs.recipes import find, swap_candidates
 
@@ -150,34 +158,40 @@ def plan_tree(plan: Plan) -> Tree:
 
 
 @app.command(context_settings={"allow_interspersed_args": True})
+@recipe_argument
+@click.option(
+    "--set",
+    "-s",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override an argument (repeat).",
+)
+@click.option(
+    "--sweep",
+    "sweeps",
+    multiple=True,
+    metavar="KEY=V1,V2",
+    help="One job per value; axes multiply (repeat).",
+)
+@path_option("--config", help="A TOML or JSON file of arguments.")
+@detach_option
+@click.option("--dry-run", is_flag=True, help="Resolve and print the plan(s); run nothing.")
+@click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")
 def run(
-    name: Annotated[str, typer.Argument(help="The recipe.")],
-    sets: Annotated[
-        list[str] | None,
-        typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override an argument (repeat)."),
-    ] = None,
-    sweeps: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--sweep", metavar="KEY=V1,V2", help="One job per value; axes multiply (repeat)."
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="A TOML or JSON file of arguments.")
-    ] = None,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Do not follow.")] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Resolve and print the plan(s); run nothing.")
-    ] = False,
-    uncontained: Annotated[
-        bool, typer.Option("--uncontained", help="Run stages as plain subprocesses.")
-    ] = False,
+    name: str,
+    sets: tuple[str, ...],
+    sweeps: tuple[str, ...],
+    config: Path | None,
+    detach: bool,
+    dry_run: bool,
+    uncontained: bool,
 ) -> None:
     """Run a recipe as a job: `blut recipe run smoke --set make.count=100`."""
     from blut.jobs.recipes import find
 
     recipe = find(name)
-    points = recipe.resolve(sets=sets or (), sweeps=sweeps or (), config_file=config)
+    points = recipe.resolve(sets=sets, sweeps=sweeps, config_file=config)
     run_points(recipe, points, detach=detach, dry_run=dry_run, uncontained=uncontained)
 
 
@@ -191,7 +205,7 @@ def run_points(
 ) -> None:
     """Print (``dry_run``) or submit one job per resolved args; follow a single job.
 
-    Shared by `blut recipe run` and `blut train`. Ends with `typer.Exit` of
+    Shared by `blut recipe run` and `blut train`. Ends with click's `Exit` of
     the followed job's code when it follows one.
     """
     from blut.containment.select import containment_requested
@@ -216,4 +230,4 @@ def run_points(
         return
     [job] = jobs
     note(f"job {job.id} ({recipe.name}) submitted")
-    raise typer.Exit(follow_job(job))
+    raise Exit(follow_job(job))

@@ -8,85 +8,67 @@ validation, submission and following).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
-from blut.commands.common import note
+from blut.commands.common import detach_option, note, path_option
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
+@click.command("train")
+@click.option("--method", required=True, help="sft, reward, dpo, ipo, kto, grpo or distill.")
+@path_option("--model", help="A local HF model dir (default: the tiny built-in model).")
+@path_option("--tokenizer", help="A local tokenizer dir to use with --model.")
+@path_option("--dataset", help="A .jsonl or .parquet file (default: the toy tasks).")
+@click.option("--lora/--no-lora", default=None, help="Train LoRA adapters.")
+@click.option("--lora-r", type=int, help="LoRA rank.")
+@click.option("--lora-alpha", type=int, help="LoRA alpha.")
+@click.option("--optimizer", help="adamw, sgd or adafactor.")
+@click.option("--lr", type=float, help="Peak learning rate.")
+@click.option("--schedule", help="constant, linear or cosine.")
+@click.option("--warmup-steps", type=int, help="Linear warm-up steps.")
+@click.option("--precision", help="fp32, bf16 or fp16.")
+@click.option("--max-steps", type=int, help="Optimizer steps.")
+@click.option("--epochs", type=float, help="Passes over the data (replaces --max-steps).")
+@click.option("--seed", type=int, help="Training seed.")
+@click.option("--eval-every", type=int, help="Steps between evaluations.")
+@click.option(
+    "--set",
+    "-s",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override any recipe argument (repeat).",
+)
+@path_option("--config", help="A TOML or JSON file of recipe arguments.")
+@detach_option
+@click.option("--dry-run", is_flag=True, help="Resolve and print the plan; run nothing.")
+@click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")
 def train(
-    method: Annotated[
-        str,
-        typer.Option(
-            "--method", help="sft, reward, dpo, ipo, kto, grpo or distill.", show_default=False
-        ),
-    ],
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", help="A local HF model dir (default: the tiny built-in model)."),
-    ] = None,
-    tokenizer: Annotated[
-        Path | None,
-        typer.Option("--tokenizer", help="A local tokenizer dir to use with --model."),
-    ] = None,
-    dataset: Annotated[
-        Path | None,
-        typer.Option("--dataset", help="A .jsonl or .parquet file (default: the toy tasks)."),
-    ] = None,
-    lora: Annotated[
-        bool | None,
-        typer.Option("--lora/--no-lora", help="Train LoRA adapters."),
-    ] = None,
-    lora_r: Annotated[int | None, typer.Option("--lora-r", help="LoRA rank.")] = None,
-    lora_alpha: Annotated[int | None, typer.Option("--lora-alpha", help="LoRA alpha.")] = None,
-    optimizer: Annotated[
-        str | None,
-        typer.Option("--optimizer", help="adamw, sgd or adafactor."),
-    ] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
-    schedule: Annotated[
-        str | None,
-        typer.Option("--schedule", help="constant, linear or cosine."),
-    ] = None,
-    warmup_steps: Annotated[
-        int | None,
-        typer.Option("--warmup-steps", help="Linear warm-up steps."),
-    ] = None,
-    precision: Annotated[
-        str | None,
-        typer.Option("--precision", help="fp32, bf16 or fp16."),
-    ] = None,
-    max_steps: Annotated[
-        int | None,
-        typer.Option("--max-steps", help="Optimizer steps."),
-    ] = None,
-    epochs: Annotated[
-        float | None,
-        typer.Option("--epochs", help="Passes over the data (replaces --max-steps)."),
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Training seed.")] = None,
-    eval_every: Annotated[
-        int | None,
-        typer.Option("--eval-every", help="Steps between evaluations."),
-    ] = None,
-    sets: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set", "-s", metavar="KEY=VALUE", help="Override any recipe argument (repeat)."
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="A TOML or JSON file of recipe arguments.")
-    ] = None,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Do not follow.")] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Resolve and print the plan; run nothing.")
-    ] = False,
-    uncontained: Annotated[
-        bool, typer.Option("--uncontained", help="Run stages as plain subprocesses.")
-    ] = False,
+    method: str,
+    model: Path | None,
+    tokenizer: Path | None,
+    dataset: Path | None,
+    lora: bool | None,
+    lora_r: int | None,
+    lora_alpha: int | None,
+    optimizer: str | None,
+    lr: float | None,
+    schedule: str | None,
+    warmup_steps: int | None,
+    precision: str | None,
+    max_steps: int | None,
+    epochs: float | None,
+    seed: int | None,
+    eval_every: int | None,
+    sets: tuple[str, ...],
+    config: Path | None,
+    detach: bool,
+    dry_run: bool,
+    uncontained: bool,
 ) -> None:
     """Train with one method: `blut train --method sft --model DIR --dataset FILE --lora`.
 
@@ -114,7 +96,7 @@ def train(
         epochs=epochs,
         seed=seed,
         eval_every=eval_every,
-        sets=tuple(sets or ()),
+        sets=sets,
     )
     recipe = spec.recipe()
     args = spec.resolve(config_file=config)

@@ -65,3 +65,23 @@ def test_version() -> None:
     result = blut("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("blut ")
+
+
+def test_a_group_without_its_command_prints_its_help() -> None:
+    result = blut("recipe")
+    assert result.returncode == 2
+    assert result.stderr.startswith("Usage: ") and "Commands:" in result.stderr
+    assert "blut: error" not in result.stderr
+
+
+def test_help_documents_arguments() -> None:
+    result = blut("cancel", "--help")
+    assert result.returncode == 0
+    assert "JOB      Job id, id prefix or name." in result.stdout
+    assert "[STAGE]  Cancel only this stage" in result.stdout
+
+
+def test_run_passes_everything_after_the_command_on(blut_home: Path) -> None:
+    result = blut("run", "--uncontained", "echo", "--name", "x", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "--name x --help\n"
