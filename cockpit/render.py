@@ -104,7 +104,8 @@ def jobs_table(rows: Sequence[JobRow], width: int | None = None, now: float | No
         for row in rows
     ]
     widths = [
-        max([len(header)] + [line[i].cell_len for line in lines]) for i, header in enumerate(headers)
+        max([len(header)] + [line[i].cell_len for line in lines])
+        for i, header in enumerate(headers)
     ]
     if width is not None:
         others = sum(w for i, w in enumerate(widths) if i != 1) + len(_GAP) * (len(headers) - 1)

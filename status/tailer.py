@@ -192,7 +192,9 @@ def watch_changes(
     yield from _watch_polling(targets, stop, timeout)
 
 
-def watch_tree(root: Path, stop: threading.Event, timeout: float = 1.0) -> Iterator[set[Path] | None]:
+def watch_tree(
+    root: Path, stop: threading.Event, timeout: float = 1.0
+) -> Iterator[set[Path] | None]:
     """Yield the paths that changed anywhere below ``root`` (an empty set after ``timeout``
     s of quiet), or None every :data:`POLL_INTERVAL` s when it cannot tell what changed.
 
