@@ -140,9 +140,11 @@ def list_jobs(
 
 def reconcile_job(job: Job, launchers: Launchers) -> JobView:
     """The job's state, with an outcome its dead executor could not record recovered."""
-    from blut.jobs.lifecycle import reconcile as reconcile_job
+    from blut.jobs.lifecycle import executor_running, reconcile
 
-    return reconcile_job(job, launchers.for_job(job))
+    if executor_running(job):  # the usual case: no launcher (no systemd probe) needed
+        return job.view()
+    return reconcile(job, launchers.for_job(job))
 
 
 # -- submitting ------------------------------------------------------------------

@@ -86,10 +86,16 @@ def finish_or_start(job: Job, plan: Plan, launcher: Launcher) -> None:
         start_executor(job, launcher)
 
 
+def executor_running(job: Job) -> bool:
+    """True while the job's executor runs: it holds the job's liveness lock (a cheap
+    check that asks systemd nothing)."""
+    return is_held(executor_lock(_home(job), job.id))
+
+
 def executor_alive(job: Job, launcher: Launcher) -> bool:
     """True while the job's executor runs (it holds the job's liveness lock) or its unit
     is starting."""
-    if is_held(executor_lock(_home(job), job.id)):
+    if executor_running(job):
         return True
     handle = launcher.find(job.spec.driver_unit, job.driver_result)
     return handle is not None and launcher.state(handle).phase == "running"
