@@ -445,7 +445,7 @@ class JobScreen(StateScreen):
             for key in keys:
                 cells = self._stage_row(job, key, now)
                 for (col, _), value in zip(self.columns, cells, strict=True):
-                    table.update_cell(key, col, value)
+                    table.update_cell(key, col, value, update_width=True)
         target = self.selected_stage()
         if target in keys and table.cursor_row != keys.index(target):
             table.move_cursor(row=keys.index(target), animate=False)

@@ -202,14 +202,16 @@ class JobsScreen(StateScreen):
                 if old != now:
                     for (col, _), a, b in zip(COLUMNS, old, now, strict=True):
                         if a != b:
-                            table.update_cell(key, col, b)
+                            table.update_cell(key, col, b, update_width=True)
             for key in keys[len(self._keys) :]:
                 table.add_row(*new[key], key=key)
         else:
             selected = (
                 self._keys[table.cursor_row] if 0 <= table.cursor_row < len(self._keys) else None
             )
-            table.clear()
+            table.clear(columns=True)  # and measure the columns afresh for what they hold now
+            for key, label in COLUMNS:
+                table.add_column(label, key=key)
             for key in keys:
                 table.add_row(*new[key], key=key)
             if selected in new:

@@ -71,12 +71,21 @@ def kill_executor_while(job: Job, stage: str) -> None:
     assert unit_active(job.spec.stage_unit(stage))
 
 
-def test_an_orphaned_command_is_readopted_and_its_outcome_recorded(blut_home: Path) -> None:
-    job = run_detached(blut_home, "sh", "-c", "sleep 3; echo finished")
+def waits_for(go: Path, then: str) -> list[str]:
+    """A command that runs until ``go`` exists, then runs ``then``: no race with a clock."""
+    return ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done; {then}"]
+
+
+def test_an_orphaned_command_is_readopted_and_its_outcome_recorded(
+    blut_home: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    job = run_detached(blut_home, *waits_for(go, "echo finished"))
     kill_executor_while(job, "main")
     [row] = jobs_json()  # reconcile: the command still runs, so nothing is recorded failed
     assert row["state"] == "running", row
     assert wait_until(lambda: unit_active(job.spec.driver_unit))  # a new executor adopted it
+    go.touch()
     view = wait_for_job(job, timeout=30)
     assert view.state == "succeeded" and view.stages["main"].state == "succeeded"
     assert not any(isinstance(e, JobFailed) for e in read_events(job.status_path))
@@ -111,9 +120,13 @@ def test_an_orphaned_stage_of_a_recipe_can_be_cancelled(blut_home: Path) -> None
     assert [e.event for e in events[ended + 1 :]] == []  # nothing written after the outcome
 
 
-def test_an_orphan_that_ended_unwatched_is_recorded_from_its_result(blut_home: Path) -> None:
-    job = run_detached(blut_home, "sh", "-c", "sleep 1; exit 3")
+def test_an_orphan_that_ended_unwatched_is_recorded_from_its_result(
+    blut_home: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    job = run_detached(blut_home, *waits_for(go, "exit 3"))
     kill_executor_while(job, "main")
+    go.touch()
     wait_until(lambda: job.result_path("main").exists(), timeout=15)
     launcher = SystemdLauncher()
     try:

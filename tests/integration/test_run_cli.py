@@ -151,9 +151,11 @@ def test_sigkilled_follower_leaves_a_job_that_completes(blut_home: Path) -> None
     assert row["name"] == "survivor"
 
 
-def test_ctrl_c_detaches_and_job_keeps_running(blut_home: Path) -> None:
+def test_ctrl_c_detaches_and_job_keeps_running(blut_home: Path, tmp_path: Path) -> None:
+    go = tmp_path / "go"  # the job waits for it: Ctrl-C surely comes while it runs
+    script = f"while [ ! -e {go} ]; do sleep 0.05; done; echo finished"
     follower = subprocess.Popen(
-        [PY, "-m", "blut", "run", "--", "sh", "-c", "sleep 2; echo finished"],
+        [PY, "-m", "blut", "run", "--", "sh", "-c", script],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -163,6 +165,8 @@ def test_ctrl_c_detaches_and_job_keeps_running(blut_home: Path) -> None:
     _, stderr = follower.communicate(timeout=30)
     assert follower.returncode == 130
     assert "keeps running" in stderr and "blut log" in stderr
+    assert jobs_json()[0]["state"] == "running"
+    go.touch()
     row = wait_for(lambda: next((r for r in jobs_json() if r["state"] == "succeeded"), None))
     assert blut("log", row["id"]).stdout.strip() == "finished"
 
