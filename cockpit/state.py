@@ -374,7 +374,9 @@ class CockpitState:
             rows = [
                 r
                 for r in rows
-                if pattern.search(f"{r.id} {r.name} {r.state} {r.stage or ''} {r.sweep or ''}")
+                if pattern.search(
+                    f"{r.id} {r.name} {r.state} {r.reason or ''} {r.stage or ''} {r.sweep or ''}"
+                )
             ]
         key: Callable[[JobRow], tuple[float | str, ...]] = lambda r: _sort_value(r, sort)  # noqa: E731
         rows.sort(key=key, reverse=reverse)

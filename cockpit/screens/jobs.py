@@ -9,70 +9,20 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from blut.cockpit import fmt, render
+from blut.cockpit import fmt
+from blut.cockpit.jobscolumns import Cells, Layout, fit, group_cells, layout, row_cells
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.state import (
     GROUP_PREFIX,
     SORT_KEYS,
     SortKey,
-    SweepGroup,
     compile_filter,
     group_rows,
 )
-from blut.jobs.quantities import short_size
 from blut.jobs.rows import JobRow
 
-COLUMNS = (
-    ("id", "ID"),
-    ("name", "NAME"),
-    ("state", "STATE"),
-    ("stage", "STAGE"),
-    ("progress", "PROGRESS"),
-    ("elapsed", "ELAPSED"),
-    ("memory", "MEM/MAX"),
-    ("peak", "PEAK/MAX"),
-    ("gpus", "GPU"),
-)
 STALE_AFTER = 5.0
 """Seconds the feed may go without confirming the data before screens say how old it is."""
-
-
-def gpu_cell(gpus: tuple[int, ...]) -> str | Text:
-    """``0,1`` (the GPUs a job's running stages hold) or a dim ``-``."""
-    return ",".join(map(str, gpus)) if gpus else Text("-", style="dim")
-
-
-def cells(row: JobRow, member: bool = False) -> tuple[str | Text, ...]:
-    """The table cells of one row (``member``: shown under its sweep's group row)."""
-    return (
-        row.id,
-        ("└ " + row.name[:14]) if member else row.name[:16],
-        fmt.state_text(row.state),
-        row.stage or "",
-        fmt.bar(row.progress, cells=6),
-        fmt.duration(row.elapsed_seconds),
-        fmt.memory_cell(row.memory_bytes, row.memory_max_bytes),
-        render.memory_cell(row),
-        gpu_cell(row.gpus),
-    )
-
-
-def group_cells(group: SweepGroup, expanded: bool) -> tuple[str | Text, ...]:
-    """The group row of a sweep: its id, size, overall state and summary figures."""
-    head = Text("▾ " if expanded else "▸ ", style="bold")
-    head.append(group.sweep.removeprefix("sweep-"), style="bold")
-    name = group.members[0].recipe or group.members[0].name
-    return (
-        head,
-        f"{name[:10]} ×{len(group.members)}",
-        fmt.state_text(group.state),
-        Text(group.counts()[:24], style="dim"),
-        fmt.bar(group.progress, cells=6),
-        fmt.duration(group.elapsed),
-        Text("-", style="dim"),
-        short_size(group.peak),
-        gpu_cell(tuple(sorted({g for r in group.members for g in r.gpus}))),
-    )
 
 
 class JobsScreen(StateScreen):
@@ -102,9 +52,11 @@ class JobsScreen(StateScreen):
         self.sort: SortKey = "id"
         self.reverse = True
         self._keys: list[str] = []
-        self._cells: dict[str, tuple[str | Text, ...]] = {}
+        self._cells: dict[str, Cells] = {}
         self.filter_error: str | None = None
-        self._row_cells: dict[str, tuple[JobRow, tuple[str | Text, ...]]] = {}
+        self._row_cells: dict[str, tuple[JobRow, dict[str, Text]]] = {}
+        self._cells_width = 0
+        self._layout: Layout | None = None
         self._painted: tuple[object, ...] | None = None
         self._shown = 0
         self._status: Text | None = None
@@ -113,11 +65,8 @@ class JobsScreen(StateScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter: regex over id, name, state, stage", id="filter")
-        table: DataTable[str | Text] = DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        yield table
+        yield Input(placeholder="filter: regex over id, name, state, reason, stage", id="filter")
+        yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
         yield Static("loading…", id="status")
         yield Footer()
 
@@ -127,6 +76,9 @@ class JobsScreen(StateScreen):
         self.query_one(DataTable).focus()
         self.update_state()
         self.set_interval(1.0, self.update_state)
+
+    def on_resize(self) -> None:
+        self.update_state()
 
     @property
     def table(self) -> DataTable[str | Text]:
@@ -151,21 +103,24 @@ class JobsScreen(StateScreen):
                 return key.removeprefix(GROUP_PREFIX)
         return None
 
-    def table_rows(self, rows: list[JobRow]) -> list[tuple[str, tuple[str | Text, ...]]]:
-        """Table rows: plain jobs, sweep group rows and the members of expanded groups."""
-        out: list[tuple[str, tuple[str | Text, ...]]] = []
+    def table_rows(self, rows: list[JobRow], width: int) -> list[tuple[str, dict[str, Text]]]:
+        """Table lines: plain jobs, sweep group rows and the members of expanded groups."""
+        out: list[tuple[str, dict[str, Text]]] = []
+        if width != self._cells_width:
+            self._row_cells.clear()  # the ID column's form depends on the width
+            self._cells_width = width
         cache = self._row_cells
         for item in group_rows(rows):
             if isinstance(item, JobRow):
                 hit = cache.get(item.id)
                 if hit is None or hit[0] is not item:
-                    hit = cache[item.id] = (item, cells(item))
+                    hit = cache[item.id] = (item, row_cells(item, width))
                 out.append((item.id, hit[1]))
                 continue
             expanded = item.sweep in self.expanded
-            out.append((item.key, group_cells(item, expanded)))
+            out.append((item.key, group_cells(item, expanded, width)))
             if expanded:
-                out.extend((r.id, cells(r, member=True)) for r in item.members)
+                out.extend((r.id, row_cells(r, width, member=True)) for r in item.members)
         return out
 
     def visible_rows(self) -> list[JobRow]:
@@ -181,7 +136,8 @@ class JobsScreen(StateScreen):
         live = state.active > 0
         tick = int(self.cockpit.clock()) if live else None  # elapsed times move each second
         expanded = frozenset(self.expanded)
-        return (state.version, tick, self.filter_text, self.sort, self.reverse, expanded)
+        width = self.size.width
+        return (state.version, tick, self.filter_text, self.sort, self.reverse, expanded, width)
 
     def update_state(self) -> None:
         if not self.is_mounted:
@@ -193,14 +149,15 @@ class JobsScreen(StateScreen):
         self._painted = paint
         rows = self.visible_rows()
         table = self.table
-        shown = self.table_rows(rows)
-        keys = [key for key, _ in shown]
-        new = dict(shown)
-        if keys[: len(self._keys)] == self._keys:
+        lines = self.table_rows(rows, self.size.width)
+        shown = layout(self.size.width, [line for _, line in lines])
+        keys = [key for key, _ in lines]
+        new = {key: fit(line, shown) for key, line in lines}
+        if shown == self._layout and keys[: len(self._keys)] == self._keys:
             for key in self._keys:
                 old, now = self._cells[key], new[key]
                 if old != now:
-                    for (col, _), a, b in zip(COLUMNS, old, now, strict=True):
+                    for col, a, b in zip(shown.keys, old, now, strict=True):
                         if a != b:
                             table.update_cell(key, col, b, update_width=True)
             for key in keys[len(self._keys) :]:
@@ -210,12 +167,13 @@ class JobsScreen(StateScreen):
                 self._keys[table.cursor_row] if 0 <= table.cursor_row < len(self._keys) else None
             )
             table.clear(columns=True)  # and measure the columns afresh for what they hold now
-            for key, label in COLUMNS:
+            for key, label in shown.labels:
                 table.add_column(label, key=key)
             for key in keys:
                 table.add_row(*new[key], key=key)
             if selected in new:
                 table.move_cursor(row=keys.index(selected), animate=False)
+            self._layout = shown
         self._keys, self._cells = keys, new
         self._shown = len(rows)
         self._update_status()

@@ -1,0 +1,138 @@
+"""The Jobs table's columns at a given width: what matters first, the rest when wider.
+
+At 80 columns the table shows NAME, STATE (with why it failed), STAGE,
+PROGRESS, ELAPSED and MEM/MAX, and never scrolls sideways: NAME takes what the
+others leave, cut with an ellipsis. Wider terminals add a short ID, then
+PEAK/MAX and GPU, then the full ID. Cells are made here, as text, so widths are
+measured from what is shown (no column keeps the width of its first paint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from blut.cockpit import fmt, render
+from blut.cockpit.state import SweepGroup
+from blut.jobs.quantities import short_size
+from blut.jobs.rows import JobRow
+
+LABELS: Mapping[str, str] = {
+    "id": "ID",
+    "name": "NAME",
+    "state": "STATE",
+    "stage": "STAGE",
+    "progress": "PROGRESS",
+    "elapsed": "ELAPSED",
+    "memory": "MEM/MAX",
+    "peak": "PEAK/MAX",
+    "gpus": "GPU",
+}
+ORDER = ("id", "name", "state", "stage", "progress", "elapsed", "memory", "peak", "gpus")
+CORE = ("name", "state", "stage", "progress", "elapsed", "memory")
+"""Shown at any width."""
+EXTRA_FROM = {"id": 100, "peak": 120, "gpus": 130}
+"""The terminal width from which each other column is shown."""
+FULL_ID_FROM = 150
+"""From this width the ID column shows the whole id (date included), else its time and suffix."""
+PADDING = 2
+"""Cells a DataTable column adds around its content (one each side)."""
+RESERVED = 2
+"""Columns kept free for the vertical scrollbar."""
+MIN_NAME = 8
+CAPS = {"state": 18, "stage": 10}
+"""Most cells a column may take (its values are cut beyond)."""
+
+Cells = tuple[Text, ...]
+
+
+def columns_for(width: int) -> tuple[str, ...]:
+    """The column keys shown at ``width`` terminal columns, in table order."""
+    shown = set(CORE) | {key for key, least in EXTRA_FROM.items() if width >= least}
+    return tuple(key for key in ORDER if key in shown)
+
+
+def _short_id(job_id: str, width: int) -> str:
+    """``103005-ab12`` (time and suffix) below :data:`FULL_ID_FROM`, the whole id above."""
+    if width >= FULL_ID_FROM:
+        return job_id
+    return job_id.split("-", 1)[1] if job_id.count("-") >= 2 else job_id
+
+
+def row_cells(row: JobRow, width: int, member: bool = False) -> dict[str, Text]:
+    """Every cell of one job's line (``member``: shown under its sweep's group row)."""
+    name = ("└ " if member else "") + row.name
+    return {
+        "id": Text(_short_id(row.id, width)),
+        "name": Text(name),
+        "state": render.state_cell(row) if row.state != "loading" else fmt.state_text("loading"),
+        "stage": Text(row.stage or ""),
+        "progress": fmt.bar(row.progress, cells=6),
+        "elapsed": Text(fmt.duration(row.elapsed_seconds)),
+        "memory": fmt.memory_cell(row.memory_bytes, row.memory_max_bytes),
+        "peak": Text(render.memory_cell(row)),
+        "gpus": _gpus(row.gpus),
+    }
+
+
+def group_cells(group: SweepGroup, expanded: bool, width: int) -> dict[str, Text]:
+    """Every cell of a sweep's group line: its size, overall state and summary figures."""
+    head = Text("▾ " if expanded else "▸ ", style="bold")
+    name = group.members[0].recipe or group.members[0].name
+    head.append(f"{name} ×{len(group.members)}", style="bold")
+    return {
+        "id": Text(_short_id(group.sweep.removeprefix("sweep-"), width), style="bold"),
+        "name": head,
+        "state": fmt.state_text(group.state),
+        "stage": Text(group.counts(), style="dim"),
+        "progress": fmt.bar(group.progress, cells=6),
+        "elapsed": Text(fmt.duration(group.elapsed)),
+        "memory": Text("-", style="dim"),
+        "peak": Text(short_size(group.peak)),
+        "gpus": _gpus(tuple(sorted({g for r in group.members for g in r.gpus}))),
+    }
+
+
+def _gpus(gpus: tuple[int, ...]) -> Text:
+    """``0,1`` (the GPUs a job's running stages hold) or a dim ``-``."""
+    return Text(",".join(map(str, gpus))) if gpus else Text("-", style="dim")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The columns shown and the width NAME may take."""
+
+    keys: tuple[str, ...]
+    name_width: int
+
+    @property
+    def labels(self) -> list[tuple[str, str]]:
+        """(key, label) of each shown column."""
+        return [(key, LABELS[key]) for key in self.keys]
+
+
+def layout(width: int, lines: Sequence[Mapping[str, Text]]) -> Layout:
+    """The columns for ``width``, NAME taking what the others (as wide as their widest
+    cell, within :data:`CAPS`) leave."""
+    keys = columns_for(width)
+    used = RESERVED + PADDING * len(keys)
+    for key in keys:
+        if key == "name":
+            continue
+        widest = max([len(LABELS[key])] + [line[key].cell_len for line in lines])
+        used += min(widest, CAPS.get(key, widest))
+    return Layout(keys, max(MIN_NAME, width - used))
+
+
+def fit(line: Mapping[str, Text], shown: Layout) -> Cells:
+    """The cells of ``line`` for the shown columns, each cut to its column."""
+    out = []
+    for key in shown.keys:
+        cell = line[key].copy()
+        limit = shown.name_width if key == "name" else CAPS.get(key)
+        if limit is not None and cell.cell_len > limit:
+            cell.truncate(limit, overflow="ellipsis")
+        out.append(cell)
+    return tuple(out)

@@ -1,0 +1,52 @@
+"""The Jobs table at 80×24: the columns that matter, readable, no sideways scroll; wider
+terminals add the rest (issue: values cut to their first-paint width, MEM/MAX off-screen)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+
+from blut.cockpit.jobscolumns import columns_for
+from blut.cockpit.screens.jobs import JobsScreen
+from tests.cockpit.conftest import OOM, RUNNING, make_app, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+def shown_text(table: DataTable[object]) -> str:
+    return "\n".join(
+        " ".join(str(cell) for cell in table.get_row_at(i)) for i in range(table.row_count)
+    )
+
+
+async def test_at_80_columns_the_core_columns_fit_and_reasons_show(three_jobs: Path) -> None:
+    app = make_app(three_jobs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.jobs) == 3 and not app.state.loading)
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        table = screen.table
+        await wait_for(pilot, lambda: table.row_count == 3)
+        labels = [str(c.label) for c in table.ordered_columns]
+        assert labels == ["NAME", "STATE", "STAGE", "PROGRESS", "ELAPSED", "MEM/MAX"]
+        assert table.virtual_size.width <= table.size.width  # nothing off-screen
+        assert "failed (oom)" in shown_text(table)
+        assert "220M/512M" in shown_text(table)  # the running stage against its ceiling
+
+        await pilot.press("slash", *"oom", "enter")  # the reason is searchable
+        await wait_for(pilot, lambda: table.row_count == 1)
+        assert screen.selected_job_id == OOM
+
+        await pilot.resize_terminal(160, 40)  # wider: the rest comes back
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: table.row_count == 3)
+        await wait_for(pilot, lambda: len(table.ordered_columns) == 9)
+        assert RUNNING in shown_text(table)  # the whole id at 160 columns
+
+
+def test_columns_by_width() -> None:
+    assert columns_for(80) == ("name", "state", "stage", "progress", "elapsed", "memory")
+    assert columns_for(100)[0] == "id"
+    assert columns_for(140)[-2:] == ("peak", "gpus")
