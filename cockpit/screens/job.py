@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -17,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from blut.cockpit import fmt
 from blut.cockpit.followlog import FollowLog
-from blut.cockpit.plot import Curve, Mark, Plot
+from blut.cockpit.plot import Curve, Mark, Plot, short_number, wants_log
 from blut.cockpit.render import describe_end
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.screens.jobs import STALE_AFTER
@@ -119,13 +120,35 @@ def failed_stage(job: JobState) -> StageView | None:
     return (real or failed)[0] if failed else None
 
 
-def metric_curves(job: JobState, limit: int = len(CURVE_STYLES)) -> list[Curve]:
-    """Up to ``limit`` metric curves, loss-like ones first (train/val side by side)."""
-    names = sorted(job.metrics, key=lambda n: ("loss" not in n.lower(), n))[:limit]
-    return [
-        Curve(name, job.metrics[name].values(), CURVE_STYLES[i % len(CURVE_STYLES)])
+def plotted_metrics(names: Iterable[str]) -> list[str]:
+    """The metrics that share the plot: the losses (train and validation side by side), else
+    rewards, else the first metric. Others (lr, memory, counts) have other scales and
+    units: they would flatten the losses, so they are shown as numbers instead."""
+    ordered = sorted(names)
+    for word in ("loss", "reward"):
+        found = [n for n in ordered if word in n.lower()]
+        if found:
+            return found[: len(CURVE_STYLES)]
+    return ordered[:1]
+
+
+def metric_curves(job: JobState) -> tuple[list[Curve], str]:
+    """The curves of :func:`plotted_metrics`, and a note with the latest value of the rest
+    and the step the newest point is at."""
+    metrics = job.metrics
+    names = plotted_metrics(metrics)
+    curves = [
+        Curve(name, metrics[name].values(), CURVE_STYLES[i % len(CURVE_STYLES)])
         for i, name in enumerate(names)
     ]
+    others = [
+        f"{name} {short_number(series.last[1])}"
+        for name, series in sorted(metrics.items())
+        if name not in names and series.last is not None
+    ]
+    newest = max((s.last[0] for s in metrics.values() if s.last is not None), default=None)
+    step = [f"step {newest:.0f}"] if newest is not None else []
+    return curves, " · ".join([*step, *others])
 
 
 def stage_cells(
@@ -411,12 +434,15 @@ class JobScreen(StateScreen):
         title.update(head)
         self._update_stages(job, now)
         stage = self.selected_stage()
-        self.query_one("#metrics", Plot).set_data(metric_curves(job))
+        curves, note = metric_curves(job)
+        self.query_one("#metrics", Plot).set_data(curves, log_y=wants_log(curves), note=note)
         mem_curves = []
         if stage is not None and stage in job.memory:
             mem_curves.append(Curve(stage, job.memory[stage].values(), "green"))
-        marks = [Mark("MemoryMax", float(job.memory_max), "red")] if job.memory_max else []
-        self.query_one("#memory", Plot).set_data(mem_curves, marks)
+        shown = view.stages.get(stage or "")
+        ceiling = shown.memory_max if shown is not None and shown.memory_max else job.memory_max
+        marks = [Mark("MemoryMax", float(ceiling), "red")] if ceiling else []
+        self.query_one("#memory", Plot).set_data(mem_curves, marks, note=stage or "")
         failed = view.state == "failed"
         self.set_class(failed, "failed")
         if failed:
