@@ -537,22 +537,27 @@ class CockpitApp(App[int]):
             f"Open job {job_id}", "Stages, plots, log", lambda: self.open_job(job_id)
         )
         if not self.readonly:
-            yield SystemCommand(
-                f"Cancel job {job_id}", "Stop it (asks first)", lambda: self.request_cancel(job_id)
-            )
-            if isinstance(top, JobScreen) and top.recipe:
+            state = self.state.jobs.get(job_id)
+            ended = state is not None and state.view.terminal
+            if not ended:
+                yield SystemCommand(
+                    f"Cancel job {job_id}",
+                    "Stop it (asks first)",
+                    lambda: self.request_cancel(job_id),
+                )
+            if not ended and isinstance(top, JobScreen) and top.recipe:
                 stage = top.cancel_target()
                 yield SystemCommand(
                     f"Cancel stage {stage or '(none running)'} of {job_id}",
                     "Stop one stage; what needs it is skipped, the rest finishes (asks first)",
                     top.action_cancel_stage,
                 )
-            yield SystemCommand(
-                f"Resume job {job_id}",
-                "Run its unfinished stages again (done and cached ones are skipped)",
-                lambda: self.request_resume(job_id),
-            )
-            state = self.state.jobs.get(job_id)
+            if ended and state is not None and state.view.state != "succeeded":
+                yield SystemCommand(
+                    f"Resume job {job_id}",
+                    "Run its unfinished stages again (done and cached ones are skipped)",
+                    lambda: self.request_resume(job_id),
+                )
             if state is not None and state.view.recipe is not None:
                 yield SystemCommand(
                     f"Re-run job {job_id} with edited args",

@@ -33,7 +33,18 @@ class StateScreen(Screen[None]):
         self.update_state()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action in MUTATING_ACTIONS and self.cockpit.readonly)
+        if action in MUTATING_ACTIONS and self.cockpit.readonly:
+            return False
+        if action in ("cancel", "cancel_stage", "resume"):
+            job = self.cockpit.state.jobs.get(self.selected_job_id or "")
+            if job is None:
+                return True
+            if action == "resume":  # offered for a job that ended without succeeding
+                if job.view.state == "succeeded":
+                    return False
+                return None if not job.view.terminal else True  # greyed while it runs
+            return not job.view.terminal  # nothing left to cancel
+        return True
 
     def action_cancel(self) -> None:
         job_id = self.selected_job_id

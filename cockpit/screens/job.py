@@ -338,10 +338,6 @@ class JobScreen(StateScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("rerun", "cancel_stage") and not self.recipe:
             return False
-        if action == "resume":
-            job = self.cockpit.state.jobs.get(self.job_id)
-            if job is not None and not job.view.terminal:
-                return None  # shown greyed out while it runs
         return super().check_action(action, parameters)
 
     @work(thread=True, group="plan", exit_on_error=False)

@@ -44,6 +44,10 @@ class JobsScreen(StateScreen):
         Binding("R", "replay", "Replay"),
         Binding("space", "toggle_group", "Expand", show=False),
         Binding("escape", "back", "Back", show=False),
+        Binding("home", "first", "Top", show=False, priority=True),
+        Binding("end", "last", "Bottom", show=False, priority=True),
+        Binding("g", "first", "Top", show=False),
+        Binding("G", "last", "Bottom", show=False),
     ]
 
     def __init__(self) -> None:
@@ -60,6 +64,7 @@ class JobsScreen(StateScreen):
         self._painted: tuple[object, ...] | None = None
         self._shown = 0
         self._status: Text | None = None
+        self._bound: tuple[str | None, str | None] | None = None
         self.expanded: set[str] = set()
         """Sweeps whose member rows are shown (groups start collapsed)."""
 
@@ -177,6 +182,34 @@ class JobsScreen(StateScreen):
         self._keys, self._cells = keys, new
         self._shown = len(rows)
         self._update_status()
+        self._refresh_keys()
+
+    def _refresh_keys(self) -> None:
+        """Offer only what applies to the job under the cursor (no Cancel for one that ended)."""
+        job = self.cockpit.state.jobs.get(self.selected_job_id or "")
+        bound = (self.selected_job_id, job.view.state if job is not None else None)
+        if bound != self._bound:
+            self._bound = bound
+            self.refresh_bindings()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._refresh_keys()
+
+    def action_first(self) -> None:
+        """Move to the first row (in the filter box: to the start of its text)."""
+        box = self.query_one("#filter", Input)
+        if box.has_focus:
+            box.action_home()
+        elif self._keys:
+            self.table.move_cursor(row=0, animate=False)
+
+    def action_last(self) -> None:
+        """Move to the last row (in the filter box: to the end of its text)."""
+        box = self.query_one("#filter", Input)
+        if box.has_focus:
+            box.action_end()
+        elif self._keys:
+            self.table.move_cursor(row=len(self._keys) - 1, animate=False)
 
     def _update_status(self) -> None:
         line = self.status_line(self._shown)

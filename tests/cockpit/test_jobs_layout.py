@@ -50,3 +50,22 @@ def test_columns_by_width() -> None:
     assert columns_for(80) == ("name", "state", "stage", "progress", "elapsed", "memory")
     assert columns_for(100)[0] == "id"
     assert columns_for(140)[-2:] == ("peak", "gpus")
+
+
+async def test_keys_fit_the_job_under_the_cursor(three_jobs: Path) -> None:
+    app = make_app(three_jobs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.jobs) == 3 and not app.state.loading)
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await wait_for(pilot, lambda: screen.table.row_count == 3)
+        await pilot.press("home")
+        assert screen.selected_job_id == RUNNING  # newest first: the running job on top
+        assert screen.check_action("cancel", ()) is True
+        await pilot.press("end")
+        assert screen.selected_job_id == OOM
+        assert screen.check_action("cancel", ()) is False  # it ended: nothing to cancel
+        assert screen.check_action("resume", ()) is True
+        await pilot.press("g")
+        assert screen.selected_job_id == RUNNING
+        assert screen.check_action("resume", ()) is None  # greyed while it runs

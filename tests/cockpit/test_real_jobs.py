@@ -250,8 +250,10 @@ async def test_readonly_hides_every_mutating_key_and_palette_entry(blut_home: Pa
     app = make_app(blut_home)
     async with app.run_test(size=SIZE) as pilot:
         seen = await walk_screens(app, pilot, job_id)
-    assert "cancel" in seen["jobs"][0] and f"Cancel job {job_id}" in seen["jobs"][1]
-    assert {"resume", "rerun", "cancel"} <= seen["job"][0]
+    # the job failed: resume and re-run are offered, cancel is not (nothing left to stop)
+    assert f"Resume job {job_id}" in seen["jobs"][1]
+    assert "cancel" not in seen["jobs"][0] and f"Cancel job {job_id}" not in seen["jobs"][1]
+    assert {"resume", "rerun"} <= seen["job"][0] and "cancel" not in seen["job"][0]
     assert f"Resume job {job_id}" in seen["job"][1] and f"Re-run job {job_id}" in seen["job"][1]
     form_titles = seen["form"][1].splitlines()
     assert "launch" in seen["form"][0] and any(t.startswith("Launch ") for t in form_titles)
