@@ -2,11 +2,13 @@
 
 Every job is a plan run by this one supervisor: a recipe's stages, or the one
 stage of a `blut run` command. Every stage whose inputs exist gets a cache key
-(stage, program, schema version, input hashes, args). A cacheable stage that
-hits is recorded as ``stage_cached`` and nothing runs; otherwise unit
-``blut-<job>-<stage>`` is launched once its resources are free, and on success
-its staging dir is committed to the cache (``stage_done``). A command stage is
-never cached. A failure skips the stage's dependents while independent branches
+(stage, program, schema version, input hashes, args, and the content hashes of
+the external files its args name). A cacheable stage that hits (an intact
+object; a damaged one is quarantined and recomputed) is recorded as
+``stage_cached`` and nothing runs; otherwise unit ``blut-<job>-<stage>`` is
+launched once its resources are free, and on success its staging dir is
+committed to the cache with its lineage (``stage_done``), unless an external
+input changed while it ran. A command stage is never cached. A failure skips the stage's dependents while independent branches
 finish; the job ends failed with the first cause. A cancel request (event or
 SIGTERM) stops every running unit; a request naming one stage stops (or drops)
 only that stage, which then fails as ``cancelled`` like any failure.
@@ -39,7 +41,8 @@ from typing import TYPE_CHECKING, Literal
 
 from blut.jobs.environment import stage_env
 from blut.jobs.errors import JobsError
-from blut.jobs.keys import KeyParts
+from blut.jobs.external import stage_paths
+from blut.jobs.keys import KeyParts, upstream_id
 from blut.jobs.plan import Plan
 from blut.jobs.slots import GpuPool, Slots
 from blut.jobs.stagedef import StageDef, launch_argv, process_count
@@ -70,7 +73,8 @@ if TYPE_CHECKING:  # containment loads only when a stage launches, the cache onl
     # cacheable stage needs it (a `blut run` command never does)
     from blut.containment.launcher import Launcher
     from blut.containment.spec import Handle, Outcome
-    from blut.jobs.cache import Cache
+    from blut.jobs.cache import Cache, Condemned
+    from blut.jobs.integrity import Damage
 
 TICK = 0.1
 """Most seconds between two looks at the stages (and between two asks of systemd each)."""
@@ -112,29 +116,54 @@ class StageRun:
     """Its own cancel was requested (a stage cancel, not the whole job's)."""
 
 
-def key_parts(stage: StageDef, inputs: dict[str, str]) -> KeyParts:
-    """The cache key parts of ``stage`` given its inputs' artifact hashes (by stage)."""
+class InputGone(JobsError):
+    """An external input a stage's args name cannot be read."""
+
+
+def key_parts(
+    stage: StageDef, inputs: dict[str, str], sources: dict[str, str] | None = None
+) -> KeyParts:
+    """The cache key parts of ``stage`` given its inputs (`upstream_id` by stage) and the
+    content hashes of its external inputs (by arg)."""
     return KeyParts(
         stage=stage.name,
         program=stage.program,
         schema_version=stage.schema_version,
         inputs=inputs,
         args=dict(stage.args),
+        sources=sources or {},
     )
 
 
+def stage_sources(stage: StageDef, cache: Callable[[], Cache]) -> dict[str, str]:
+    """The content hash of each external input of ``stage`` (by arg), from the cache's
+    index of file marks (``cache`` is asked for only when the stage has some)."""
+    out = {}
+    for name, path in stage_paths(stage).items():
+        try:
+            out[name] = cache().inputs.content(path).digest
+        except OSError as exc:
+            raise InputGone(f"input {stage.name}.{name}: cannot read {path}: {exc}") from exc
+    return out
+
+
 def all_cached(plan: Plan, cache: Cache) -> bool:
-    """Whether every stage of ``plan`` is a cache hit (a read-only check)."""
-    artifacts: dict[str, str] = {}
+    """Whether every stage of ``plan`` is a cache hit (a check that changes no entry,
+    except to quarantine one whose object turns out damaged)."""
+    ids: dict[str, str] = {}
     for name in plan.order():
         stage = plan.stages[name]
         if not stage.cacheable:
             return False
-        parts = key_parts(stage, {d: artifacts[d] for d in plan.deps[name]})
+        try:
+            sources = stage_sources(stage, lambda: cache)
+        except InputGone:
+            return False  # the executor unit fails the stage, saying why
+        parts = key_parts(stage, {d: ids[d] for d in plan.deps[name]}, sources)
         entry = cache.get(parts.key, touch=False)
         if entry is None:
             return False
-        artifacts[name] = entry.hash
+        ids[name] = upstream_id(entry.hash, parts)
     return True
 
 
@@ -471,7 +500,11 @@ class Executor:
 
     def _parts(self, run: StageRun, deps: list[StageRun]) -> KeyParts:
         stage = run.stage
-        parts = key_parts(stage, {d.stage.name: d.artifact or "" for d in deps})
+        inputs = {
+            d.stage.name: upstream_id(d.artifact or "", d.parts) if d.parts else d.artifact or ""
+            for d in deps
+        }
+        parts = key_parts(stage, inputs, stage_sources(stage, lambda: self.cache))
         if stage.cacheable:
             self.job.stage_dir(stage.name)
             atomic_write_json(
@@ -484,7 +517,11 @@ class Executor:
             run.phase = "done"  # a command that succeeded in an earlier run
             return True
         if run.parts is None:
-            run.parts = self._parts(run, deps)
+            try:
+                run.parts = self._parts(run, deps)
+            except InputGone as exc:
+                self._fail(run, "error", str(exc))
+                return True
         if run.stage.cacheable and run.key_lock is None:
             if self._take_cached(run):
                 return True
@@ -517,10 +554,19 @@ class Executor:
 
     def _take_cached(self, run: StageRun) -> bool:
         assert run.parts is not None
-        entry = self.cache.get(run.parts.key)
+        name = run.stage.name
+
+        def damaged(damage: Damage, condemned: Condemned) -> None:
+            msg = (
+                f"the cached output {damage.digest[:12]} was damaged ({damage.describe()}): "
+                f"{condemned.summary()}; computing it again"
+            )
+            print(f"blut: warning: stage {name}: {msg}", file=sys.stderr)
+            self._emit(Log(job=self.job.id, stage=name, level="warning", msg=msg))
+
+        entry = self.cache.get(run.parts.key, on_damage=damaged)
         if entry is None:
             return False
-        name = run.stage.name
         self.cache.pin(self.job.id, [entry.key])
         run.artifact, run.phase = entry.hash, "done"
         if self._done_before.get(name) != entry.hash:
@@ -670,6 +716,24 @@ class Executor:
         self._sync(save=True)
         return True
 
+    def _deps(self, name: str) -> list[StageRun]:
+        return [self.runs[d] for d in self.plan.deps[name]]
+
+    def _moved_sources(self, stage: StageDef, parts: KeyParts) -> str | None:
+        """Which external inputs differ now from those ``parts`` was keyed by, if any."""
+        if not parts.sources:
+            return None
+        try:
+            now = stage_sources(stage, lambda: self.cache)
+        except InputGone as exc:
+            return f"{exc} (it was there when the stage started)"
+        moved = [n for n, digest in parts.sources.items() if now.get(n) != digest]
+        if not moved:
+            return None
+        paths = stage_paths(stage)
+        names = ", ".join(f"input {stage.name}.{n} ({paths[n]})" for n in moved)
+        return f"{names} changed while the stage ran"
+
     def _inputs(self, name: str) -> list[dict[str, str]]:
         """inputs.json: one entry per upstream artifact, in dependency order."""
         out = []
@@ -766,8 +830,18 @@ class Executor:
             assert run.parts is not None
             from blut.jobs.cache import CacheError
 
+            moved = self._moved_sources(run.stage, run.parts)
+            if moved:
+                _discard(staging)
+                self._fail(
+                    run, "error", f"{moved}; its output was not cached (run it again)", outcome
+                )
+                return
+            parents = [d.parts.key for d in self._deps(name) if d.parts is not None]
             try:
-                entry = self.cache.commit(run.parts, staging, job=self.job.id, stage=name)
+                entry = self.cache.commit(
+                    run.parts, staging, job=self.job.id, stage=name, parents=parents
+                )
             except (CacheError, OSError) as exc:
                 _discard(staging)
                 self._fail(run, "error", f"could not commit the output: {exc}", outcome)

@@ -101,4 +101,4 @@ def explain(cache: Cache, job: Job, stage: str) -> list[str]:
         if not view.terminal:
             return [f"stage {stage}: not reached yet (job {view.state})"]
         return [f"stage {stage}: never reached (an upstream stage failed or the job was cancelled)"]
-    return cache.explain(parts)
+    return cache.explain(parts, job.id)

@@ -60,7 +60,7 @@ def test_equal_content_is_stored_once(tmp_path: Path, cache: Cache) -> None:
 def test_crash_between_rename_and_index_is_repaired(
     tmp_path: Path, cache: Cache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def crash(self: Cache, entry: object) -> None:
+    def crash(self: Cache, *args: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Cache, "_insert", crash)
