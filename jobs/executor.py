@@ -147,9 +147,26 @@ def stage_sources(stage: StageDef, cache: Callable[[], Cache]) -> dict[str, str]
     return out
 
 
-def all_cached(plan: Plan, cache: Cache) -> bool:
+def damage_warning(damage: Damage, condemned: Condemned) -> str:
+    """What a job says when the cached output it was about to use turned out damaged."""
+    return (
+        f"the cached output {damage.digest[:12]} was damaged ({damage.describe()}): "
+        f"{condemned.summary()}; computing it again"
+    )
+
+
+def all_cached(
+    plan: Plan, cache: Cache, on_damage: Callable[[str, str], None] | None = None
+) -> bool:
     """Whether every stage of ``plan`` is a cache hit (a check that changes no entry,
-    except to quarantine one whose object turns out damaged)."""
+    except to quarantine one whose object turns out damaged: ``on_damage`` gets the
+    stage and a `damage_warning`)."""
+
+    def damaged(stage: str) -> Callable[[Damage, Condemned], None] | None:
+        if on_damage is None:
+            return None
+        return lambda damage, condemned: on_damage(stage, damage_warning(damage, condemned))
+
     ids: dict[str, str] = {}
     for name in plan.order():
         stage = plan.stages[name]
@@ -160,7 +177,7 @@ def all_cached(plan: Plan, cache: Cache) -> bool:
         except InputGone:
             return False  # the executor unit fails the stage, saying why
         parts = key_parts(stage, {d: ids[d] for d in plan.deps[name]}, sources)
-        entry = cache.get(parts.key, touch=False)
+        entry = cache.get(parts.key, touch=False, on_damage=damaged(name))
         if entry is None:
             return False
         ids[name] = upstream_id(entry.hash, parts)
@@ -183,7 +200,11 @@ def finish_if_cached(job: Job, plan: Plan, cache: Cache) -> bool:
     vanished after the check (a prune at that moment), in which case the stages
     found cached are recorded and the executor unit, started next, skips them.
     """
-    if not all_cached(plan, cache):
+
+    def damaged(stage: str, msg: str) -> None:
+        job.emit(Log(job=job.id, stage=stage, level="warning", msg=msg))
+
+    if not all_cached(plan, cache, damaged):
         return False
     pool = GpuPool(cache.locks, list)
     executor = Executor(job, plan, _no_launcher, cache, gpus=pool, in_process=True)
@@ -557,10 +578,7 @@ class Executor:
         name = run.stage.name
 
         def damaged(damage: Damage, condemned: Condemned) -> None:
-            msg = (
-                f"the cached output {damage.digest[:12]} was damaged ({damage.describe()}): "
-                f"{condemned.summary()}; computing it again"
-            )
+            msg = damage_warning(damage, condemned)
             print(f"blut: warning: stage {name}: {msg}", file=sys.stderr)
             self._emit(Log(job=self.job.id, stage=name, level="warning", msg=msg))
 
