@@ -74,21 +74,22 @@ def hash_entry(path: Path, st: os.stat_result) -> str:
     return hash_file(path, st.st_size)
 
 
-def walk(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
+def walk(root: Path) -> Iterator[tuple[str, str, os.stat_result]]:
     """``(relative posix path, path, lstat)`` of every file and symlink under ``root``.
 
-    Symlinks (to directories too) are entries of their own, never followed.
+    Symlinks (to directories too) are entries of their own, never followed. Paths
+    are strings: a `Path` per file would cost more than its ``stat``.
     """
-    folders = [("", root)]
+    folders = [("", str(root))]
     while folders:
         prefix, folder = folders.pop()
         with os.scandir(folder) as listing:
             for item in listing:
                 rel = prefix + item.name
                 if item.is_dir(follow_symlinks=False):
-                    folders.append((rel + "/", Path(item.path)))
+                    folders.append((rel + "/", item.path))
                 else:
-                    yield rel, Path(item.path), item.stat(follow_symlinks=False)
+                    yield rel, item.path, item.stat(follow_symlinks=False)
 
 
 def merkle(entries: Iterable[tuple[str, str]]) -> str:
@@ -101,7 +102,7 @@ def merkle(entries: Iterable[tuple[str, str]]) -> str:
 
 def hash_dir(root: Path) -> str:
     """The sorted Merkle hash of a directory (see the module docstring)."""
-    return merkle((rel, hash_entry(path, st)) for rel, path, st in walk(root))
+    return merkle((rel, hash_entry(Path(path), st)) for rel, path, st in walk(root))
 
 
 def hash_path(path: Path) -> str:

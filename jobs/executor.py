@@ -141,7 +141,7 @@ def stage_sources(stage: StageDef, cache: Callable[[], Cache]) -> dict[str, str]
     out = {}
     for name, path in stage_paths(stage).items():
         try:
-            out[name] = cache().inputs.content(path).digest
+            out[name] = cache().inputs.content(path)
         except OSError as exc:
             raise InputGone(f"input {stage.name}.{name}: cannot read {path}: {exc}") from exc
     return out

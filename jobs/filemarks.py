@@ -17,9 +17,11 @@ import json
 import os
 import stat
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from blake3 import blake3
 
 from blut.jobs.artifact import hash_entry, merkle, walk
 
@@ -41,11 +43,21 @@ Marks = dict[str, Mark]
 
 @dataclass(frozen=True)
 class Scan:
-    """A root as found now: its content hash, every file's mark, and the files hashed afresh."""
+    """A root as found now: every file's mark, and the files hashed afresh."""
 
-    digest: str
     marks: Marks
     rehashed: tuple[str, ...]
+
+    @property
+    def digest(self) -> str:
+        """The root's content hash (`blut.jobs.artifact.hash_path`'s)."""
+        if "" in self.marks:
+            return self.marks[""].digest
+        return merkle((rel, m.digest) for rel, m in self.marks.items())
+
+    def same(self, known: Mapping[str, Mark]) -> bool:
+        """Every file as ``known`` marked it (so the content hash is what it was then)."""
+        return not self.rehashed and self.marks.keys() == known.keys()
 
     def changed(self, before: Mapping[str, Mark]) -> list[str]:
         """Files whose bytes differ from ``before``'s, added or removed, each with how."""
@@ -76,14 +88,34 @@ def input_stamp(st: os.stat_result) -> Stamp:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
+Listing = list[tuple[str, str, os.stat_result]]
+"""``(relative path, path, stat)`` of every file under a root (`listing`)."""
+
+
+def listing(root: Path) -> Listing:
+    """Every file and symlink under ``root`` with its ``lstat`` (a file root: ``""``, stat)."""
+    top = root.stat()
+    if not stat.S_ISDIR(top.st_mode):
+        return [("", str(root), top)]
+    return list(walk(root))
+
+
+def summary(stamps: Iterable[tuple[str, Stamp]]) -> str:
+    """One hash of every ``(relative path, stamp)``: equal summaries, every file as stamped."""
+    lines = sorted(f"{rel}\0{','.join(map(str, st))}\n" for rel, st in stamps)
+    return blake3("".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def scan(
     root: Path,
     known: Mapping[str, Mark],
     stamp: Callable[[os.stat_result], Stamp],
     *,
     racy_ns: int | None = None,
+    files: Listing | None = None,
 ) -> Scan:
-    """``root`` now, re-hashing only files without a matching clean mark in ``known``.
+    """``root`` now (``files``: its `listing`, if taken already), re-hashing only files
+    without a matching clean mark in ``known``.
 
     ``racy_ns`` None trusts every mark taken (cache objects: nothing writes a
     committed object, so no write can race the hash). Raises `OSError` when
@@ -91,23 +123,18 @@ def scan(
     """
     marks: Marks = {}
     rehashed: list[str] = []
-    top = root.stat()
-    is_dir = stat.S_ISDIR(top.st_mode)
-    files = walk(root) if is_dir else [("", root, top)]
-    for rel, path, st in files:
+    for rel, path, st in listing(root) if files is None else files:
         now = stamp(st)
         old = known.get(rel)
         if old is not None and old.clean and old.stamp == now:
             marks[rel] = old
             continue
         started = time.time_ns()
-        digest = hash_entry(path, st)
+        digest = hash_entry(Path(path), st)
         clean = racy_ns is None or max(st.st_mtime_ns, st.st_ctime_ns) < started - racy_ns
         marks[rel] = Mark(now, digest, clean)
         rehashed.append(rel)
-    if not is_dir:
-        return Scan(marks[""].digest, marks, tuple(rehashed))
-    return Scan(merkle((rel, m.digest) for rel, m in marks.items()), marks, tuple(rehashed))
+    return Scan(marks, tuple(rehashed))
 
 
 def dumps(marks: Mapping[str, Mark]) -> str:

@@ -16,10 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from blut.jobs.filemarks import Marks, dumps, loads, object_stamp, scan
+from blut.jobs.filemarks import Marks, dumps, listing, loads, object_stamp, scan, summary
 from blut.jobs.indextx import writing
 
-SCHEMA = "CREATE TABLE IF NOT EXISTS object_marks(hash TEXT PRIMARY KEY, files TEXT NOT NULL);"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS object_marks(hash TEXT PRIMARY KEY, stamps TEXT NOT NULL,
+    files TEXT NOT NULL);
+"""
 
 
 @dataclass(frozen=True)
@@ -46,27 +49,38 @@ class ObjectMarks:
 
     def record(self, digest: str, marks: Marks) -> None:
         """Remember ``marks`` as object ``digest``'s files."""
+        stamps = summary((rel, m.stamp) for rel, m in marks.items())
         with writing(self._db) as db:
             db.execute(
-                "INSERT OR REPLACE INTO object_marks(hash, files) VALUES (?, ?)",
-                (digest, dumps(marks)),
+                "INSERT OR REPLACE INTO object_marks(hash, stamps, files) VALUES (?, ?, ?)",
+                (digest, stamps, dumps(marks)),
             )
 
     def check(self, path: Path, digest: str) -> Damage | None:
         """None when the object at ``path`` still holds ``digest``'s bytes (marks refreshed
-        for files touched without change); raises `FileNotFoundError` when it is gone."""
-        row = self._db.execute("SELECT files FROM object_marks WHERE hash=?", (digest,)).fetchone()
-        known = loads(row[0]) if row else {}
+        for files touched without change); raises `FileNotFoundError` when it is gone.
+
+        The usual hit costs a ``stat`` per file and one hash of their stamps; the
+        per-file marks are read only when some stamp changed.
+        """
+        row = self._db.execute(
+            "SELECT stamps, files FROM object_marks WHERE hash=?", (digest,)
+        ).fetchone()
         try:
-            now = scan(path, known, object_stamp)
+            files = listing(path)
+            if row is not None and summary((r, object_stamp(st)) for r, _, st in files) == row[0]:
+                return None
+            known = loads(row[1]) if row else {}
+            now = scan(path, known, object_stamp, files=files)
         except OSError as exc:
             if not path.is_dir():
                 raise FileNotFoundError(path) from exc
             return Damage(digest, (f"unreadable: {exc}",))
+        if now.same(known):
+            return None
         if now.digest != digest:
             return Damage(digest, tuple(now.changed(known)) if known else ())
-        if row is None or now.rehashed:
-            self.record(digest, now.marks)
+        self.record(digest, now.marks)
         return None
 
     @staticmethod

@@ -164,3 +164,15 @@ def test_explain_shows_what_an_entry_was_computed_from(tmp_path: Path) -> None:
             key=lambda line: keys[line.split()[0]],
         ),
     ]
+
+
+def test_prune_keeps_lineage_only_while_an_entry_below_needs_it(tmp_path: Path) -> None:
+    execute(tmp_path, smoke(), FakeLauncher(write_output))
+    cache = Cache(tmp_path)
+    keys = {e.stage: e.key for e in cache.entries()}
+    cache._db.execute("UPDATE entries SET last_used=0 WHERE stage='make'")
+    cache.prune(older_than=1000)
+    assert cache.parents(keys["square"]) == [(keys["make"], None)]
+    cache.prune(older_than=0)
+    tables = ("lineage", "object_marks")
+    assert [cache._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables] == [0, 0]

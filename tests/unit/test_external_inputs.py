@@ -200,3 +200,30 @@ def test_editing_a_model_dir_or_a_source_file_reruns_what_reads_it(
     refs = {e.hash for e in cache.entries() if e.stage == "model"}
     cache.close()
     assert len(refs) == 1  # two keys, one ref.json
+
+
+def test_an_unchanged_input_is_not_hashed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from blut.jobs import filemarks, inputindex
+
+    model = model_dir(tmp_path / "model")
+    hashed: list[str] = []
+    real = filemarks.hash_entry
+    monkeypatch.setattr(filemarks, "hash_entry", lambda p, st: hashed.append(p.name) or real(p, st))
+    cache = Cache(tmp_path / "home")
+    first = cache.inputs.content(model)
+    assert sorted(hashed) == ["config.json", "model.safetensors", "tokenizer.json"]
+    hashed.clear()
+    assert cache.inputs.content(model) == first and len(hashed) == 3  # just written: racy
+    monkeypatch.setattr(inputindex, "RACY_NS", 0)  # as if they were written long ago
+    hashed.clear()
+    cache.inputs.content(model)
+    assert cache.inputs.content(model) == first and len(hashed) == 3  # marked clean, then trusted
+    os.utime(model / "config.json", ns=(1, 1))
+    hashed.clear()
+    assert cache.inputs.content(model) == first and hashed == ["config.json"]
+    edit_in_place(model / "model.safetensors", b"\0\0", b"\2\2")  # size and mtime kept
+    hashed.clear()
+    assert cache.inputs.content(model) != first and hashed == ["model.safetensors"]
+    cache.close()
