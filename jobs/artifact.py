@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -74,22 +74,23 @@ def hash_entry(path: Path, st: os.stat_result) -> str:
     return hash_file(path, st.st_size)
 
 
-def walk(root: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+def walk(root: Path) -> list[tuple[str, str, os.stat_result]]:
     """``(relative posix path, path, lstat)`` of every file and symlink under ``root``.
 
     Symlinks (to directories too) are entries of their own, never followed. Paths
     are strings: a `Path` per file would cost more than its ``stat``.
     """
+    found = []
     folders = [("", str(root))]
     while folders:
         prefix, folder = folders.pop()
         with os.scandir(folder) as listing:
             for item in listing:
-                rel = prefix + item.name
                 if item.is_dir(follow_symlinks=False):
-                    folders.append((rel + "/", item.path))
+                    folders.append((f"{prefix}{item.name}/", item.path))
                 else:
-                    yield rel, item.path, item.stat(follow_symlinks=False)
+                    found.append((prefix + item.name, item.path, item.stat(follow_symlinks=False)))
+    return found
 
 
 def merkle(entries: Iterable[tuple[str, str]]) -> str:

@@ -97,12 +97,12 @@ def listing(root: Path) -> Listing:
     top = root.stat()
     if not stat.S_ISDIR(top.st_mode):
         return [("", str(root), top)]
-    return list(walk(root))
+    return walk(root)
 
 
 def summary(stamps: Iterable[tuple[str, Stamp]]) -> str:
     """One hash of every ``(relative path, stamp)``: equal summaries, every file as stamped."""
-    lines = sorted(f"{rel}\0{','.join(map(str, st))}\n" for rel, st in stamps)
+    lines = sorted([f"{rel}\0{st}\n" for rel, st in stamps])
     return blake3("".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
 
 

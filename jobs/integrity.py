@@ -63,14 +63,13 @@ class ObjectMarks:
         The usual hit costs a ``stat`` per file and one hash of their stamps; the
         per-file marks are read only when some stamp changed.
         """
-        row = self._db.execute(
-            "SELECT stamps, files FROM object_marks WHERE hash=?", (digest,)
-        ).fetchone()
+        sql = "SELECT stamps FROM object_marks WHERE hash=?"
+        row = self._db.execute(sql, (digest,)).fetchone()
         try:
             files = listing(path)
             if row is not None and summary((r, object_stamp(st)) for r, _, st in files) == row[0]:
                 return None
-            known = loads(row[1]) if row else {}
+            known = self._known(digest) if row else {}
             now = scan(path, known, object_stamp, files=files)
         except OSError as exc:
             if not path.is_dir():
@@ -82,6 +81,10 @@ class ObjectMarks:
             return Damage(digest, tuple(now.changed(known)) if known else ())
         self.record(digest, now.marks)
         return None
+
+    def _known(self, digest: str) -> Marks:
+        row = self._db.execute("SELECT files FROM object_marks WHERE hash=?", (digest,)).fetchone()
+        return loads(row[0]) if row else {}
 
     @staticmethod
     def drop(db: sqlite3.Connection, digests: Iterable[str]) -> None:
