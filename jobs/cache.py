@@ -3,7 +3,7 @@
 ``objects/<hash>/`` holds committed stage outputs, named by their content hash
 (so equal outputs of different keys are stored once). ``index.sqlite`` (WAL,
 safe for concurrent jobs) maps a cache key to its object with size, creation,
-last use, the producing job and the key's parts (for `Cache.explain`); beside
+last use, the producing job and the key's parts (for `blut.jobs.cacheexplain`); beside
 it, each object's file marks (`blut.jobs.integrity`), each entry's lineage
 (`blut.jobs.lineage`) and the external inputs' content hashes
 (`blut.jobs.inputindex`). Opening the cache creates missing tables, so an
@@ -32,7 +32,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +41,7 @@ from typing import Any
 from blut.jobs import lineage
 from blut.jobs.artifact import tree_size
 from blut.jobs.errors import JobsError
-from blut.jobs.filemarks import changes, object_stamp, scan
-from blut.jobs.fingerprint import canonical
+from blut.jobs.filemarks import object_stamp, scan
 from blut.jobs.indextx import writing
 from blut.jobs.inputindex import SCHEMA as INPUTS_SCHEMA
 from blut.jobs.inputindex import InputIndex
@@ -147,15 +146,6 @@ def _entry(row: tuple[Any, ...]) -> Entry:
     return Entry(
         key, digest, size, created, last_used, job, stage, KeyParts.from_dict(json.loads(parts))
     )
-
-
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping) and value:
-        out: dict[str, Any] = {}
-        for key, sub in value.items():
-            out.update(_flat(sub, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: value}
 
 
 def _readonly(root: Path) -> None:
@@ -502,75 +492,3 @@ class Cache:
             found = row.fetchone()
             out.append((parent, _entry(found) if found else None))
         return out
-
-    def explain(self, parts: KeyParts, job: str | None = None) -> list[str]:
-        """Why ``parts`` is (not) a hit: what differs from the closest cached key of its stage,
-        and what the entry (or the closest one) was computed from.
-
-        When ``job`` computed the entry itself, why it ran: what differs from the
-        closest other cached key of the stage.
-        """
-        entry = self.get(parts.key, touch=False)
-        here = f"key {parts.key[:12]}"
-        if entry is not None and (job is None or entry.job != job):
-            head = f"stage {parts.stage}: cached ({here}, computed by job {entry.job})"
-            return [head, *self._lineage(entry.key)]
-        same = [e for e in self.entries() if e.parts.stage == parts.stage and e.key != parts.key]
-        lineage_lines = self._lineage(entry.key) if entry is not None else []
-        if not same:
-            if entry is not None:
-                head = f"stage {parts.stage}: computed by this job ({here}); nothing else of it is cached"
-                return [head, *lineage_lines]
-            return [f"stage {parts.stage}: nothing of this stage is cached (first run, or pruned)"]
-        best = min(same, key=lambda e: (len(self._differences(parts, e.parts)), -e.last_used))
-        closest = f"closest cached key {best.key[:12]} (job {best.job}) differs in:"
-        if entry is not None:
-            head = f"stage {parts.stage}: computed by this job ({here}); the {closest}"
-        else:
-            head = f"stage {parts.stage}: {closest}"
-            lineage_lines = self._lineage(best.key)
-        lines = [f"  {line}" for line in self._differences(parts, best.parts)]
-        return [head, *lines, *lineage_lines]
-
-    def _lineage(self, key: str) -> list[str]:
-        found = self.parents(key)
-        if not found:
-            return []
-        lines = [f"  key {key[:12]} was computed from:"]
-        for parent, entry in found:
-            if entry is None:
-                lines.append(f"    {parent[:12]} (no longer cached)")
-            else:
-                lines.append(f"    {entry.stage} {parent[:12]} (job {entry.job})")
-        return lines
-
-    def _differences(self, now: KeyParts, cached: KeyParts) -> list[str]:
-        out: list[str] = []
-        if now.program != cached.program:
-            out.append(f"program: {' '.join(now.program)} now, {' '.join(cached.program)} cached")
-        if now.schema_version != cached.schema_version:
-            out.append(f"schema version: {now.schema_version} now, {cached.schema_version} cached")
-        for name in sorted(set(now.inputs) | set(cached.inputs)):
-            a, b = now.inputs.get(name), cached.inputs.get(name)
-            if a != b:
-                out.append(f"input {name}: {(a or 'none')[:12]} now, {(b or 'none')[:12]} cached")
-        for name in sorted(set(now.sources) | set(cached.sources)):
-            a, b = now.sources.get(name), cached.sources.get(name)
-            if a != b:
-                out.append(self._source_change(f"{now.stage}.{name}", now.args.get(name), a, b))
-        flat_now, flat_cached = _flat(now.args), _flat(cached.args)
-        for name in sorted(set(flat_now) | set(flat_cached)):
-            a, b = flat_now.get(name, "<unset>"), flat_cached.get(name, "<unset>")
-            if canonical(a) != canonical(b):
-                out.append(f"arg {name}: {json.dumps(a)} now, {json.dumps(b)} cached")
-        return out
-
-    def _source_change(self, name: str, path: Any, now: str | None, cached: str | None) -> str:
-        """One line on how the content of external input ``name`` changed."""
-        head = f"input file {name} ({path})" if path else f"input file {name}"
-        if now is None or cached is None:
-            return f"{head}: {(now or 'none')[:12]} now, {(cached or 'none')[:12]} cached"
-        trees = self.inputs.tree(now), self.inputs.tree(cached)
-        if trees[0] is not None and trees[1] is not None:
-            return f"{head}: {', '.join(changes(trees[0], trees[1]))}"
-        return f"{head}: content {now[:12]} now, {cached[:12]} cached"
