@@ -8,10 +8,11 @@ object; a damaged one is quarantined and recomputed) is recorded as
 ``stage_cached`` and nothing runs; otherwise unit ``blut-<job>-<stage>`` is
 launched once its resources are free, and on success its staging dir is
 committed to the cache with its lineage (``stage_done``), unless an external
-input changed while it ran. A command stage is never cached. A failure skips the stage's dependents while independent branches
-finish; the job ends failed with the first cause. A cancel request (event or
-SIGTERM) stops every running unit; a request naming one stage stops (or drops)
-only that stage, which then fails as ``cancelled`` like any failure.
+input changed while it ran. A command stage is never cached. A failure skips
+the stage's dependents while independent branches finish; the job ends failed
+with the first cause. A cancel request (event or SIGTERM) stops every running
+unit; a request naming one stage stops (or drops) only that stage, which then
+fails as ``cancelled`` like any failure.
 
 Restarting it resumes the job: cached stages are skipped, units still running
 are re-attached (their names are deterministic), a unit that finished while no
