@@ -136,11 +136,11 @@ def key_parts(
     )
 
 
-def stage_sources(stage: StageDef, cache: Callable[[], Cache]) -> dict[str, str]:
-    """The content hash of each external input of ``stage`` (by arg), from the cache's
-    index of file marks (``cache`` is asked for only when the stage has some)."""
+def stage_sources(stage: StageDef, cwd: Path, cache: Callable[[], Cache]) -> dict[str, str]:
+    """The content hash of each external input of ``stage`` (by arg; see `stage_paths`),
+    from the cache's index of file marks (``cache`` is asked for only when it has some)."""
     out = {}
-    for name, path in stage_paths(stage).items():
+    for name, path in stage_paths(stage, cwd).items():
         try:
             out[name] = cache().inputs.content(path)
         except OSError as exc:
@@ -157,11 +157,11 @@ def damage_warning(damage: Damage, condemned: Condemned) -> str:
 
 
 def all_cached(
-    plan: Plan, cache: Cache, on_damage: Callable[[str, str], None] | None = None
+    plan: Plan, cache: Cache, cwd: Path, on_damage: Callable[[str, str], None] | None = None
 ) -> bool:
-    """Whether every stage of ``plan`` is a cache hit (a check that changes no entry,
-    except to quarantine one whose object turns out damaged: ``on_damage`` gets the
-    stage and a `damage_warning`)."""
+    """Whether every stage of ``plan`` (a job's, run in ``cwd``) is a cache hit (a check
+    that changes no entry, except to quarantine one whose object turns out damaged:
+    ``on_damage`` gets the stage and a `damage_warning`)."""
 
     def damaged(stage: str) -> Callable[[Damage, Condemned], None] | None:
         if on_damage is None:
@@ -174,7 +174,7 @@ def all_cached(
         if not stage.cacheable:
             return False
         try:
-            sources = stage_sources(stage, lambda: cache)
+            sources = stage_sources(stage, cwd, lambda: cache)
         except InputGone:
             return False  # the executor unit fails the stage, saying why
         parts = key_parts(stage, {d: ids[d] for d in plan.deps[name]}, sources)
@@ -205,7 +205,7 @@ def finish_if_cached(job: Job, plan: Plan, cache: Cache) -> bool:
     def damaged(stage: str, msg: str) -> None:
         job.emit(Log(job=job.id, stage=stage, level="warning", msg=msg))
 
-    if not all_cached(plan, cache, damaged):
+    if not all_cached(plan, cache, Path(job.spec.cwd), damaged):
         return False
     pool = GpuPool(cache.locks, list)
     executor = Executor(job, plan, _no_launcher, cache, gpus=pool, in_process=True)
@@ -526,7 +526,7 @@ class Executor:
             d.stage.name: upstream_id(d.artifact or "", d.parts) if d.parts else d.artifact or ""
             for d in deps
         }
-        parts = key_parts(stage, inputs, stage_sources(stage, lambda: self.cache))
+        parts = key_parts(stage, inputs, stage_sources(stage, self._cwd, lambda: self.cache))
         if stage.cacheable:
             self.job.stage_dir(stage.name)
             atomic_write_json(
@@ -735,6 +735,10 @@ class Executor:
         self._sync(save=True)
         return True
 
+    @property
+    def _cwd(self) -> Path:
+        return Path(self.job.spec.cwd)
+
     def _deps(self, name: str) -> list[StageRun]:
         return [self.runs[d] for d in self.plan.deps[name]]
 
@@ -743,13 +747,13 @@ class Executor:
         if not parts.sources:
             return None
         try:
-            now = stage_sources(stage, lambda: self.cache)
+            now = stage_sources(stage, self._cwd, lambda: self.cache)
         except InputGone as exc:
             return f"{exc} (it was there when the stage started)"
         moved = [n for n, digest in parts.sources.items() if now.get(n) != digest]
         if not moved:
             return None
-        paths = stage_paths(stage)
+        paths = stage_paths(stage, self._cwd)
         names = ", ".join(f"input {stage.name}.{n} ({paths[n]})" for n in moved)
         return f"{names} changed while the stage ran"
 

@@ -38,13 +38,14 @@ def _named(value: Any, builtin: frozenset[str]) -> str | None:
     return value if isinstance(value, str) and value and value not in builtin else None
 
 
-def stage_paths(stage: StageDef) -> dict[str, Path]:
-    """Arg name → the path it names, for each external input of ``stage``."""
+def stage_paths(stage: StageDef, cwd: Path) -> dict[str, Path]:
+    """Arg name → the path it names, for each external input of ``stage`` (absolute since
+    submit; a relative one, from a job submitted before, is the job's ``cwd``'s)."""
     out = {}
     for name, builtin in input_args(stage.args_schema).items():
         value = _named(stage.args.get(name), builtin)
         if value is not None:
-            out[name] = Path(value)
+            out[name] = cwd / value
     return out
 
 

@@ -227,3 +227,23 @@ def test_an_unchanged_input_is_not_hashed_again(
     hashed.clear()
     assert cache.inputs.content(model) != first and hashed == ["model.safetensors"]
     cache.close()
+
+
+def test_a_relative_path_of_a_job_from_before_is_keyed_in_that_jobs_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from blut.jobs.artifact import hash_file
+
+    data = prices(tmp_path / "a" / "prices.csv")
+    prices(tmp_path / "prices.csv", rows=100)  # what the same name means where we stand
+    monkeypatch.chdir(tmp_path)
+    recipe = find(QUANT)
+    (args,) = recipe.resolve(sets=["encode.dataset=prices.csv"], environ={})
+    plan = recipe.build(args)  # relative, as jobs were submitted before paths were resolved
+    job = JobStore(tmp_path / "home").create(
+        name=QUANT, argv=["x"], cwd=str(data.parent), launcher="fake", stages=plan.order()
+    )
+    plan.save(job.plan_path)
+    Runs(set()).finish_or_start(job, plan, None)
+    key = json.loads(job.paths.stage("encode").key.read_text())
+    assert key["sources"] == {"dataset": hash_file(data)}
