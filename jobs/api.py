@@ -227,10 +227,17 @@ def submit_recipe(
     cwd: Path | None = None,
 ) -> tuple[Job, str | None]:
     """Compile ``args`` (already resolved), store the job and start its executor (or
-    finish it here when every stage is cached). Returns the job and a containment warning."""
+    finish it here when every stage is cached). Returns the job and a containment warning.
+
+    Paths the args name (datasets, model dirs) are made absolute against ``cwd``
+    (default: this process's); one that does not exist is a `ConfigError`.
+    """
     from blut.jobs.cache import Cache
+    from blut.jobs.external import resolve_inputs
     from blut.jobs.lifecycle import finish_or_start
 
+    workdir = (cwd or Path.cwd()).resolve()
+    args = resolve_inputs(recipe.args_schema, args, workdir)
     plan = recipe.build(args)
     Cache(store.home).close()  # a broken cache index fails here, before the job exists
     launcher, warning = _choose(contained)
@@ -238,7 +245,7 @@ def submit_recipe(
         with store.creating(
             name=recipe.name,
             argv=[sys.executable, "-m", "blut.jobs.executor"],
-            cwd=str((cwd or Path.cwd()).resolve()),
+            cwd=str(workdir),
             launcher=launcher.kind,
             stages=plan.order(),
             recipe=recipe.name,
@@ -281,29 +288,35 @@ def submit_points(
 ) -> Submission:
     """One job per resolved args; more than one form a sweep under a new sweep id.
 
-    Every point is validated before any job is submitted: a
-    :class:`~blut.jobs.config.ConfigError` lists the problems of all of them. A
-    failure after that raises :class:`PartialSubmit` naming the jobs already submitted.
+    Every point is validated, and the paths it names resolved against ``cwd``,
+    before any job is submitted: a :class:`~blut.jobs.config.ConfigError` lists
+    the problems of all of them. A failure after that raises
+    :class:`PartialSubmit` naming the jobs already submitted.
     """
     from blut.jobs.config import ConfigError
+    from blut.jobs.external import resolve_inputs
 
     if not points:
         raise UsageError(f"recipe {recipe.name}: nothing to run (no argument sets)")
+    workdir = (cwd or Path.cwd()).resolve()
     problems: list[str] = []
+    resolved = []
     for args in points:
         try:
-            recipe.build(args)
+            resolved.append(resolve_inputs(recipe.args_schema, args, workdir))
+            recipe.build(resolved[-1])
         except ConfigError as exc:
             problems.extend(p for p in exc.problems if p not in problems)
     if problems:
         raise ConfigError(problems)
+    points = resolved
     sweep = new_sweep_id() if len(points) > 1 else None
     jobs: list[Job] = []
     warning = None
     for args in points:
         try:
             job, warning = submit_recipe(
-                store, recipe, args, sweep=sweep, contained=contained, cwd=cwd
+                store, recipe, args, sweep=sweep, contained=contained, cwd=workdir
             )
         except (JobsError, OSError) as exc:
             if not jobs:

@@ -10,6 +10,8 @@ or the order the filesystem lists entries in.
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -55,42 +57,53 @@ class Artifact:
         return cls(kind, path, hash_path(path))
 
 
-def hash_file(path: Path) -> str:
-    """blake3 hex digest of a file's bytes."""
+def hash_file(path: Path, size: int | None = None) -> str:
+    """blake3 hex digest of a file's bytes (``size``: its size, when the caller has it)."""
     hasher = blake3(max_threads=blake3.AUTO)
-    if path.stat().st_size >= MMAP_THRESHOLD:
+    if (path.stat().st_size if size is None else size) >= MMAP_THRESHOLD:
         hasher.update_mmap(path)
     else:
         hasher.update(path.read_bytes())
     return hasher.hexdigest()
 
 
-def _entries(root: Path) -> list[tuple[str, str]]:
-    """``(relative posix path, hash)`` of every file and symlink under ``root``."""
-    entries: list[tuple[str, str]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        base = Path(dirpath)
-        names = list(filenames)
-        # os.walk lists symlinks to directories as dirs: record them as links, never follow.
-        names += [d for d in dirnames if (base / d).is_symlink()]
-        dirnames[:] = [d for d in dirnames if not (base / d).is_symlink()]
-        for name in names:
-            path = base / name
-            rel = path.relative_to(root).as_posix()
-            if path.is_symlink():
-                digest = blake3(b"link:" + str(path.readlink()).encode()).hexdigest()
-            else:
-                digest = hash_file(path)
-            entries.append((rel, digest))
-    return sorted(entries)
+def hash_entry(path: Path, st: os.stat_result) -> str:
+    """The hash of one tree entry: a file's bytes, or a symlink's target (never followed)."""
+    if stat.S_ISLNK(st.st_mode):
+        return blake3(b"link:" + str(path.readlink()).encode()).hexdigest()
+    return hash_file(path, st.st_size)
+
+
+def walk(root: Path) -> list[tuple[str, str, os.stat_result]]:
+    """``(relative posix path, path, lstat)`` of every file and symlink under ``root``.
+
+    Symlinks (to directories too) are entries of their own, never followed. Paths
+    are strings: a `Path` per file would cost more than its ``stat``.
+    """
+    found = []
+    folders = [("", str(root))]
+    while folders:
+        prefix, folder = folders.pop()
+        with os.scandir(folder) as listing:
+            for item in listing:
+                if item.is_dir(follow_symlinks=False):
+                    folders.append((f"{prefix}{item.name}/", item.path))
+                else:
+                    found.append((prefix + item.name, item.path, item.stat(follow_symlinks=False)))
+    return found
+
+
+def merkle(entries: Iterable[tuple[str, str]]) -> str:
+    """The directory hash of ``(relative path, entry hash)`` records (see the module docstring)."""
+    hasher = blake3(b"blut-dir-v1\n")
+    for rel, digest in sorted(entries):
+        hasher.update(rel.encode("utf-8", "surrogateescape") + b"\0" + digest.encode() + b"\n")
+    return hasher.hexdigest()
 
 
 def hash_dir(root: Path) -> str:
     """The sorted Merkle hash of a directory (see the module docstring)."""
-    hasher = blake3(b"blut-dir-v1\n")
-    for rel, digest in _entries(root):
-        hasher.update(rel.encode("utf-8", "surrogateescape") + b"\0" + digest.encode() + b"\n")
-    return hasher.hexdigest()
+    return merkle((rel, hash_entry(Path(path), st)) for rel, path, st in walk(root))
 
 
 def hash_path(path: Path) -> str:

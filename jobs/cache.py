@@ -3,13 +3,23 @@
 ``objects/<hash>/`` holds committed stage outputs, named by their content hash
 (so equal outputs of different keys are stored once). ``index.sqlite`` (WAL,
 safe for concurrent jobs) maps a cache key to its object with size, creation,
-last use, the producing job and the key's parts (for `Cache.explain`).
+last use, the producing job and the key's parts (for `blut.jobs.cacheexplain`); beside
+it, each object's file marks (`blut.jobs.integrity`), each entry's lineage
+(`blut.jobs.lineage`) and the external inputs' content hashes
+(`blut.jobs.inputindex`). Opening the cache creates missing tables, so an
+older index is migrated in place.
 
 Commit: hash the staging dir, write a journal entry in ``pending/``, rename the
-dir into ``objects/`` (atomic), write the index row, drop the journal. A crash
-between rename and index write leaves a journal that the next `Cache` repairs.
-Callers hold the key's lock (`Cache.key_lock`) while they compute and commit,
-so two jobs needing the same missing key compute it once.
+dir into ``objects/`` (atomic), write the index row and lineage, mark the
+object's files, drop the journal. A crash between rename and index write
+leaves a journal that the next `Cache` repairs. Callers hold the key's lock
+(`Cache.key_lock`) while they compute and commit, so two jobs needing the same
+missing key compute it once.
+
+A hit (`Cache.get`) is served only when the object's files still match their
+marks (a ``stat`` each; files whose stamp changed are re-hashed). Damaged bytes
+are quarantined with every entry computed from them (`Cache.verify` does the
+same after a full re-hash), so no result of damaged bytes is served again.
 
 Running jobs pin the keys they use; a pin counts while the job holds its
 liveness lock (`Cache.hold`), so a crashed job never pins anything forever.
@@ -22,21 +32,28 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blut.jobs.artifact import hash_path, tree_size
+from blut.jobs import lineage
+from blut.jobs.artifact import tree_size
 from blut.jobs.errors import JobsError
-from blut.jobs.fingerprint import canonical
+from blut.jobs.filemarks import object_stamp, scan
+from blut.jobs.indextx import writing
+from blut.jobs.inputindex import SCHEMA as INPUTS_SCHEMA
+from blut.jobs.inputindex import InputIndex
+from blut.jobs.integrity import SCHEMA as MARKS_SCHEMA
+from blut.jobs.integrity import Damage, ObjectMarks
 from blut.jobs.keys import KeyParts
 from blut.status.atomic import atomic_write_json
 from blut.status.flock import Flock, is_held
 from blut.status.layout import LOCKS_DIR, executor_lock
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS entries(
     key TEXT PRIMARY KEY, hash TEXT NOT NULL, size INTEGER NOT NULL,
     created REAL NOT NULL, last_used REAL NOT NULL,
@@ -44,6 +61,10 @@ CREATE TABLE IF NOT EXISTS entries(
 CREATE INDEX IF NOT EXISTS entries_hash ON entries(hash);
 CREATE TABLE IF NOT EXISTS pins(job TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY(job, key));
 """
+    + lineage.SCHEMA
+    + MARKS_SCHEMA
+    + INPUTS_SCHEMA
+)
 _COLUMNS = "key, hash, size, created, last_used, job, stage, parts"
 
 
@@ -92,13 +113,32 @@ class PruneReport:
 
 
 @dataclass
+class Condemned:
+    """What quarantining damaged objects removed: their entries, and the entries computed
+    from them (transitively, through lineage)."""
+
+    objects: list[str] = field(default_factory=list)
+    """The damaged objects' hashes."""
+    entries: list[Entry] = field(default_factory=list)
+    """The entries of the damaged objects."""
+    derived: list[Entry] = field(default_factory=list)
+    """Entries computed from them, dropped (their objects quarantined unless still used)."""
+
+    def summary(self) -> str:
+        """``quarantined N, and M computed from them``."""
+        return f"quarantined {len(self.objects)}, and {len(self.derived)} computed from them"
+
+
+@dataclass
 class VerifyReport:
-    """What `Cache.verify` found: ``corrupt`` and ``orphans`` were quarantined."""
+    """What `Cache.verify` found: ``corrupt`` and ``orphans`` were quarantined, and so was
+    what was computed from the corrupt objects (``condemned.derived``)."""
 
     checked: int = 0
     corrupt: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
+    condemned: Condemned = field(default_factory=Condemned)
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:
@@ -106,15 +146,6 @@ def _entry(row: tuple[Any, ...]) -> Entry:
     return Entry(
         key, digest, size, created, last_used, job, stage, KeyParts.from_dict(json.loads(parts))
     )
-
-
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping) and value:
-        out: dict[str, Any] = {}
-        for key, sub in value.items():
-            out.update(_flat(sub, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: value}
 
 
 def _readonly(root: Path) -> None:
@@ -147,21 +178,17 @@ class Cache:
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable commits, fewer fsyncs
         except sqlite3.Error as exc:
             raise CacheError(f"cache index {self.root / 'index.sqlite'}: {exc}") from exc
+        self.marks = ObjectMarks(self._db)
+        self.inputs = InputIndex(self._db)
+        """Content hashes of external inputs (files and directories recipe args name)."""
         self._repair()
 
     def close(self) -> None:
         """Close the index connection."""
         self._db.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return writing(self._db)
 
     def object_path(self, digest: str) -> Path:
         """Where the object with content hash ``digest`` lives."""
@@ -176,15 +203,32 @@ class Cache:
 
     # -- lookups ----------------------------------------------------------------
 
-    def get(self, key: str, *, touch: bool = True) -> Entry | None:
-        """The entry for ``key`` if its object exists (a dangling row is dropped)."""
+    def get(
+        self,
+        key: str,
+        *,
+        touch: bool = True,
+        on_damage: Callable[[Damage, Condemned], None] | None = None,
+    ) -> Entry | None:
+        """The entry for ``key`` if its object exists and still holds its bytes.
+
+        A dangling row is dropped. A damaged object is quarantined with every
+        entry computed from it, ``on_damage`` is told, and the answer is a miss.
+        """
         row = self._db.execute(f"SELECT {_COLUMNS} FROM entries WHERE key=?", (key,)).fetchone()
         if row is None:
             return None
         entry = _entry(row)
-        if not self.object_path(entry.hash).is_dir():
+        try:
+            damage = self.marks.check(self.object_path(entry.hash), entry.hash)
+        except FileNotFoundError:
             with self._write() as db:
                 db.execute("DELETE FROM entries WHERE key=?", (key,))
+            return None
+        if damage is not None:
+            condemned = self.condemn({entry.hash})
+            if on_damage is not None:
+                on_damage(damage, condemned)
             return None
         if touch:
             with self._write() as db:
@@ -203,40 +247,55 @@ class Cache:
 
     # -- commit -----------------------------------------------------------------
 
-    def commit(self, parts: KeyParts, staging: Path, *, job: str, stage: str) -> Entry:
-        """Move ``staging`` into the cache as the output of ``parts`` (hold its key lock)."""
+    def commit(
+        self,
+        parts: KeyParts,
+        staging: Path,
+        *,
+        job: str,
+        stage: str,
+        parents: Iterable[str] = (),
+    ) -> Entry:
+        """Move ``staging`` into the cache as the output of ``parts`` (hold its key lock),
+        computed from the entries ``parents`` (its inputs' keys)."""
         if not staging.is_dir():
             raise CacheError(f"stage {stage} left no output directory {staging}")
-        key, digest, size, now = parts.key, hash_path(staging), tree_size(staging), time.time()
+        found = scan(staging, {}, object_stamp)
+        key, digest, size, now = parts.key, found.digest, tree_size(staging), time.time()
         entry = Entry(key, digest, size, now, now, job, stage, parts)
         journal = self.pending / f"{key}.json"
-        atomic_write_json(journal, entry.to_dict(), indent=None)
-        self._place(staging, digest)
-        self._insert(entry)
+        parents = sorted(set(parents))
+        atomic_write_json(journal, {**entry.to_dict(), "parents": parents}, indent=None)
+        if self._place(staging, digest):
+            self.marks.record(digest, found.marks)
+        self._insert(entry, parents)
         journal.unlink(missing_ok=True)
         return entry
 
-    def _place(self, staging: Path, digest: str) -> None:
-        """Rename ``staging`` to its object dir, unless an equal object is already there."""
+    def _place(self, staging: Path, digest: str) -> bool:
+        """Rename ``staging`` to its object dir, unless an equal object is already there;
+        True when the object is ``staging``'s files themselves (renamed, so their marks hold)."""
         target = self.object_path(digest)
         _readonly(staging)
         if target.is_dir():
             shutil.rmtree(staging)
-            return
+            return False
         try:
             staging.rename(target)
         except OSError as exc:
             if target.is_dir():  # another job committed equal content meanwhile
                 shutil.rmtree(staging)
-                return
+                return False
             if exc.errno != 18:  # EXDEV: staging is on another filesystem
                 raise CacheError(f"cannot move {staging} into the cache: {exc}") from exc
             tmp = self.objects / f".tmp-{os.urandom(4).hex()}"
             shutil.copytree(staging, tmp, symlinks=True)
             tmp.rename(target)
             shutil.rmtree(staging)
+            return False
+        return True
 
-    def _insert(self, entry: Entry) -> None:
+    def _insert(self, entry: Entry, parents: Iterable[str]) -> None:
         row = entry.to_dict()
         row["parts"] = json.dumps(row["parts"])
         with self._write() as db:
@@ -245,6 +304,7 @@ class Cache:
                 "(:key, :hash, :size, :created, :last_used, :job, :stage, :parts)",
                 row,
             )
+            lineage.record(db, entry.key, parents)
 
     def _repair(self) -> None:
         """Finish commits that crashed between rename and index write."""
@@ -254,9 +314,10 @@ class Cache:
                 continue  # a live commit of this key is in progress
             try:
                 data = json.loads(journal.read_text())
+                parents = data.pop("parents", [])
                 parts = KeyParts.from_dict(data["parts"])
                 if self.object_path(data["hash"]).is_dir():
-                    self._insert(Entry(**{**data, "parts": parts}))
+                    self._insert(Entry(**{**data, "parts": parts}), parents)
                 journal.unlink(missing_ok=True)
             except (OSError, ValueError, KeyError, TypeError):
                 journal.unlink(missing_ok=True)
@@ -339,6 +400,12 @@ class Cache:
             if dry_run:
                 return report
             db.executemany("DELETE FROM entries WHERE key=?", [(e.key,) for e in report.removed])
+            gone = {e.key for e in report.removed}
+            ObjectMarks.drop(db, doomed)
+            lineage.tidy(db)
+            self.inputs.keep_trees(
+                db, {d for e in entries if e.key not in gone for d in e.parts.sources.values()}
+            )
             trashed = []
             for digest in doomed:
                 dest = self.trash / f"{digest}-{os.urandom(4).hex()}"
@@ -352,11 +419,37 @@ class Cache:
         return report
 
     def _quarantine(self, digest: str) -> None:
-        dest = self.quarantine / f"{digest}-{int(time.time())}"
-        self.object_path(digest).rename(dest)
+        dest = self.quarantine / f"{digest}-{int(time.time())}-{os.urandom(2).hex()}"
+        with suppress(FileNotFoundError):  # quarantined by another process meanwhile
+            self.object_path(digest).rename(dest)
+
+    def condemn(self, digests: set[str]) -> Condemned:
+        """Quarantine the damaged objects ``digests`` with their entries, and drop every entry
+        computed from them, directly or not (its object too, unless another entry uses it)."""
+        out = Condemned(objects=sorted(digests))
+        with self._write() as db:
+            for digest in out.objects:
+                rows = db.execute(f"SELECT {_COLUMNS} FROM entries WHERE hash=?", (digest,))
+                out.entries.extend(_entry(r) for r in rows)
+            bad = {e.key for e in out.entries}
+            derived = lineage.descendants(db, bad)
+            for key in sorted(derived):
+                row = db.execute(f"SELECT {_COLUMNS} FROM entries WHERE key=?", (key,)).fetchone()
+                if row is not None:
+                    out.derived.append(_entry(row))
+            gone = bad | derived
+            db.executemany("DELETE FROM entries WHERE key=?", [(k,) for k in gone])
+            lineage.forget(db, gone)
+            used = {h for (h,) in db.execute("SELECT DISTINCT hash FROM entries")}
+            doomed = set(digests) | {e.hash for e in out.derived if e.hash not in used}
+            ObjectMarks.drop(db, doomed)
+            for digest in sorted(doomed):
+                self._quarantine(digest)
+        return out
 
     def verify(self) -> VerifyReport:
-        """Re-hash every object; quarantine corrupt and unreferenced ones, drop dangling rows."""
+        """Re-hash every object: quarantine corrupt ones with what was computed from them, and
+        unreferenced ones; drop dangling rows; refresh the marks of intact objects."""
         report = VerifyReport()
         by_hash: dict[str, list[str]] = {}
         for entry in self.entries():
@@ -368,12 +461,19 @@ class Cache:
                 report.missing.extend(keys)
                 continue
             report.checked += 1
-            if hash_path(path) != digest:
+            try:
+                found = scan(path, {}, object_stamp)
+            except OSError:
                 report.corrupt.append(digest)
-                self._quarantine(digest)
-        bad = report.missing + [k for d in report.corrupt for k in by_hash[d]]
+                continue
+            if found.digest != digest:
+                report.corrupt.append(digest)
+            else:
+                self.marks.record(digest, found.marks)
         with self._write() as db:
-            db.executemany("DELETE FROM entries WHERE key=?", [(k,) for k in bad])
+            db.executemany("DELETE FROM entries WHERE key=?", [(k,) for k in report.missing])
+        if report.corrupt:
+            report.condemned = self.condemn(set(report.corrupt))
         for path in sorted(self.objects.iterdir()):
             if path.name not in by_hash and path.name not in in_flight:
                 if path.name.startswith(".tmp-"):
@@ -383,33 +483,12 @@ class Cache:
                 self._quarantine(path.name)
         return report
 
-    def explain(self, parts: KeyParts) -> list[str]:
-        """Why ``parts`` is (not) a hit: what differs from the closest cached key of its stage."""
-        if self.get(parts.key, touch=False) is not None:
-            return [f"stage {parts.stage}: cached (key {parts.key[:12]})"]
-        same = [e for e in self.entries() if e.parts.stage == parts.stage]
-        if not same:
-            return [f"stage {parts.stage}: nothing of this stage is cached (first run, or pruned)"]
-        best = min(same, key=lambda e: (len(_differences(parts, e.parts)), -e.last_used))
-        head = (
-            f"stage {parts.stage}: closest cached key {best.key[:12]} (job {best.job}) differs in:"
-        )
-        return [head, *(f"  {line}" for line in _differences(parts, best.parts))]
-
-
-def _differences(now: KeyParts, cached: KeyParts) -> list[str]:
-    out: list[str] = []
-    if now.program != cached.program:
-        out.append(f"program: {' '.join(now.program)} now, {' '.join(cached.program)} cached")
-    if now.schema_version != cached.schema_version:
-        out.append(f"schema version: {now.schema_version} now, {cached.schema_version} cached")
-    for name in sorted(set(now.inputs) | set(cached.inputs)):
-        a, b = now.inputs.get(name), cached.inputs.get(name)
-        if a != b:
-            out.append(f"input {name}: {(a or 'none')[:12]} now, {(b or 'none')[:12]} cached")
-    flat_now, flat_cached = _flat(now.args), _flat(cached.args)
-    for name in sorted(set(flat_now) | set(flat_cached)):
-        a, b = flat_now.get(name, "<unset>"), flat_cached.get(name, "<unset>")
-        if canonical(a) != canonical(b):
-            out.append(f"arg {name}: {json.dumps(a)} now, {json.dumps(b)} cached")
-    return out
+    def parents(self, key: str) -> list[tuple[str, Entry | None]]:
+        """The entries ``key`` was computed from: each parent key with its entry (None once
+        it is no longer cached)."""
+        out = []
+        for parent in lineage.parents(self._db, key):
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM entries WHERE key=?", (parent,))
+            found = row.fetchone()
+            out.append((parent, _entry(found) if found else None))
+        return out

@@ -2,14 +2,17 @@
 
 Every job is a plan run by this one supervisor: a recipe's stages, or the one
 stage of a `blut run` command. Every stage whose inputs exist gets a cache key
-(stage, program, schema version, input hashes, args). A cacheable stage that
-hits is recorded as ``stage_cached`` and nothing runs; otherwise unit
-``blut-<job>-<stage>`` is launched once its resources are free, and on success
-its staging dir is committed to the cache (``stage_done``). A command stage is
-never cached. A failure skips the stage's dependents while independent branches
-finish; the job ends failed with the first cause. A cancel request (event or
-SIGTERM) stops every running unit; a request naming one stage stops (or drops)
-only that stage, which then fails as ``cancelled`` like any failure.
+(stage, program, schema version, input hashes, args, and the content hashes of
+the external files its args name). A cacheable stage that hits (an intact
+object; a damaged one is quarantined and recomputed) is recorded as
+``stage_cached`` and nothing runs; otherwise unit ``blut-<job>-<stage>`` is
+launched once its resources are free, and on success its staging dir is
+committed to the cache with its lineage (``stage_done``), unless an external
+input changed while it ran. A command stage is never cached. A failure skips
+the stage's dependents while independent branches finish; the job ends failed
+with the first cause. A cancel request (event or SIGTERM) stops every running
+unit; a request naming one stage stops (or drops) only that stage, which then
+fails as ``cancelled`` like any failure.
 
 Restarting it resumes the job: cached stages are skipped, units still running
 are re-attached (their names are deterministic), a unit that finished while no
@@ -39,7 +42,8 @@ from typing import TYPE_CHECKING, Literal
 
 from blut.jobs.environment import stage_env
 from blut.jobs.errors import JobsError
-from blut.jobs.keys import KeyParts
+from blut.jobs.external import stage_paths
+from blut.jobs.keys import KeyParts, upstream_id
 from blut.jobs.plan import Plan
 from blut.jobs.slots import GpuPool, Slots
 from blut.jobs.stagedef import StageDef, launch_argv, process_count
@@ -70,7 +74,8 @@ if TYPE_CHECKING:  # containment loads only when a stage launches, the cache onl
     # cacheable stage needs it (a `blut run` command never does)
     from blut.containment.launcher import Launcher
     from blut.containment.spec import Handle, Outcome
-    from blut.jobs.cache import Cache
+    from blut.jobs.cache import Cache, Condemned
+    from blut.jobs.integrity import Damage
 
 TICK = 0.1
 """Most seconds between two looks at the stages (and between two asks of systemd each)."""
@@ -112,29 +117,71 @@ class StageRun:
     """Its own cancel was requested (a stage cancel, not the whole job's)."""
 
 
-def key_parts(stage: StageDef, inputs: dict[str, str]) -> KeyParts:
-    """The cache key parts of ``stage`` given its inputs' artifact hashes (by stage)."""
+class InputGone(JobsError):
+    """An external input a stage's args name cannot be read."""
+
+
+def key_parts(
+    stage: StageDef, inputs: dict[str, str], sources: dict[str, str] | None = None
+) -> KeyParts:
+    """The cache key parts of ``stage`` given its inputs (`upstream_id` by stage) and the
+    content hashes of its external inputs (by arg)."""
     return KeyParts(
         stage=stage.name,
         program=stage.program,
         schema_version=stage.schema_version,
         inputs=inputs,
         args=dict(stage.args),
+        sources=sources or {},
     )
 
 
-def all_cached(plan: Plan, cache: Cache) -> bool:
-    """Whether every stage of ``plan`` is a cache hit (a read-only check)."""
-    artifacts: dict[str, str] = {}
+def stage_sources(stage: StageDef, cwd: Path, cache: Callable[[], Cache]) -> dict[str, str]:
+    """The content hash of each external input of ``stage`` (by arg; see `stage_paths`),
+    from the cache's index of file marks (``cache`` is asked for only when it has some)."""
+    out = {}
+    for name, path in stage_paths(stage, cwd).items():
+        try:
+            out[name] = cache().inputs.content(path)
+        except OSError as exc:
+            raise InputGone(f"input {stage.name}.{name}: cannot read {path}: {exc}") from exc
+    return out
+
+
+def damage_warning(damage: Damage, condemned: Condemned) -> str:
+    """What a job says when the cached output it was about to use turned out damaged."""
+    return (
+        f"the cached output {damage.digest[:12]} was damaged ({damage.describe()}): "
+        f"{condemned.summary()}; computing it again"
+    )
+
+
+def all_cached(
+    plan: Plan, cache: Cache, cwd: Path, on_damage: Callable[[str, str], None] | None = None
+) -> bool:
+    """Whether every stage of ``plan`` (a job's, run in ``cwd``) is a cache hit (a check
+    that changes no entry, except to quarantine one whose object turns out damaged:
+    ``on_damage`` gets the stage and a `damage_warning`)."""
+
+    def damaged(stage: str) -> Callable[[Damage, Condemned], None] | None:
+        if on_damage is None:
+            return None
+        return lambda damage, condemned: on_damage(stage, damage_warning(damage, condemned))
+
+    ids: dict[str, str] = {}
     for name in plan.order():
         stage = plan.stages[name]
         if not stage.cacheable:
             return False
-        parts = key_parts(stage, {d: artifacts[d] for d in plan.deps[name]})
-        entry = cache.get(parts.key, touch=False)
+        try:
+            sources = stage_sources(stage, cwd, lambda: cache)
+        except InputGone:
+            return False  # the executor unit fails the stage, saying why
+        parts = key_parts(stage, {d: ids[d] for d in plan.deps[name]}, sources)
+        entry = cache.get(parts.key, touch=False, on_damage=damaged(name))
         if entry is None:
             return False
-        artifacts[name] = entry.hash
+        ids[name] = upstream_id(entry.hash, parts)
     return True
 
 
@@ -154,7 +201,11 @@ def finish_if_cached(job: Job, plan: Plan, cache: Cache) -> bool:
     vanished after the check (a prune at that moment), in which case the stages
     found cached are recorded and the executor unit, started next, skips them.
     """
-    if not all_cached(plan, cache):
+
+    def damaged(stage: str, msg: str) -> None:
+        job.emit(Log(job=job.id, stage=stage, level="warning", msg=msg))
+
+    if not all_cached(plan, cache, Path(job.spec.cwd), damaged):
         return False
     pool = GpuPool(cache.locks, list)
     executor = Executor(job, plan, _no_launcher, cache, gpus=pool, in_process=True)
@@ -471,7 +522,11 @@ class Executor:
 
     def _parts(self, run: StageRun, deps: list[StageRun]) -> KeyParts:
         stage = run.stage
-        parts = key_parts(stage, {d.stage.name: d.artifact or "" for d in deps})
+        inputs = {
+            d.stage.name: upstream_id(d.artifact or "", d.parts) if d.parts else d.artifact or ""
+            for d in deps
+        }
+        parts = key_parts(stage, inputs, stage_sources(stage, self._cwd, lambda: self.cache))
         if stage.cacheable:
             self.job.stage_dir(stage.name)
             atomic_write_json(
@@ -484,7 +539,11 @@ class Executor:
             run.phase = "done"  # a command that succeeded in an earlier run
             return True
         if run.parts is None:
-            run.parts = self._parts(run, deps)
+            try:
+                run.parts = self._parts(run, deps)
+            except InputGone as exc:
+                self._fail(run, "error", str(exc))
+                return True
         if run.stage.cacheable and run.key_lock is None:
             if self._take_cached(run):
                 return True
@@ -517,10 +576,16 @@ class Executor:
 
     def _take_cached(self, run: StageRun) -> bool:
         assert run.parts is not None
-        entry = self.cache.get(run.parts.key)
+        name = run.stage.name
+
+        def damaged(damage: Damage, condemned: Condemned) -> None:
+            msg = damage_warning(damage, condemned)
+            print(f"blut: warning: stage {name}: {msg}", file=sys.stderr)
+            self._emit(Log(job=self.job.id, stage=name, level="warning", msg=msg))
+
+        entry = self.cache.get(run.parts.key, on_damage=damaged)
         if entry is None:
             return False
-        name = run.stage.name
         self.cache.pin(self.job.id, [entry.key])
         run.artifact, run.phase = entry.hash, "done"
         if self._done_before.get(name) != entry.hash:
@@ -670,6 +735,28 @@ class Executor:
         self._sync(save=True)
         return True
 
+    @property
+    def _cwd(self) -> Path:
+        return Path(self.job.spec.cwd)
+
+    def _deps(self, name: str) -> list[StageRun]:
+        return [self.runs[d] for d in self.plan.deps[name]]
+
+    def _moved_sources(self, stage: StageDef, parts: KeyParts) -> str | None:
+        """Which external inputs differ now from those ``parts`` was keyed by, if any."""
+        if not parts.sources:
+            return None
+        try:
+            now = stage_sources(stage, self._cwd, lambda: self.cache)
+        except InputGone as exc:
+            return f"{exc} (it was there when the stage started)"
+        moved = [n for n, digest in parts.sources.items() if now.get(n) != digest]
+        if not moved:
+            return None
+        paths = stage_paths(stage, self._cwd)
+        names = ", ".join(f"input {stage.name}.{n} ({paths[n]})" for n in moved)
+        return f"{names} changed while the stage ran"
+
     def _inputs(self, name: str) -> list[dict[str, str]]:
         """inputs.json: one entry per upstream artifact, in dependency order."""
         out = []
@@ -766,8 +853,18 @@ class Executor:
             assert run.parts is not None
             from blut.jobs.cache import CacheError
 
+            moved = self._moved_sources(run.stage, run.parts)
+            if moved:
+                _discard(staging)
+                self._fail(
+                    run, "error", f"{moved}; its output was not cached (run it again)", outcome
+                )
+                return
+            parents = [d.parts.key for d in self._deps(name) if d.parts is not None]
             try:
-                entry = self.cache.commit(run.parts, staging, job=self.job.id, stage=name)
+                entry = self.cache.commit(
+                    run.parts, staging, job=self.job.id, stage=name, parents=parents
+                )
             except (CacheError, OSError) as exc:
                 _discard(staging)
                 self._fail(run, "error", f"could not commit the output: {exc}", outcome)

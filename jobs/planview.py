@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from blut.jobs.cache import Cache
+from blut.jobs.cacheexplain import explain as explain_key
 from blut.jobs.errors import UsageError
 from blut.jobs.keys import KeyParts
 from blut.jobs.plan import Plan
@@ -101,4 +102,4 @@ def explain(cache: Cache, job: Job, stage: str) -> list[str]:
         if not view.terminal:
             return [f"stage {stage}: not reached yet (job {view.state})"]
         return [f"stage {stage}: never reached (an upstream stage failed or the job was cancelled)"]
-    return cache.explain(parts)
+    return explain_key(cache, parts, job.id)

@@ -102,17 +102,28 @@ def prune(
 
 @app.command()
 def verify() -> None:
-    """Re-hash every object; corrupt ones are quarantined (exit 1 when any is found)."""
+    """Re-hash every object; corrupt ones are quarantined with every entry computed from
+    them (exit 1 when any is found)."""
     with _open() as cache:
         report = cache.verify()
     for digest in report.corrupt:
         note(f"corrupt object {digest[:12]} quarantined", "bold red")
+    for entry in report.condemned.derived:
+        note(
+            f"entry {entry.key[:12]} ({entry.stage or '-'}, job {entry.job or '-'}) was "
+            "computed from corrupt bytes: dropped",
+            "bold red",
+        )
     for digest in report.missing:
         note(f"missing object {digest[:12]} (index entry dropped)", "bold red")
     for digest in report.orphans:
         note(f"orphan object {digest[:12]} (no index entry) quarantined", "yellow")
     bad = len(report.corrupt) + len(report.missing)
-    note(f"checked {report.checked} objects: {bad} bad, {len(report.orphans)} orphans", "default")
+    cascade = f" ({report.condemned.summary()})" if report.corrupt else ""
+    note(
+        f"checked {report.checked} objects: {bad} bad{cascade}, {len(report.orphans)} orphans",
+        "default",
+    )
     if bad:
         raise Exit(1)
 

@@ -212,9 +212,14 @@ def run_points(
     from blut.jobs.api import submit_points
 
     if dry_run:
+        from pathlib import Path
+
+        from blut.jobs.external import resolve_inputs
+
         for args in points:
-            out.print(plan_tree(recipe.build(args)))
-            out.print_json(json.dumps(args))
+            resolved = resolve_inputs(recipe.args_schema, args, Path.cwd())
+            out.print(plan_tree(recipe.build(resolved)))
+            out.print_json(json.dumps(resolved))
         return
     submitted = submit_points(
         store(), recipe, points, contained=containment_requested() and not uncontained

@@ -85,7 +85,7 @@ def test_an_entry_gone_after_the_cached_check_hands_over_to_the_executor_unit(
     first = run_smoke(blut_home, "total.sleep=0.2")
     assert wait_for_job(first).state == "succeeded"
     # As if a prune removed `total`'s entry between the check and the in-process run.
-    monkeypatch.setattr("blut.jobs.executor.all_cached", lambda plan, cache: True)
+    monkeypatch.setattr("blut.jobs.executor.all_cached", lambda plan, cache, *more: True)
     job = run_smoke(blut_home, "total.sleep=0.3")
     view = wait_for_job(job)
     assert view.state == "succeeded", view

@@ -11,6 +11,7 @@ import pytest
 
 from blut.jobs.artifact import hash_dir
 from blut.jobs.cache import Cache
+from blut.jobs.cacheexplain import explain
 from blut.jobs.keys import KeyParts
 from blut.status.flock import Flock
 
@@ -60,7 +61,7 @@ def test_equal_content_is_stored_once(tmp_path: Path, cache: Cache) -> None:
 def test_crash_between_rename_and_index_is_repaired(
     tmp_path: Path, cache: Cache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def crash(self: Cache, entry: object) -> None:
+    def crash(self: Cache, *args: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Cache, "_insert", crash)
@@ -167,11 +168,11 @@ def test_verify_quarantines_corrupt_and_orphan_objects(tmp_path: Path, cache: Ca
 
 
 def test_explain_names_what_differs(tmp_path: Path, cache: Cache) -> None:
-    assert "nothing of this stage is cached" in cache.explain(parts(n=1))[0]
+    assert "nothing of this stage is cached" in explain(cache, parts(n=1))[0]
     cache.commit(parts(n=1, lr=0.1), staging(tmp_path, "a", b"x"), job="j1", stage="make")
-    assert "cached" in cache.explain(parts(n=1, lr=0.1))[0]
+    assert "cached" in explain(cache, parts(n=1, lr=0.1))[0]
     changed = KeyParts("make", parts().program, 1, {"up": "e" * 64}, {"n": 1, "lr": 0.2})
-    lines = cache.explain(changed)
+    lines = explain(cache, changed)
     assert "job j1" in lines[0]
     assert lines[1:] == [
         f"  input up: {'e' * 12} now, {'h' * 12} cached",

@@ -300,7 +300,10 @@ def test_plan_rows_and_explain(tmp_path: Path) -> None:
     assert rows["total"].state == "failed" and rows["total"].after == ("square", "cube")
     assert rows["make"].to_dict()["seconds"] is not None
     cache = Cache(tmp_path)
-    assert explain(cache, job, "make")[0].startswith("stage make: cached")
+    ran = explain(cache, job, "make")  # why it ran: against the closest other entry
+    assert ran[0].startswith("stage make: computed by this job") and ran[1:] == [
+        "  arg count: 9 now, 8 cached"
+    ]
     cache._db.execute("DELETE FROM entries WHERE stage='make' AND job=?", (first.id,))
     lines = explain(cache, first, "make")
     assert lines[1] == "  arg count: 8 now, 9 cached"

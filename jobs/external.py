@@ -1,0 +1,79 @@
+"""External inputs: recipe args that name a file or directory (a dataset, a model dir).
+
+A payload schema marks such a property ``"x-blut-input": true``, or
+``{"builtin": [...]}`` listing the values that name a built-in set instead of a
+path (``stocks``, ``toy``); an empty string names nothing. At submit each path
+is resolved against the submitter's working directory and recorded absolute in
+the args; a stage's cache key then holds the content hash of what each names
+(`KeyParts.sources`), so editing a file in place, or naming other data by the
+same relative path elsewhere, is a miss.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from blut.jobs.stagedef import StageDef
+
+MARK = "x-blut-input"
+
+
+def input_args(section: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """The args of a stage's schema ``section`` that name external inputs, with their built-ins."""
+    out: dict[str, frozenset[str]] = {}
+    for name, prop in section.get("properties", {}).items():
+        mark = prop.get(MARK) if isinstance(prop, Mapping) else None
+        if mark is True:
+            out[name] = frozenset()
+        elif isinstance(mark, Mapping):
+            out[name] = frozenset(mark.get("builtin", ()))
+    return out
+
+
+def _named(value: Any, builtin: frozenset[str]) -> str | None:
+    """``value`` when it names a path (not a built-in, not empty)."""
+    return value if isinstance(value, str) and value and value not in builtin else None
+
+
+def stage_paths(stage: StageDef, cwd: Path) -> dict[str, Path]:
+    """Arg name → the path it names, for each external input of ``stage`` (absolute since
+    submit; a relative one, from a job submitted before, is the job's ``cwd``'s)."""
+    out = {}
+    for name, builtin in input_args(stage.args_schema).items():
+        value = _named(stage.args.get(name), builtin)
+        if value is not None:
+            out[name] = cwd / value
+    return out
+
+
+def resolve_inputs(schema: Mapping[str, Any], args: Mapping[str, Any], cwd: Path) -> dict[str, Any]:
+    """``args`` with every external input made absolute against ``cwd``.
+
+    A path that does not exist is a `ConfigError` line naming the arg, the path
+    and, for a relative one, the directory it was resolved in.
+    """
+    from blut.jobs.config import ConfigError
+
+    out = copy.deepcopy(dict(args))
+    problems = []
+    for section, section_schema in schema.get("properties", {}).items():
+        values = out.get(section)
+        if not isinstance(values, dict):
+            continue
+        for name, builtin in input_args(section_schema).items():
+            value = _named(values.get(name), builtin)
+            if value is None:
+                continue
+            given = Path(value).expanduser()
+            path = (cwd / given).resolve()
+            if not path.exists():
+                where = "" if given.is_absolute() else f" (relative to {cwd})"
+                problems.append(f"{section}.{name}: no such file or directory: {value}{where}")
+                continue
+            values[name] = str(path)
+    if problems:
+        raise ConfigError(problems)
+    return out
