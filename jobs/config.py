@@ -23,7 +23,6 @@ import itertools
 import json
 import math
 import os
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import jsonschema
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from blut.jobs.configfiles import config_paths, read_file, table
 from blut.jobs.errors import UsageError
 
 if TYPE_CHECKING:  # hydra loads only when there are overrides to parse (it costs ~150 ms)
@@ -69,42 +69,6 @@ class Layer:
     values: Mapping[str, Any]
 
 
-def user_config_path(environ: Mapping[str, str] = os.environ) -> Path:
-    """``$XDG_CONFIG_HOME/blut/config.toml``, defaulting to ``~/.config``."""
-    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "blut" / "config.toml"
-
-
-def read_file(path: Path) -> dict[str, Any]:
-    """A TOML (or ``.json``) file as a dict; unreadable or invalid → `UsageError`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    try:
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except ValueError as exc:
-        kind = "JSON" if path.suffix == ".json" else "TOML"
-        raise UsageError(f"{path}: invalid {kind}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a table of args")
-    return data
-
-
-def _recipe_table(path: Path, recipe: str) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    recipes = read_file(path).get("recipes", {})
-    if not isinstance(recipes, dict):
-        raise UsageError(f"{path}: [recipes] must be a table")
-    table = recipes.get(recipe, {})
-    if not isinstance(table, dict):
-        raise UsageError(f"{path}: [recipes.{recipe}] must be a table")
-    return table
-
-
 def defaults_from_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The nested ``default`` values of an object schema."""
     out: dict[str, Any] = {}
@@ -125,13 +89,8 @@ def layers(
     environ: Mapping[str, str] = os.environ,
 ) -> list[Layer]:
     """The file layers of ``recipe``'s args, lowest first."""
-    user = user_config_path(environ)
-    project = (cwd or Path.cwd()) / "blut.toml"
-    out = [
-        Layer("recipe defaults", defaults_from_schema(schema)),
-        Layer(str(user), _recipe_table(user, recipe)),
-        Layer(str(project), _recipe_table(project, recipe)),
-    ]
+    out = [Layer("recipe defaults", defaults_from_schema(schema))]
+    out += [Layer(str(p), table(p, "recipes", recipe)) for p in config_paths(cwd, environ)]
     if config_file is not None:
         out.append(Layer(str(config_file), read_file(config_file)))
     return out

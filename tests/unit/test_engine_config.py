@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from blut.jobs.config import ConfigError, resolve, sweep_points, user_config_path
+from blut.jobs.config import ConfigError, resolve, sweep_points
+from blut.jobs.configfiles import user_config_path
 from blut.jobs.errors import UsageError
 
 SCHEMA: dict[str, Any] = {
