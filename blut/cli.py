@@ -7,8 +7,10 @@ that `blut --help` stays fast (and never imports torch, pandas or textual).
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
+from typing import NoReturn
 
 import click
 from click.exceptions import Exit, NoArgsIsHelpError
@@ -24,7 +26,7 @@ from blut.commands.common import check_format as _check_format
 from blut.commands.common import store as _store
 from blut.commands.following import follow_job
 from blut.containment.errors import ContainmentError
-from blut.jobs.errors import JobsError, UsageError
+from blut.jobs.errors import JobsError, UsageError, clip
 from blut.status.errors import StatusError
 
 
@@ -235,6 +237,17 @@ app.add_command(cache_cmd.app)
 app.add_command(data_cmd.app)
 
 
+MAX_ERROR_LINE = 300
+"""Longest error line: a message echoing a huge argument is clipped."""
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    """Print each line of ``message`` as a ``blut: error:`` line and exit with ``code``."""
+    for line in message.splitlines() or [""]:
+        err.print(f"blut: error: {clip(line, MAX_ERROR_LINE)}", markup=False)
+    sys.exit(code)
+
+
 def main() -> None:
     """Console-script entry point: map errors to one line and an exit code."""
     try:
@@ -244,22 +257,17 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
-        err.print(f"blut: error: {exc.format_message()}{hint}", markup=False)
-        sys.exit(2)
+        _fail(f"{clip(exc.format_message(), 200)}{hint}", 2)
     except (click.Abort, KeyboardInterrupt):
         err.print("blut: aborted", markup=False)
         sys.exit(130)
     except UsageError as exc:
-        for line in str(exc).splitlines() or [""]:
-            err.print(f"blut: error: {line}", markup=False)
-        sys.exit(2)
+        _fail(str(exc), 2)
     except (JobsError, ContainmentError, StatusError) as exc:
-        err.print(f"blut: error: {exc}", markup=False)
-        sys.exit(2 if isinstance(exc, ContainmentError) else 1)
+        _fail(str(exc), 2 if isinstance(exc, ContainmentError) else 1)
     except OSError as exc:  # e.g. a folder under BLUT_HOME that is not ours: one line, no traceback
         where = f": {exc.filename}" if exc.filename else ""
-        err.print(f"blut: error: {exc.strerror or exc}{where}", markup=False)
-        sys.exit(1)
+        _fail(f"{exc.strerror or exc}{where}", 2 if exc.errno == errno.ENAMETOOLONG else 1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

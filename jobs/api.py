@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -22,11 +22,12 @@ from blut.jobs.cancel import cancel, cancel_stage
 from blut.jobs.errors import JobsError, UsageError
 from blut.jobs.follow import LogLine, Mark, follow
 from blut.jobs.rows import JobRow, job_row, select
-from blut.jobs.store import Job, JobStore
+from blut.jobs.store import MAX_NAME, Job, JobStore
 from blut.status.atomic import atomic_write_json
 from blut.status.events import JobSubmitted, Log
 from blut.status.jobstate import JobView
 from blut.status.summary import current_view
+from blut.status.writer import MAX_LINE, encode_line
 
 if TYPE_CHECKING:
     from blut.containment.launcher import Launcher
@@ -156,6 +157,27 @@ def _choose(contained: bool) -> tuple[Launcher, str | None]:
     return choose_launcher(contained)
 
 
+def check_name(name: str) -> None:
+    """Refuse a job name that is empty, not printable or longer than :data:`MAX_NAME`."""
+    if len(name) > MAX_NAME:
+        raise UsageError(f"job name too long ({len(name)} characters; at most {MAX_NAME})")
+    if not name.strip() or not name.isprintable():
+        raise UsageError(f"invalid job name {name!r}: use printable characters")
+
+
+def fitted_argv(event: JobSubmitted, argv: Sequence[str]) -> list[str]:
+    """``argv`` as ``event`` can record it within the stream's line limit: whole, or its
+    first arguments and a note (job.json keeps the whole command)."""
+    room = MAX_LINE - len(encode_line(replace(event, argv=["… (9999999 more)"])))
+    kept: list[str] = []
+    for arg in argv:
+        room -= len(json.dumps(arg)) + 2
+        if room < 0:
+            return [*kept, f"… ({len(argv) - len(kept)} more)"]
+        kept.append(arg)
+    return kept
+
+
 def submit_command(
     store: JobStore,
     argv: Sequence[str],
@@ -174,14 +196,14 @@ def submit_command(
 
     if not argv or not argv[0].strip():
         raise UsageError("no command given: use `blut run [OPTIONS] -- COMMAND [ARGS...]`")
-    if name is not None and (not name.strip() or not name.isprintable()):
-        raise UsageError(f"invalid job name {name!r}: use printable characters")
+    if name is not None:
+        check_name(name)
     workdir = (cwd or Path.cwd()).resolve()
     try:
         resolve_program(argv[0], os.environ.get("PATH"))
     except ContainmentError as exc:
         raise UsageError(str(exc)) from exc
-    job_name = name or Path(argv[0]).name
+    job_name = name or Path(argv[0]).name[:MAX_NAME]
     plan = command_plan(job_name, argv, memory_max=memory_max, timeout=timeout)
     launcher, warning = _choose(contained)
     try:
@@ -195,15 +217,10 @@ def submit_command(
             stages=plan.order(),
         ) as job:
             plan.save(job.plan_path)
-            job.emit(
-                JobSubmitted(
-                    job=job.id,
-                    name=job_name,
-                    argv=list(argv),
-                    memory_max=memory_max,
-                    timeout=timeout,
-                )
+            submitted = JobSubmitted(
+                job=job.id, name=job_name, memory_max=memory_max, timeout=timeout
             )
+            job.emit(replace(submitted, argv=fitted_argv(submitted, argv)))
             if warning:
                 job.emit(Log(job=job.id, level="warning", msg=warning))
             start_executor(job, launcher)

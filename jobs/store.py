@@ -25,6 +25,8 @@ from blut.status.summary import JobIndex, current_view
 from blut.status.writer import append_event
 
 MAIN_STAGE = "main"
+MAX_NAME = 200
+"""Most characters in a job name or a job reference."""
 
 
 def blut_home() -> Path:
@@ -229,6 +231,8 @@ class JobStore:
 
     def get(self, ref: str) -> Job:
         """A job by full id, unique id prefix or suffix, or name (the newest with it)."""
+        if len(ref) > MAX_NAME:
+            raise UsageError(f"job reference too long ({len(ref)} characters; at most {MAX_NAME})")
         if not ref or "/" in ref or ref.startswith("."):
             raise UsageError(f"invalid job id {ref!r}")
         exact = self.jobs_dir / ref

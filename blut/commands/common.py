@@ -9,7 +9,7 @@ import click
 from click.exceptions import Exit
 from rich.console import Console
 
-from blut.jobs.errors import UsageError
+from blut.jobs.errors import UsageError, clip
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -57,7 +57,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def check_format(fmt: str) -> None:
     """Refuse anything but ``table`` and ``json``."""
     if fmt not in ("table", "json"):
-        raise UsageError(f"unknown format {fmt!r}: use table or json")
+        raise UsageError(f"unknown format {clip(fmt)!r}: use table or json")
 
 
 def store() -> JobStore:

@@ -39,14 +39,16 @@ def list_(category: str | None, fmt: str) -> None:
     """The recipe catalog, grouped by category."""
     from rich.table import Table
 
-    from blut.jobs.errors import UsageError
+    from blut.jobs.errors import UsageError, clip
     from blut.jobs.recipes import by_category
 
     check_format(fmt)
     groups = by_category()
     if category is not None:
         if category not in groups:
-            raise UsageError(f"no category {category!r} (categories: {', '.join(sorted(groups))})")
+            raise UsageError(
+                f"no category {clip(category)!r} (categories: {', '.join(sorted(groups))})"
+            )
         groups = {category: groups[category]}
     if fmt == "json":
         rows = [_summary(r) for recipes in groups.values() for r in recipes]
