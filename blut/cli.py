@@ -28,6 +28,7 @@ from blut.commands.following import follow_job
 from blut.containment.errors import ContainmentError
 from blut.jobs.errors import JobsError, UsageError, clip
 from blut.status.errors import StatusError
+from blut.status.private import go_private
 
 
 @click.group(
@@ -220,9 +221,9 @@ def doctor(fmt: str, start_user_manager: bool) -> None:
         out.print(export_lines(ensure_user_manager()), markup=False, end="")
         return
     from blut.cockpit.render import doctor_table
-    from blut.jobs.store import blut_home
+    from blut.jobs.store import home_path
 
-    checks = run_checks(blut_home())
+    checks = run_checks(home_path())  # a check: creates and changes nothing
     if fmt == "json":
         out.print_json(json.dumps([c.to_dict() for c in checks]))
     else:
@@ -250,6 +251,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def main() -> None:
     """Console-script entry point: map errors to one line and an exit code."""
+    go_private()  # everything created under BLUT_HOME is 0600/0700, whatever the umask
     try:
         code = app.main(standalone_mode=False)
     except NoArgsIsHelpError as exc:  # a group without its command: its help, exit 2

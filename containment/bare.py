@@ -22,6 +22,7 @@ from blut.containment.errors import LaunchError
 from blut.containment.result import outcome_from_record, read_record, write_record
 from blut.containment.spec import Handle, Outcome, UnitSpec, UnitState
 from blut.containment.systemd import resolve_program
+from blut.status.atomic import atomic_write
 
 WATCH_INTERVAL = 0.05
 STOP_GRACE = 10.0
@@ -125,20 +126,22 @@ class BareLauncher:
         """Start ``spec`` in a new session, output appended to its log."""
         program = resolve_program(spec.argv[0], spec.env.get("PATH", os.environ.get("PATH")))
         spec.result_path.unlink(missing_ok=True)
-        with open(spec.log_path, "ab") as log:
-            try:
-                proc = subprocess.Popen(
-                    [program, *spec.argv[1:]],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    env=dict(spec.env),
-                    cwd=spec.cwd,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise LaunchError(f"could not start {spec.argv[0]}: {exc}") from exc
-        _pid_path(spec.result_path).write_text(str(proc.pid))
+        log = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            proc = subprocess.Popen(
+                [program, *spec.argv[1:]],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=dict(spec.env),
+                cwd=spec.cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise LaunchError(f"could not start {spec.argv[0]}: {exc}") from exc
+        finally:
+            os.close(log)
+        atomic_write(_pid_path(spec.result_path), str(proc.pid), durable=False)
         self._watches[spec.name] = _Watch(spec, proc)
         return Handle(spec.name, self.kind, spec.result_path, pid=proc.pid)
 

@@ -1,7 +1,7 @@
 """`SystemdLauncher`: every process a transient service of the user manager.
 
 Each unit gets MemoryMax (+ MemorySwapMax=0), KillMode=control-group, its
-stdout/stderr appended to a log file, an optional RuntimeMaxSec, and an
+stdout/stderr appended to a log file (created 0600 first), an optional RuntimeMaxSec, and an
 ExecStopPost helper (``stoppost.sh``) that records the outcome, OOM kills and
 peak memory into a result file before systemd removes the cgroup. Units are
 collected when they stop: the result file, not the unit, is the record, so
@@ -22,6 +22,7 @@ from blut.containment import cgroup
 from blut.containment.errors import LaunchError, ManagerUnavailable
 from blut.containment.result import outcome_from_record, read_record
 from blut.containment.spec import Handle, Outcome, UnitSpec, UnitState
+from blut.status.private import private_file
 
 STOPPOST = Path(__file__).with_name("stoppost.sh")
 STOP_TIMEOUT_USEC = 10_000_000
@@ -120,6 +121,7 @@ class SystemdLauncher:
 
         props = unit_properties(spec)
         spec.result_path.unlink(missing_ok=True)
+        private_file(spec.log_path)  # systemd would create it with the unit's umask
         with self._dbus() as bus:
             manager = Manager(bus=bus, _autoload=True)
             try:

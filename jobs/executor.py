@@ -63,6 +63,7 @@ from blut.status.events import (
 )
 from blut.status.flock import Flock
 from blut.status.layout import LOCKS_DIR, StagePaths, executor_lock
+from blut.status.private import go_private
 from blut.status.summary import JobIndex
 from blut.status.writer import EventWriter
 
@@ -790,6 +791,7 @@ class Executor:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the executor unit."""
+    go_private()
     args = sys.argv[1:] if argv is None else argv
     adopt = args[:1] == ["--adopt"]
     args = args[1:] if adopt else args
