@@ -21,7 +21,16 @@ from blut.commands import data as data_cmd
 from blut.commands import plan as plan_cmd
 from blut.commands import recipe as recipe_cmd
 from blut.commands import train as train_cmd
-from blut.commands.common import Group, detach_option, err, fail, format_option, job_argument, out
+from blut.commands.common import (
+    Group,
+    detach_option,
+    env_options,
+    err,
+    fail,
+    format_option,
+    job_argument,
+    out,
+)
 from blut.commands.common import check_format as _check_format
 from blut.commands.common import store as _store
 from blut.commands.following import follow_job
@@ -83,6 +92,7 @@ def tui(readonly: bool) -> None:
 @click.option("--name", "-n", help="A name for the job.")
 @click.option("--memory-max", "-m", help="Memory ceiling, e.g. 2G.")
 @click.option("--timeout", "-t", help="Time limit, e.g. 30m, 1h.")
+@env_options
 @detach_option
 @click.option("--uncontained", is_flag=True, help="Run as a plain subprocess (no systemd unit).")
 def run(
@@ -90,12 +100,15 @@ def run(
     name: str | None,
     memory_max: str | None,
     timeout: str | None,
+    env_clear: bool,
+    envs: tuple[str, ...],
     detach: bool,
     uncontained: bool,
 ) -> None:
     """Run COMMAND as a contained job: `blut run -m 2G -- python train.py`."""
     from blut.containment.select import containment_requested
     from blut.jobs.api import submit_command
+    from blut.jobs.environment import env_policy
     from blut.jobs.quantities import parse_duration, parse_size
 
     argv = list(command)
@@ -110,6 +123,7 @@ def run(
         memory_max=mem,
         timeout=limit,
         contained=containment_requested() and not uncontained,
+        env=env_policy(clear=env_clear, passed=envs),
     )
     if warning:
         err.print(f"blut: warning: {warning}", style="bold yellow", markup=False)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 
+from blut.containment.envfile import read_env_file
 from blut.containment.errors import LaunchError
 from blut.containment.result import outcome_from_record, read_record, write_record
 from blut.containment.spec import Handle, Outcome, UnitSpec, UnitState
@@ -57,6 +58,16 @@ def kill_tree(pid: int, sig: int) -> None:
             proc.send_signal(sig)
         except psutil.Error:
             continue
+
+
+def _environment(spec: UnitSpec) -> dict[str, str]:
+    """What systemd would give the unit: ``spec.env`` with the env file's variables over it."""
+    if spec.env_file is None:
+        return dict(spec.env)
+    try:
+        return {**spec.env, **read_env_file(spec.env_file)}
+    except (OSError, ValueError) as exc:
+        raise LaunchError(f"environment file {spec.env_file}: {exc}") from exc
 
 
 def _pid_path(result_path: Path) -> Path:
@@ -124,7 +135,8 @@ class BareLauncher:
 
     def launch(self, spec: UnitSpec) -> Handle:
         """Start ``spec`` in a new session, output appended to its log."""
-        program = resolve_program(spec.argv[0], spec.env.get("PATH", os.environ.get("PATH")))
+        env = _environment(spec)
+        program = resolve_program(spec.argv[0], env.get("PATH", os.environ.get("PATH")))
         spec.result_path.unlink(missing_ok=True)
         log = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -133,9 +145,10 @@ class BareLauncher:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                env=dict(spec.env),
+                env=env,
                 cwd=spec.cwd,
                 start_new_session=True,
+                umask=-1 if spec.umask is None else spec.umask,
             )
         except OSError as exc:
             raise LaunchError(f"could not start {spec.argv[0]}: {exc}") from exc

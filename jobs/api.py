@@ -18,7 +18,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from blut.containment.envfile import write_env_file
 from blut.jobs.cancel import cancel, cancel_stage
+from blut.jobs.environment import EnvPolicy, env_policy, job_env
 from blut.jobs.errors import JobsError, UsageError
 from blut.jobs.follow import LogLine, Mark, follow
 from blut.jobs.rows import JobRow, job_row, select
@@ -26,6 +28,7 @@ from blut.jobs.store import MAX_NAME, Job, JobStore
 from blut.status.atomic import atomic_write_json
 from blut.status.events import JobSubmitted, Log
 from blut.status.jobstate import JobView
+from blut.status.private import started_umask
 from blut.status.summary import current_view
 from blut.status.writer import MAX_LINE, encode_line
 
@@ -187,8 +190,12 @@ def submit_command(
     timeout: float | None = None,
     cwd: Path | None = None,
     contained: bool = True,
+    env: EnvPolicy | None = None,
 ) -> tuple[Job, str | None]:
-    """Run ``argv`` as a job (`blut run`); returns it and a containment warning."""
+    """Run ``argv`` as a job (`blut run`); returns it and a containment warning.
+
+    ``env`` None: the policy of the config files (see `blut.jobs.environment`).
+    """
     from blut.containment.errors import ContainmentError
     from blut.containment.systemd import resolve_program
     from blut.jobs.commandplan import command_plan
@@ -199,13 +206,15 @@ def submit_command(
     if name is not None:
         check_name(name)
     workdir = (cwd or Path.cwd()).resolve()
+    policy = env or env_policy(cwd=workdir)
     try:
-        resolve_program(argv[0], os.environ.get("PATH"))
+        resolve_program(argv[0], job_env(os.environ, policy).get("PATH"))
     except ContainmentError as exc:
         raise UsageError(str(exc)) from exc
     job_name = name or Path(argv[0]).name[:MAX_NAME]
     plan = command_plan(job_name, argv, memory_max=memory_max, timeout=timeout)
     launcher, warning = _choose(contained)
+    environment = job_env(os.environ, policy)  # with the address of the manager just found
     try:
         with store.creating(
             name=job_name,
@@ -215,8 +224,10 @@ def submit_command(
             memory_max=memory_max,
             timeout=timeout,
             stages=plan.order(),
+            umask=started_umask(),
         ) as job:
             plan.save(job.plan_path)
+            write_env_file(job.paths.env, environment)
             submitted = JobSubmitted(
                 job=job.id, name=job_name, memory_max=memory_max, timeout=timeout
             )
@@ -242,15 +253,18 @@ def submit_recipe(
     sweep: str | None = None,
     contained: bool = True,
     cwd: Path | None = None,
+    env: EnvPolicy | None = None,
 ) -> tuple[Job, str | None]:
     """Compile ``args`` (already resolved), store the job and start its executor (or
-    finish it here when every stage is cached). Returns the job and a containment warning."""
+    finish it here when every stage is cached). Returns the job and a containment warning.
+    ``env`` None: the policy of the config files."""
     from blut.jobs.cache import Cache
     from blut.jobs.lifecycle import finish_or_start
 
     plan = recipe.build(args)
     Cache(store.home).close()  # a broken cache index fails here, before the job exists
     launcher, warning = _choose(contained)
+    environment = job_env(os.environ, env or env_policy(cwd=cwd))
     try:
         with store.creating(
             name=recipe.name,
@@ -262,6 +276,7 @@ def submit_recipe(
         ) as job:
             plan.save(job.plan_path)
             atomic_write_json(job.paths.args, dict(args))
+            write_env_file(job.paths.env, environment)
             job.emit(JobSubmitted(job=job.id, name=recipe.name, recipe=recipe.name, sweep=sweep))
             if warning:
                 job.emit(Log(job=job.id, level="warning", msg=warning))
@@ -295,6 +310,7 @@ def submit_points(
     *,
     contained: bool = True,
     cwd: Path | None = None,
+    env: EnvPolicy | None = None,
 ) -> Submission:
     """One job per resolved args; more than one form a sweep under a new sweep id.
 
@@ -314,13 +330,14 @@ def submit_points(
             problems.extend(p for p in exc.problems if p not in problems)
     if problems:
         raise ConfigError(problems)
+    env = env or env_policy(cwd=cwd)
     sweep = new_sweep_id() if len(points) > 1 else None
     jobs: list[Job] = []
     warning = None
     for args in points:
         try:
             job, warning = submit_recipe(
-                store, recipe, args, sweep=sweep, contained=contained, cwd=cwd
+                store, recipe, args, sweep=sweep, contained=contained, cwd=cwd, env=env
             )
         except (JobsError, OSError) as exc:
             if not jobs:

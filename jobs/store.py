@@ -92,6 +92,8 @@ class JobSpec:
     timeout: float | None = None
     stages: list[str] = field(default_factory=lambda: [MAIN_STAGE])
     recipe: str | None = None
+    umask: int | None = None
+    """The submitter's umask, which a command's stage runs with (None: the launcher's)."""
 
     @property
     def driver_unit(self) -> str:

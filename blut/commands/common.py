@@ -37,6 +37,22 @@ job_argument = click.argument("job_ref", metavar="JOB", help="Job id, id prefix 
 detach_option = click.option("--detach", "-d", is_flag=True, help="Do not follow.")
 
 
+def env_options(command: F) -> F:
+    """``--env-clear`` and repeated ``--env NAME[=VALUE]``: the job's environment."""
+    command = click.option(
+        "--env",
+        "envs",
+        multiple=True,
+        metavar="NAME[=VALUE]",
+        help="Pass NAME as set here, or set it to VALUE (repeat).",
+    )(command)
+    return click.option(
+        "--env-clear",
+        is_flag=True,
+        help="Start from an empty environment (PATH and blut's own variables stay).",
+    )(command)
+
+
 def path_option(*param_decls: str, help: str) -> Callable[[F], F]:
     """An option naming a file or folder, passed on as a `Path` (the command checks it)."""
     return click.option(*param_decls, type=click.Path(), callback=_to_path, help=help)

@@ -118,6 +118,11 @@ def files(tmp_path: Path) -> Path:
         ([*SMOKE, "--sweep", "make.seed=1," + "9" * 5000], "number too large"),
         ([*SMOKE, "--set", "make.seed=" + "9" * 20], "make.seed: expected an integer from"),
         ([*SMOKE, "--sweep", "make.count=range(0,1000000)"], "more than 1000 values"),
+        # the job's environment
+        ([*RUN, "--env", "1X", "--", "true"], "'1X' is not a variable name"),
+        ([*RUN, "--env", "BLUT_JOB_ID=x", "--", "true"], "blut sets BLUT_JOB_ID itself"),
+        ([*RUN, "--env-clear", "--env", "BLUT_TEST_UNSET", "--", "true"], "not set here"),
+        ([*SMOKE, "--env", "BLUT_TEST_UNSET"], "--env BLUT_TEST_UNSET: not set here"),
     ],
 )
 def test_usage_error(blut_home: Path, args: list[str], needle: str) -> None:
@@ -127,6 +132,7 @@ def test_usage_error(blut_home: Path, args: list[str], needle: str) -> None:
 def test_bad_input_writes_nothing(blut_home: Path) -> None:
     cases = [
         [*RUN, "--name", "n" * 100_000, "--", "true"],
+        [*RUN, "--env", "1X", "--", "true"],
         ["recipe", "run", "smoke", "--detach", "--set", "~make"],
         ["recipe", "run", "smoke", "--detach", "--set", "make.seed=" + "9" * 5000],
         ["recipe", "run", "smoke", "--detach", "--set", "make.seed=" + "9" * 20],
@@ -167,6 +173,7 @@ HUGE = "x" * 100_000
         [*RUN, "--timeout", HUGE, "--", "true"],
         [*RUN, "--", HUGE],
         [*RUN, "--", "/" + HUGE],
+        [*RUN, "--env", HUGE, "--", "true"],
         ["cancel", "--yes", HUGE],
         ["--open", HUGE],
         [*SMOKE, "--config", HUGE],

@@ -48,6 +48,12 @@ def test_everything_is_private_under_umask_000(blut_home: Path) -> None:
     assert open_to_others(blut_home) == []
 
 
+def test_a_command_keeps_the_submitters_umask(blut_home: Path) -> None:
+    result = blut_with_umask(0o002, "run", "--uncontained", "--", "sh", "-c", "umask")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0002"
+
+
 def test_an_open_home_of_blut_files_is_made_private(blut_home: Path) -> None:
     (blut_home / "cache").mkdir(parents=True)
     (blut_home / "jobs").mkdir()
