@@ -7,8 +7,10 @@ that `blut --help` stays fast (and never imports torch, pandas or textual).
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
+from typing import NoReturn
 
 import click
 from click.exceptions import Exit, NoArgsIsHelpError
@@ -19,13 +21,23 @@ from blut.commands import data as data_cmd
 from blut.commands import plan as plan_cmd
 from blut.commands import recipe as recipe_cmd
 from blut.commands import train as train_cmd
-from blut.commands.common import Group, detach_option, err, fail, format_option, job_argument, out
+from blut.commands.common import (
+    Group,
+    detach_option,
+    env_options,
+    err,
+    fail,
+    format_option,
+    job_argument,
+    out,
+)
 from blut.commands.common import check_format as _check_format
 from blut.commands.common import store as _store
 from blut.commands.following import follow_job
 from blut.containment.errors import ContainmentError
-from blut.jobs.errors import JobsError, UsageError
+from blut.jobs.errors import JobsError, UsageError, clip
 from blut.status.errors import StatusError
+from blut.status.private import go_private
 
 
 @click.group(
@@ -80,6 +92,7 @@ def tui(readonly: bool) -> None:
 @click.option("--name", "-n", help="A name for the job.")
 @click.option("--memory-max", "-m", help="Memory ceiling, e.g. 2G.")
 @click.option("--timeout", "-t", help="Time limit, e.g. 30m, 1h.")
+@env_options
 @detach_option
 @click.option("--uncontained", is_flag=True, help="Run as a plain subprocess (no systemd unit).")
 def run(
@@ -87,12 +100,15 @@ def run(
     name: str | None,
     memory_max: str | None,
     timeout: str | None,
+    env_clear: bool,
+    envs: tuple[str, ...],
     detach: bool,
     uncontained: bool,
 ) -> None:
     """Run COMMAND as a contained job: `blut run -m 2G -- python train.py`."""
     from blut.containment.select import containment_requested
     from blut.jobs.api import submit_command
+    from blut.jobs.environment import env_policy
     from blut.jobs.quantities import parse_duration, parse_size
 
     argv = list(command)
@@ -107,6 +123,7 @@ def run(
         memory_max=mem,
         timeout=limit,
         contained=containment_requested() and not uncontained,
+        env=env_policy(clear=env_clear, passed=envs),
     )
     if warning:
         err.print(f"blut: warning: {warning}", style="bold yellow", markup=False)
@@ -218,9 +235,9 @@ def doctor(fmt: str, start_user_manager: bool) -> None:
         out.print(export_lines(ensure_user_manager()), markup=False, end="")
         return
     from blut.cockpit.render import doctor_table
-    from blut.jobs.store import blut_home
+    from blut.jobs.store import home_path
 
-    checks = run_checks(blut_home())
+    checks = run_checks(home_path())  # a check: creates and changes nothing
     if fmt == "json":
         out.print_json(json.dumps([c.to_dict() for c in checks]))
     else:
@@ -235,8 +252,20 @@ app.add_command(cache_cmd.app)
 app.add_command(data_cmd.app)
 
 
+MAX_ERROR_LINE = 300
+"""Longest error line: a message echoing a huge argument is clipped."""
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    """Print each line of ``message`` as a ``blut: error:`` line and exit with ``code``."""
+    for line in message.splitlines() or [""]:
+        err.print(f"blut: error: {clip(line, MAX_ERROR_LINE)}", markup=False)
+    sys.exit(code)
+
+
 def main() -> None:
     """Console-script entry point: map errors to one line and an exit code."""
+    go_private()  # everything created under BLUT_HOME is 0600/0700, whatever the umask
     try:
         code = app.main(standalone_mode=False)
     except NoArgsIsHelpError as exc:  # a group without its command: its help, exit 2
@@ -244,22 +273,17 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
-        err.print(f"blut: error: {exc.format_message()}{hint}", markup=False)
-        sys.exit(2)
+        _fail(f"{clip(exc.format_message(), 200)}{hint}", 2)
     except (click.Abort, KeyboardInterrupt):
         err.print("blut: aborted", markup=False)
         sys.exit(130)
     except UsageError as exc:
-        for line in str(exc).splitlines() or [""]:
-            err.print(f"blut: error: {line}", markup=False)
-        sys.exit(2)
+        _fail(str(exc), 2)
     except (JobsError, ContainmentError, StatusError) as exc:
-        err.print(f"blut: error: {exc}", markup=False)
-        sys.exit(2 if isinstance(exc, ContainmentError) else 1)
+        _fail(str(exc), 2 if isinstance(exc, ContainmentError) else 1)
     except OSError as exc:  # e.g. a folder under BLUT_HOME that is not ours: one line, no traceback
         where = f": {exc.filename}" if exc.filename else ""
-        err.print(f"blut: error: {exc.strerror or exc}{where}", markup=False)
-        sys.exit(1)
+        _fail(f"{exc.strerror or exc}{where}", 2 if exc.errno == errno.ENAMETOOLONG else 1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

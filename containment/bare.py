@@ -18,10 +18,12 @@ from pathlib import Path
 
 import psutil
 
+from blut.containment.envfile import read_env_file
 from blut.containment.errors import LaunchError
 from blut.containment.result import outcome_from_record, read_record, write_record
 from blut.containment.spec import Handle, Outcome, UnitSpec, UnitState
 from blut.containment.systemd import resolve_program
+from blut.status.atomic import atomic_write
 
 WATCH_INTERVAL = 0.05
 STOP_GRACE = 10.0
@@ -56,6 +58,16 @@ def kill_tree(pid: int, sig: int) -> None:
             proc.send_signal(sig)
         except psutil.Error:
             continue
+
+
+def _environment(spec: UnitSpec) -> dict[str, str]:
+    """What systemd would give the unit: ``spec.env`` with the env file's variables over it."""
+    if spec.env_file is None:
+        return dict(spec.env)
+    try:
+        return {**spec.env, **read_env_file(spec.env_file)}
+    except (OSError, ValueError) as exc:
+        raise LaunchError(f"environment file {spec.env_file}: {exc}") from exc
 
 
 def _pid_path(result_path: Path) -> Path:
@@ -123,22 +135,26 @@ class BareLauncher:
 
     def launch(self, spec: UnitSpec) -> Handle:
         """Start ``spec`` in a new session, output appended to its log."""
-        program = resolve_program(spec.argv[0], spec.env.get("PATH", os.environ.get("PATH")))
+        env = _environment(spec)
+        program = resolve_program(spec.argv[0], env.get("PATH", os.environ.get("PATH")))
         spec.result_path.unlink(missing_ok=True)
-        with open(spec.log_path, "ab") as log:
-            try:
-                proc = subprocess.Popen(
-                    [program, *spec.argv[1:]],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    env=dict(spec.env),
-                    cwd=spec.cwd,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise LaunchError(f"could not start {spec.argv[0]}: {exc}") from exc
-        _pid_path(spec.result_path).write_text(str(proc.pid))
+        log = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            proc = subprocess.Popen(
+                [program, *spec.argv[1:]],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                cwd=spec.cwd,
+                start_new_session=True,
+                umask=-1 if spec.umask is None else spec.umask,
+            )
+        except OSError as exc:
+            raise LaunchError(f"could not start {spec.argv[0]}: {exc}") from exc
+        finally:
+            os.close(log)
+        atomic_write(_pid_path(spec.result_path), str(proc.pid), durable=False)
         self._watches[spec.name] = _Watch(spec, proc)
         return Handle(spec.name, self.kind, spec.result_path, pid=proc.pid)
 

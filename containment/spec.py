@@ -15,13 +15,20 @@ UnitPhase: TypeAlias = Literal["running", "finished", "unknown"]
 
 @dataclass(frozen=True)
 class UnitSpec:
-    """A process to run contained. ``argv`` is a list, never a shell string."""
+    """A process to run contained. ``argv`` is a list, never a shell string.
+
+    Its environment is ``env_file``'s variables (a file of `blut.containment.envfile`,
+    which stays out of the unit's own definition) over ``env`` (blut's few variables);
+    ``umask`` None keeps the launcher's default.
+    """
 
     name: str
     argv: Sequence[str]
     log_path: Path
     result_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    env_file: Path | None = None
+    umask: int | None = None
     cwd: Path | None = None
     memory_max: int | None = None
     cpu_quota: float | None = None

@@ -5,6 +5,7 @@
 # does not report (an OOM kill there looks exactly like a plain SIGKILL).
 # Usage: stoppost.sh RESULT_FILE   (writes key=value lines atomically)
 set -u
+umask 077  # the record is private like everything under BLUT_HOME, whatever the unit's umask
 out=$1
 v1=$(sed -n 's/^[0-9]*:memory:\(.*\)$/\1/p' /proc/self/cgroup)
 v2=$(sed -n 's/^0::\(.*\)$/\1/p' /proc/self/cgroup)

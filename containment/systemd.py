@@ -1,7 +1,10 @@
 """`SystemdLauncher`: every process a transient service of the user manager.
 
 Each unit gets MemoryMax (+ MemorySwapMax=0), KillMode=control-group, its
-stdout/stderr appended to a log file, an optional RuntimeMaxSec, and an
+stdout/stderr appended to a log file (created 0600 first), blut's few variables
+in Environment= and everything else through EnvironmentFile= (so no value of
+the user's environment lands in the transient unit file systemd writes, 0644,
+under its runtime dir), an optional UMask and RuntimeMaxSec, and an
 ExecStopPost helper (``stoppost.sh``) that records the outcome, OOM kills and
 peak memory into a result file before systemd removes the cgroup. Units are
 collected when they stop: the result file, not the unit, is the record, so
@@ -22,6 +25,7 @@ from blut.containment import cgroup
 from blut.containment.errors import LaunchError, ManagerUnavailable
 from blut.containment.result import outcome_from_record, read_record
 from blut.containment.spec import Handle, Outcome, UnitSpec, UnitState
+from blut.status.private import private_file
 
 STOPPOST = Path(__file__).with_name("stoppost.sh")
 STOP_TIMEOUT_USEC = 10_000_000
@@ -67,6 +71,10 @@ def unit_properties(spec: UnitSpec) -> dict[bytes, Any]:
         b"StandardErrorFileToAppend": log,
         b"Environment": [f"{k}={v}".encode() for k, v in spec.env.items()],
     }
+    if spec.env_file is not None:
+        props[b"EnvironmentFiles"] = [(str(spec.env_file).encode(), False)]
+    if spec.umask is not None:
+        props[b"UMask"] = spec.umask
     if spec.cwd is not None:
         props[b"WorkingDirectory"] = str(spec.cwd).encode()
     if spec.memory_max is not None:
@@ -117,9 +125,12 @@ class SystemdLauncher:
         """Start ``spec`` as transient service ``<spec.name>.service``."""
         from pystemd.dbusexc import DBusBaseError
         from pystemd.systemd1 import Manager
+        from pystemd.systemd1.unit_signatures import KNOWN_UNIT_SIGNATURES
 
+        KNOWN_UNIT_SIGNATURES.setdefault(b"UMask", b"u")  # systemd takes it; pystemd 0.15 lacks it
         props = unit_properties(spec)
         spec.result_path.unlink(missing_ok=True)
+        private_file(spec.log_path)  # systemd would create it with the unit's umask
         with self._dbus() as bus:
             manager = Manager(bus=bus, _autoload=True)
             try:

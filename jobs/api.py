@@ -13,20 +13,24 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from blut.containment.envfile import write_env_file
 from blut.jobs.cancel import cancel, cancel_stage
+from blut.jobs.environment import EnvPolicy, env_policy, job_env
 from blut.jobs.errors import JobsError, UsageError
 from blut.jobs.follow import LogLine, Mark, follow
 from blut.jobs.rows import JobRow, job_row, select
-from blut.jobs.store import Job, JobStore
+from blut.jobs.store import MAX_NAME, Job, JobStore
 from blut.status.atomic import atomic_write_json
 from blut.status.events import JobSubmitted, Log
 from blut.status.jobstate import JobView
+from blut.status.private import started_umask
 from blut.status.summary import current_view
+from blut.status.writer import MAX_LINE, encode_line
 
 if TYPE_CHECKING:
     from blut.containment.launcher import Launcher
@@ -156,6 +160,27 @@ def _choose(contained: bool) -> tuple[Launcher, str | None]:
     return choose_launcher(contained)
 
 
+def check_name(name: str) -> None:
+    """Refuse a job name that is empty, not printable or longer than :data:`MAX_NAME`."""
+    if len(name) > MAX_NAME:
+        raise UsageError(f"job name too long ({len(name)} characters; at most {MAX_NAME})")
+    if not name.strip() or not name.isprintable():
+        raise UsageError(f"invalid job name {name!r}: use printable characters")
+
+
+def fitted_argv(event: JobSubmitted, argv: Sequence[str]) -> list[str]:
+    """``argv`` as ``event`` can record it within the stream's line limit: whole, or its
+    first arguments and a note (job.json keeps the whole command)."""
+    room = MAX_LINE - len(encode_line(replace(event, argv=["… (9999999 more)"])))
+    kept: list[str] = []
+    for arg in argv:
+        room -= len(json.dumps(arg)) + 2
+        if room < 0:
+            return [*kept, f"… ({len(argv) - len(kept)} more)"]
+        kept.append(arg)
+    return kept
+
+
 def submit_command(
     store: JobStore,
     argv: Sequence[str],
@@ -165,8 +190,12 @@ def submit_command(
     timeout: float | None = None,
     cwd: Path | None = None,
     contained: bool = True,
+    env: EnvPolicy | None = None,
 ) -> tuple[Job, str | None]:
-    """Run ``argv`` as a job (`blut run`); returns it and a containment warning."""
+    """Run ``argv`` as a job (`blut run`); returns it and a containment warning.
+
+    ``env`` None: the policy of the config files (see `blut.jobs.environment`).
+    """
     from blut.containment.errors import ContainmentError
     from blut.containment.systemd import resolve_program
     from blut.jobs.commandplan import command_plan
@@ -174,16 +203,18 @@ def submit_command(
 
     if not argv or not argv[0].strip():
         raise UsageError("no command given: use `blut run [OPTIONS] -- COMMAND [ARGS...]`")
-    if name is not None and (not name.strip() or not name.isprintable()):
-        raise UsageError(f"invalid job name {name!r}: use printable characters")
+    if name is not None:
+        check_name(name)
     workdir = (cwd or Path.cwd()).resolve()
+    policy = env or env_policy(cwd=workdir)
     try:
-        resolve_program(argv[0], os.environ.get("PATH"))
+        resolve_program(argv[0], job_env(os.environ, policy).get("PATH"))
     except ContainmentError as exc:
         raise UsageError(str(exc)) from exc
-    job_name = name or Path(argv[0]).name
+    job_name = name or Path(argv[0]).name[:MAX_NAME]
     plan = command_plan(job_name, argv, memory_max=memory_max, timeout=timeout)
     launcher, warning = _choose(contained)
+    environment = job_env(os.environ, policy)  # with the address of the manager just found
     try:
         with store.creating(
             name=job_name,
@@ -193,17 +224,14 @@ def submit_command(
             memory_max=memory_max,
             timeout=timeout,
             stages=plan.order(),
+            umask=started_umask(),
         ) as job:
             plan.save(job.plan_path)
-            job.emit(
-                JobSubmitted(
-                    job=job.id,
-                    name=job_name,
-                    argv=list(argv),
-                    memory_max=memory_max,
-                    timeout=timeout,
-                )
+            write_env_file(job.paths.env, environment)
+            submitted = JobSubmitted(
+                job=job.id, name=job_name, memory_max=memory_max, timeout=timeout
             )
+            job.emit(replace(submitted, argv=fitted_argv(submitted, argv)))
             if warning:
                 job.emit(Log(job=job.id, level="warning", msg=warning))
             start_executor(job, launcher)
@@ -225,12 +253,14 @@ def submit_recipe(
     sweep: str | None = None,
     contained: bool = True,
     cwd: Path | None = None,
+    env: EnvPolicy | None = None,
 ) -> tuple[Job, str | None]:
     """Compile ``args`` (already resolved), store the job and start its executor (or
     finish it here when every stage is cached). Returns the job and a containment warning.
 
     Paths the args name (datasets, model dirs) are made absolute against ``cwd``
     (default: this process's); one that does not exist is a `ConfigError`.
+    ``env`` None: the environment policy of the config files.
     """
     from blut.jobs.cache import Cache
     from blut.jobs.external import resolve_inputs
@@ -241,6 +271,7 @@ def submit_recipe(
     plan = recipe.build(args)
     Cache(store.home).close()  # a broken cache index fails here, before the job exists
     launcher, warning = _choose(contained)
+    environment = job_env(os.environ, env or env_policy(cwd=cwd))
     try:
         with store.creating(
             name=recipe.name,
@@ -252,6 +283,7 @@ def submit_recipe(
         ) as job:
             plan.save(job.plan_path)
             atomic_write_json(job.paths.args, dict(args))
+            write_env_file(job.paths.env, environment)
             job.emit(JobSubmitted(job=job.id, name=recipe.name, recipe=recipe.name, sweep=sweep))
             if warning:
                 job.emit(Log(job=job.id, level="warning", msg=warning))
@@ -285,6 +317,7 @@ def submit_points(
     *,
     contained: bool = True,
     cwd: Path | None = None,
+    env: EnvPolicy | None = None,
 ) -> Submission:
     """One job per resolved args; more than one form a sweep under a new sweep id.
 
@@ -310,13 +343,14 @@ def submit_points(
     if problems:
         raise ConfigError(problems)
     points = resolved
+    env = env or env_policy(cwd=cwd)
     sweep = new_sweep_id() if len(points) > 1 else None
     jobs: list[Job] = []
     warning = None
     for args in points:
         try:
             job, warning = submit_recipe(
-                store, recipe, args, sweep=sweep, contained=contained, cwd=workdir
+                store, recipe, args, sweep=sweep, contained=contained, cwd=workdir, env=env
             )
         except (JobsError, OSError) as exc:
             if not jobs:

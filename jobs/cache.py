@@ -51,6 +51,7 @@ from blut.jobs.keys import KeyParts
 from blut.status.atomic import atomic_write_json
 from blut.status.flock import Flock, is_held
 from blut.status.layout import LOCKS_DIR, executor_lock
+from blut.status.private import private_dir, private_file
 
 _SCHEMA = (
     """
@@ -167,16 +168,17 @@ class Cache:
         self.trash = self.root / "trash"
         self.locks = home / LOCKS_DIR
         for folder in (self.objects, self.pending, self.quarantine, self.trash, self.locks):
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(folder)
         try:
-            self._db = sqlite3.connect(self.root / "index.sqlite", timeout=60, isolation_level=None)
+            index = private_file(self.root / "index.sqlite")  # sqlite would make it 0644
+            self._db = sqlite3.connect(index, timeout=60, isolation_level=None)
             # Switching to WAL takes an exclusive lock and does not wait for a busy one:
             # processes opening the index at once would fail with "database is locked".
             with Flock(self.locks / "cache-index.lock"):
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.executescript(_SCHEMA)
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable commits, fewer fsyncs
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise CacheError(f"cache index {self.root / 'index.sqlite'}: {exc}") from exc
         self.marks = ObjectMarks(self._db)
         self.inputs = InputIndex(self._db)

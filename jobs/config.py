@@ -23,7 +23,6 @@ import itertools
 import json
 import math
 import os
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,8 @@ import jsonschema
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from blut.jobs.errors import UsageError
+from blut.jobs.configfiles import config_paths, read_file, table
+from blut.jobs.errors import UsageError, clip
 
 if TYPE_CHECKING:  # hydra loads only when there are overrides to parse (it costs ~150 ms)
     from hydra.core.override_parser.types import Override
@@ -69,42 +69,6 @@ class Layer:
     values: Mapping[str, Any]
 
 
-def user_config_path(environ: Mapping[str, str] = os.environ) -> Path:
-    """``$XDG_CONFIG_HOME/blut/config.toml``, defaulting to ``~/.config``."""
-    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "blut" / "config.toml"
-
-
-def read_file(path: Path) -> dict[str, Any]:
-    """A TOML (or ``.json``) file as a dict; unreadable or invalid → `UsageError`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    try:
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except ValueError as exc:
-        kind = "JSON" if path.suffix == ".json" else "TOML"
-        raise UsageError(f"{path}: invalid {kind}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a table of args")
-    return data
-
-
-def _recipe_table(path: Path, recipe: str) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    recipes = read_file(path).get("recipes", {})
-    if not isinstance(recipes, dict):
-        raise UsageError(f"{path}: [recipes] must be a table")
-    table = recipes.get(recipe, {})
-    if not isinstance(table, dict):
-        raise UsageError(f"{path}: [recipes.{recipe}] must be a table")
-    return table
-
-
 def defaults_from_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The nested ``default`` values of an object schema."""
     out: dict[str, Any] = {}
@@ -125,13 +89,8 @@ def layers(
     environ: Mapping[str, str] = os.environ,
 ) -> list[Layer]:
     """The file layers of ``recipe``'s args, lowest first."""
-    user = user_config_path(environ)
-    project = (cwd or Path.cwd()) / "blut.toml"
-    out = [
-        Layer("recipe defaults", defaults_from_schema(schema)),
-        Layer(str(user), _recipe_table(user, recipe)),
-        Layer(str(project), _recipe_table(project, recipe)),
-    ]
+    out = [Layer("recipe defaults", defaults_from_schema(schema))]
+    out += [Layer(str(p), table(p, "recipes", recipe)) for p in config_paths(cwd, environ)]
     if config_file is not None:
         out.append(Layer(str(config_file), read_file(config_file)))
     return out
@@ -156,15 +115,18 @@ def _parse(texts: Iterable[str], option: str) -> list[Override]:
     parser = OverridesParser.create()
     parsed = []
     for text in texts:
+        shown = f"{option} {clip(text)}"
         try:
             override = parser.parse_override(text)
         except HydraException as exc:
             first = str(exc).strip().splitlines()[0]
-            raise UsageError(f"{option} {text}: {first}") from exc
+            raise UsageError(f"{shown}: {clip(first, 200)}") from exc
+        except ValueError as exc:  # int() of a number past Python's 4300 digits
+            raise UsageError(f"{shown}: number too large") from exc
         if not override.key_or_group:
-            raise UsageError(f"{option} {text}: missing key before '=' (e.g. train.lr=3e-4)")
+            raise UsageError(f"{shown}: missing key before '=' (e.g. train.lr=3e-4)")
         if override.package is not None:
-            raise UsageError(f"{option} {text}: '@package' overrides are not supported")
+            raise UsageError(f"{shown}: '@package' overrides are not supported")
         parsed.append(override)
     return parsed
 
@@ -174,9 +136,8 @@ def parse_overrides(texts: Iterable[str]) -> list[Edit]:
     edits = []
     for override in _parse(texts, "--set"):
         if override.is_sweep_override():
-            raise UsageError(
-                f"--set {override.input_line}: this is a sweep; use --sweep {override.input_line}"
-            )
+            text = clip(override.input_line or "")
+            raise UsageError(f"--set {text}: this is a sweep; use --sweep {text}")
         value = override.value() if override.value_type is not None else _MISSING
         edits.append(
             Edit(
@@ -196,27 +157,30 @@ def sweep_points(texts: Iterable[str]) -> list[list[Edit]]:
     axes: list[list[Edit]] = []
     seen: set[str] = set()
     for override in overrides:
-        text, key = override.input_line or "", override.key_or_group
+        text, key = clip(override.input_line or ""), override.key_or_group
         if override.is_delete():
             raise UsageError(f"--sweep {text}: a sweep cannot delete a key")
         if key in seen:
             raise UsageError(f"--sweep {text}: {key} is swept twice")
         seen.add(key)
-        values: list[Any] | None
+        values: list[Any]
         try:
-            values = list(override.sweep_iterator()) if override.is_sweep_override() else None
-        except HydraException as exc:
-            raise UsageError(f"--sweep {text}: {exc}") from exc
-        if values is None:
-            values = [override.value()]
+            if override.is_sweep_override():  # a range may be huge: take what the limit allows
+                values = list(itertools.islice(override.sweep_iterator(), MAX_SWEEP_POINTS + 1))
+            else:
+                values = [override.value()]
+        except (HydraException, ValueError) as exc:
+            raise UsageError(f"--sweep {text}: {clip(str(exc), 200)}") from exc
         if not values:
             raise UsageError(f"--sweep {text}: the sweep has no values")
+        if len(values) > MAX_SWEEP_POINTS:
+            raise UsageError(f"--sweep {text}: more than {MAX_SWEEP_POINTS} values")
         kind = _KINDS[override.type.name]
         axes.append([Edit(kind, key, v, f"{key}={json.dumps(v)}") for v in values])
-    points = [list(p) for p in itertools.product(*axes)]
-    if len(points) > MAX_SWEEP_POINTS:
-        raise UsageError(f"--sweep makes {len(points)} jobs; the limit is {MAX_SWEEP_POINTS}")
-    return points
+    total = math.prod(len(axis) for axis in axes)
+    if total > MAX_SWEEP_POINTS:
+        raise UsageError(f"--sweep makes {total} jobs; the limit is {MAX_SWEEP_POINTS}")
+    return [list(p) for p in itertools.product(*axes)]
 
 
 def _schema_at(schema: Mapping[str, Any], parts: Sequence[str]) -> Mapping[str, Any] | None:
@@ -241,25 +205,48 @@ def _known_keys(cfg: DictConfig, schema: Mapping[str, Any], parts: Sequence[str]
     return keys + [k for k in sub.get("properties", {}) if k not in keys]
 
 
-def _apply(cfg: DictConfig, edit: Edit, schema: Mapping[str, Any]) -> None:
+def _addable(schema: Mapping[str, Any], parts: Sequence[str]) -> bool:
+    """Whether the schema would accept a new key at ``parts``: the object where the path
+    leaves the known keys takes keys it does not name."""
+    for part in parts:
+        props = schema.get("properties", {})
+        if part not in props:
+            return schema.get("additionalProperties", True) is not False
+        schema = props[part]
+    return True
+
+
+def _apply(cfg: DictConfig, edit: Edit, schema: Mapping[str, Any]) -> str | None:
+    """Apply ``edit`` to ``cfg``; the problem, if it cannot be applied."""
     parts = edit.key.split(".")
+    key, text = clip(edit.key), clip(edit.text)
     present = OmegaConf.select(cfg, edit.key, default=_MISSING) is not _MISSING
     if edit.kind == "set" and not present and _schema_at(schema, parts) is None:
         hint = _suggest(parts[-1], _known_keys(cfg, schema, parts))
-        raise UsageError(f"{edit.text}: unknown key {edit.key}{hint}; use +{edit.text} to add it")
+        if _addable(schema, parts):
+            hint += f"; use +{text} to add it"
+        return f"{text}: unknown key {key}{hint}"
     if edit.kind == "add" and present:
-        raise UsageError(f"{edit.text}: {edit.key} is already set; drop the '+' to change it")
+        return f"{text}: {key} is already set; drop the '+' to change it"
     if edit.kind == "delete":
         if not present:
             hint = _suggest(parts[-1], _known_keys(cfg, schema, parts))
-            raise UsageError(f"~{edit.key}: no key {edit.key} to delete{hint}")
+            return f"~{key}: no key {key} to delete{hint}"
+        section = _schema_at(schema, parts) or {}
+        if "properties" in section:
+            example = next(iter(section["properties"]))
+            return (
+                f"~{key}: {key} is a whole section of arguments; delete keys in it "
+                f"(e.g. ~{key}.{example}), not the section"
+            )
         current = OmegaConf.select(cfg, edit.key)
         if edit.value is not _MISSING and current != edit.value:
-            raise UsageError(f"{edit.text}: {edit.key} is {current!r}, not {edit.value!r}")
+            return f"{text}: {key} is {clip(repr(current))}, not {clip(repr(edit.value))}"
         parent = OmegaConf.select(cfg, ".".join(parts[:-1])) if len(parts) > 1 else cfg
         del parent[parts[-1]]
-        return
+        return None
     OmegaConf.update(cfg, edit.key, edit.value, merge=True, force_add=True)
+    return None
 
 
 def _type_name(value: Any) -> str:
@@ -319,44 +306,66 @@ def _problems(error: jsonschema.ValidationError) -> list[str]:
     return [f"{where}: {error.message}"]
 
 
-def _non_finite(value: Any, path: str) -> list[str]:
-    """Problems for NaN/±inf anywhere in ``value``: JSON has no such numbers, nor do programs."""
+INT_RANGE = (-(2**63), 2**63 - 1)
+"""The integers every program can take (int64)."""
+
+
+def _unrepresentable(value: Any, path: str) -> list[str]:
+    """Problems for NaN/±inf (JSON has no such numbers, nor do programs) and for integers
+    outside int64, anywhere in ``value``."""
+    where, (low, high) = path or "(top level)", INT_RANGE
     if isinstance(value, float) and not math.isfinite(value):
-        return [f"{path or '(top level)'}: expected a finite number, given {value}"]
+        return [f"{where}: expected a finite number, given {value}"]
+    if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+        return [f"{where}: expected an integer from -2**63 to 2**63-1, given {_given(value)}"]
     if isinstance(value, Mapping):
         return [
-            p for k, v in value.items() for p in _non_finite(v, f"{path}.{k}" if path else str(k))
+            p
+            for k, v in value.items()
+            for p in _unrepresentable(v, f"{path}.{k}" if path else str(k))
         ]
     if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _non_finite(v, f"{path}.{i}")]
+        return [p for i, v in enumerate(value) for p in _unrepresentable(v, f"{path}.{i}")]
     return []
+
+
+def problems(args: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """Every way ``args`` breaks ``schema``, one line each."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(args), key=lambda e: [str(p) for p in e.absolute_path])
+    unusable = _unrepresentable(args, "")
+    said = {line.partition(": ")[0] for line in unusable}  # one problem is enough for these
+    found = [line for error in errors for line in _problems(error)]
+    return [line for line in found if line.partition(": ")[0] not in said] + unusable
 
 
 def validate(args: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
     """Raise `ConfigError` listing every way ``args`` breaks ``schema``."""
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(args), key=lambda e: [str(p) for p in e.absolute_path])
-    problems = [line for error in errors for line in _problems(error)]
-    problems += _non_finite(args, "")
-    if problems:
-        raise ConfigError(problems)
+    found = problems(args, schema)
+    if found:
+        raise ConfigError(found)
 
 
 def merge(
     base: Sequence[Layer], edits: Sequence[Edit], schema: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Merge layers, apply edits in order and validate; the plain resolved args."""
+    """Merge layers, apply edits in order and validate; the plain resolved args.
+
+    A `ConfigError` lists every problem: the edits that could not be applied, then
+    what the args that result from the others break.
+    """
     try:
         cfg = OmegaConf.merge(*(OmegaConf.create(dict(layer.values)) for layer in base))
         assert isinstance(cfg, DictConfig)
-        for edit in edits:
-            _apply(cfg, edit, schema)
+        found = [p for p in (_apply(cfg, edit, schema) for edit in edits) if p is not None]
         resolved = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
-        raise UsageError(f"config: {str(exc).strip().splitlines()[0]}") from exc
+        raise UsageError(f"config: {clip(str(exc).strip().splitlines()[0], 200)}") from exc
     assert isinstance(resolved, dict)
     args = {str(k): v for k, v in resolved.items()}
-    validate(args, schema)
+    found += problems(args, schema)
+    if found:
+        raise ConfigError(found)
     return args
 
 

@@ -7,3 +7,8 @@ class JobsError(Exception):
 
 class UsageError(JobsError):
     """Bad input from the user: an unknown job, a malformed size, an empty command."""
+
+
+def clip(text: str, limit: int = 60) -> str:
+    """``text`` as an error message may echo it: at most ``limit`` characters."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} characters)"

@@ -67,6 +67,7 @@ from blut.status.events import (
 )
 from blut.status.flock import Flock
 from blut.status.layout import LOCKS_DIR, StagePaths, executor_lock
+from blut.status.private import PRIVATE_UMASK, go_private
 from blut.status.summary import JobIndex
 from blut.status.writer import EventWriter
 
@@ -677,18 +678,22 @@ class Executor:
             atomic_write_json(files.inputs, self._inputs(stage.name), durable=False)
         env = stage_env(
             os.environ,
-            job_dir=str(job.dir),
+            home=job.dir.parent.parent,
+            job_dir=job.dir,
             job_id=job.id,
             stage=stage.name,
             contained=self._contained,
+            gpus=gpus,
+            own=stage.is_payload,
         )
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
         unit = UnitSpec(
             name=job.spec.stage_unit(stage.name),
             argv=argv,
             log_path=files.log,
             result_path=files.result,
             env=env,
+            env_file=job.paths.env,
+            umask=PRIVATE_UMASK if stage.is_payload else job.spec.umask,
             cwd=Path(job.spec.cwd),
             memory_max=stage.memory_max,
             timeout=stage.timeout,
@@ -887,6 +892,7 @@ class Executor:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the executor unit."""
+    go_private()
     args = sys.argv[1:] if argv is None else argv
     adopt = args[:1] == ["--adopt"]
     args = args[1:] if adopt else args

@@ -23,15 +23,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from blut.containment.envfile import write_env_file
 from blut.containment.errors import ContainmentError
 from blut.containment.spec import UnitSpec
-from blut.jobs.environment import job_env
+from blut.jobs.environment import executor_env, job_env
 from blut.jobs.errors import JobsError
 from blut.jobs.store import Job
 from blut.status.events import JobFailed
 from blut.status.flock import is_held
 from blut.status.jobstate import JobView
 from blut.status.layout import LOCKS_DIR, executor_lock
+from blut.status.private import PRIVATE_UMASK
 
 if TYPE_CHECKING:  # the executor and the cache load only when a job is finished or adopted here
     from blut.containment.launcher import Launcher
@@ -49,15 +51,17 @@ def start_executor(job: Job, launcher: Launcher, *, adopt: bool = False) -> None
 
     A job whose executor cannot start is recorded as failed (and raised), never left queued.
     """
-    env = job_env(os.environ)
-    env.update(BLUT_HOME=str(_home(job)), BLUT_CONTAINED="1" if launcher.kind == "systemd" else "0")
+    if not job.paths.env.exists():  # a job submitted before its environment had a file
+        write_env_file(job.paths.env, job_env(os.environ))
     argv = [sys.executable, "-m", EXECUTOR_MODULE, *(["--adopt"] if adopt else []), str(job.dir)]
     unit = UnitSpec(
         name=job.spec.driver_unit,
         argv=argv,
         log_path=job.driver_log,
         result_path=job.driver_result,
-        env=env,
+        env=executor_env(os.environ, home=_home(job), contained=launcher.kind == "systemd"),
+        env_file=job.paths.env,
+        umask=PRIVATE_UMASK,
         cwd=Path(job.spec.cwd),
         description=f"blut job {job.id} ({job.spec.name}) executor",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from blut.jobs.errors import UsageError
+from blut.jobs.errors import UsageError, clip
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
@@ -25,14 +25,14 @@ def parse_size(text: str) -> int:
     """
     match = _SIZE.match(text)
     if match is None:
-        raise UsageError(f"invalid size {text!r}: use a number with K, M, G or T (e.g. 2G)")
+        raise UsageError(f"invalid size {clip(text)!r}: use a number with K, M, G or T (e.g. 2G)")
     number, unit, _ = match.groups()
     scaled = float(number) * 1024 ** _POWERS[unit.lower()]
     if not scaled <= MAX_SIZE:  # also catches inf from a very long number
-        raise UsageError(f"invalid size {text!r}: must be at most 1024P")
+        raise UsageError(f"invalid size {clip(text)!r}: must be at most 1024P")
     value = int(scaled)
     if value <= 0:
-        raise UsageError(f"invalid size {text!r}: must be more than 0")
+        raise UsageError(f"invalid size {clip(text)!r}: must be more than 0")
     return value
 
 
@@ -68,12 +68,12 @@ def parse_duration(text: str) -> float:
     else:
         parts = _DURATION_PART.findall(stripped)
         if not parts or "".join(n + u for n, u in parts) != stripped:
-            raise UsageError(f"invalid duration {text!r}: use e.g. 90s, 30m, 1h30m") from None
+            raise UsageError(f"invalid duration {clip(text)!r}: use e.g. 90s, 30m, 1h30m") from None
         seconds = sum(float(n) * _SECONDS[u] for n, u in parts)
     if seconds < 0.001:
-        raise UsageError(f"invalid duration {text!r}: must be at least 1ms")
+        raise UsageError(f"invalid duration {clip(text)!r}: must be at least 1ms")
     if seconds > MAX_SECONDS:
-        raise UsageError(f"invalid duration {text!r}: must be at most 100 years")
+        raise UsageError(f"invalid duration {clip(text)!r}: must be at most 100 years")
     return seconds
 
 

@@ -122,6 +122,11 @@ class StageDef:
         return self.output is not Kind.NONE
 
     @property
+    def is_payload(self) -> bool:
+        """Whether it runs one of blut's own stage programs (`payload_argv`)."""
+        return tuple(self.argv[1:3]) == ("-m", "blut.payload")
+
+    @property
     def program(self) -> tuple[str, ...]:
         """The argv without its interpreter: what the stage runs, independent of the venv path."""
         return self.argv[1:]

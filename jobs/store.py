@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,29 +16,61 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blut.jobs.errors import JobsError, UsageError
+from blut.jobs.errors import JobsError, UsageError, clip
 from blut.status.atomic import atomic_write_json
 from blut.status.events import Event
 from blut.status.flock import locked
 from blut.status.jobstate import JobView
-from blut.status.layout import JOBS_DIR, JobPaths
+from blut.status.layout import JOBS_DIR, LOCKS_DIR, JobPaths
+from blut.status.private import private_dir
 from blut.status.summary import JobIndex, current_view
 from blut.status.writer import append_event
 
 MAIN_STAGE = "main"
+MAX_NAME = 200
+"""Most characters in a job name or a job reference."""
+
+
+HOME_ENTRIES = frozenset({JOBS_DIR, LOCKS_DIR, "cache"})
+"""What blut keeps directly under ``$BLUT_HOME``."""
+
+
+def home_path() -> Path:
+    """``$BLUT_HOME`` or ``~/.local/share/blut`` (neither created nor checked)."""
+    raw = os.environ.get("BLUT_HOME")
+    return Path(raw).expanduser() if raw else Path.home() / ".local" / "share" / "blut"
 
 
 def blut_home() -> Path:
-    """``$BLUT_HOME`` or ``~/.local/share/blut``; created 0700 on first use."""
-    raw = os.environ.get("BLUT_HOME")
-    home = Path(raw).expanduser() if raw else Path.home() / ".local" / "share" / "blut"
+    """:func:`home_path`, created 0700 on first use, and made 0700 if it is open to others."""
+    home = home_path()
     try:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _make_private(home)
     except OSError as exc:
         raise UsageError(f"cannot create BLUT_HOME {home}: {exc.strerror}") from exc
     if not os.access(home, os.W_OK | os.X_OK):
         raise UsageError(f"BLUT_HOME {home} is not writable (set BLUT_HOME to a folder of yours)")
     return home
+
+
+def _make_private(home: Path) -> None:
+    """chmod 700 a home open to others when it is ours and holds only blut's files; a
+    `UsageError` with the fix otherwise (it may be a shared folder such as /tmp)."""
+    info = home.stat()
+    mode = stat.S_IMODE(info.st_mode)
+    if not mode & 0o077:
+        return
+    where = f"BLUT_HOME {home} is open to other users (mode {mode:o})"
+    if info.st_uid != os.geteuid():
+        raise UsageError(f"{where} and not yours: set BLUT_HOME to a folder of yours")
+    foreign = sorted({p.name for p in home.iterdir()} - HOME_ENTRIES)
+    if foreign or mode & stat.S_ISVTX:
+        what = f"holds {clip(foreign[0])!r}, which is not blut's" if foreign else "is shared"
+        raise UsageError(
+            f"{where} and {what}: run `chmod 700 {home}`, or set BLUT_HOME to a folder of its own"
+        )
+    home.chmod(0o700)
 
 
 @dataclass(frozen=True)
@@ -59,6 +92,8 @@ class JobSpec:
     timeout: float | None = None
     stages: list[str] = field(default_factory=lambda: [MAIN_STAGE])
     recipe: str | None = None
+    umask: int | None = None
+    """The submitter's umask, which a command's stage runs with (None: the launcher's)."""
 
     @property
     def driver_unit(self) -> str:
@@ -117,9 +152,7 @@ class Job:
 
     def stage_dir(self, stage: str) -> Path:
         """``stages/<stage>/``, created on demand."""
-        path = self.paths.stage(stage).dir
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return path
+        return private_dir(self.paths.stage(stage).dir)
 
     def log_path(self, stage: str) -> Path:
         """stdout+stderr of a stage."""
@@ -166,7 +199,7 @@ class JobStore:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.jobs_dir = home / JOBS_DIR
-        self.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.jobs_dir)
 
     def create(self, **fields: Any) -> Job:
         """Create a job folder with its job.json; ``fields`` are JobSpec's minus id/created."""
@@ -229,6 +262,8 @@ class JobStore:
 
     def get(self, ref: str) -> Job:
         """A job by full id, unique id prefix or suffix, or name (the newest with it)."""
+        if len(ref) > MAX_NAME:
+            raise UsageError(f"job reference too long ({len(ref)} characters; at most {MAX_NAME})")
         if not ref or "/" in ref or ref.startswith("."):
             raise UsageError(f"invalid job id {ref!r}")
         exact = self.jobs_dir / ref

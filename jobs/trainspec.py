@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from blut.jobs.errors import UsageError
+from blut.jobs.errors import UsageError, clip
 from blut.jobs.recipes import RecipeDef, find
 
 DATA_SUFFIXES = (".jsonl", ".json", ".ndjson", ".parquet")
@@ -80,7 +80,7 @@ def method(name: str) -> Method:
         return METHODS[name]
     close = difflib.get_close_matches(name, list(METHODS), n=1, cutoff=0.5)
     hint = f"did you mean {close[0]!r}?" if close else f"methods: {', '.join(METHODS)}"
-    raise UsageError(f"unknown method {name!r} ({hint})")
+    raise UsageError(f"unknown method {clip(name)!r} ({hint})")
 
 
 def quote(value: str) -> str:

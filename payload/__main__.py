@@ -8,6 +8,7 @@ import sys
 from blut.payload.context import StageContext
 from blut.payload.errors import PayloadError
 from blut.payload.stages import STAGES, summary
+from blut.status.private import go_private
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the named stage; 2 for an unknown stage or a user mistake, else its code."""
+    go_private()  # outputs, checkpoints and metrics are private, whatever the umask
     ns = _parser().parse_args(argv)
     stage = STAGES.get(ns.stage)
     if stage is None:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from blut.status.atomic import atomic_file, atomic_write
+from blut.status.private import private_dir
 
 _META = re.compile(r"epoch-(\d+)\.meta\.json")
 
@@ -65,7 +66,7 @@ def save(
     directory: Path, epoch: int, tensors: dict[str, Any], meta: dict[str, Any], keep: int
 ) -> Path:
     """Write epoch ``epoch``'s checkpoint, prune to the last ``keep``; the ``.pt`` path."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     pt = directory / f"epoch-{epoch:04d}.pt"
     with atomic_file(pt) as f:
         torch.save(tensors, f)

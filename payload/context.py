@@ -24,6 +24,7 @@ from typing import Any, Self
 from blut.payload.errors import InputError
 from blut.status.events import Event, Log, LogLevel, Metric, Progress
 from blut.status.layout import JobPaths, StagePaths
+from blut.status.private import private_dir
 from blut.status.writer import EventWriter, append_event
 
 _FALSE = ("0", "false", "no")
@@ -52,7 +53,7 @@ class StageContext:
         return self.rank == 0
 
     def __post_init__(self) -> None:
-        self.staging.mkdir(parents=True, exist_ok=True)
+        private_dir(self.staging)
 
     @property
     def files(self) -> StagePaths:

@@ -20,6 +20,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from blut.payload.errors import InputError
+from blut.status.private import private_dir
 
 MANIFEST = "manifest.json"
 Format = Literal["parquet", "arrow"]
@@ -63,7 +64,7 @@ class ShardWriter:
         shard, rest = table.slice(0, rows), table.slice(rows)
         self._buffer, self._buffered = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
         path = self.directory / f"part-{len(self.shards):05d}.{self.fmt}"
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         if self.fmt == "parquet":
             pq.write_table(shard, path)
         else:
@@ -101,7 +102,7 @@ def write_manifest(
         "content_hash": content,
         **extra,
     }
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 

@@ -58,6 +58,7 @@ from blut.payload.load import SeededSampler, WindowDataset, loader
 from blut.payload.shards import read_manifest
 from blut.status.events import Checkpoint
 from blut.status.metrics import MetricsWriter
+from blut.status.private import private_dir
 
 KIND = "model"
 KILL_ENV = "BLUT_TEST_KILL_AFTER_EPOCH"  # fault injection: SIGKILL self after that epoch
@@ -351,7 +352,7 @@ class Trainer:
         if state["best_val_loss"] is None or row["val_loss"] < state["best_val_loss"]:
             state.update(best_val_loss=row["val_loss"], best_epoch=epoch, bad_epochs=0)
             if self.ctx.primary:
-                self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+                private_dir(self.ckpt_dir)
                 torch.save(self.net.state_dict(), self.ckpt_dir / "best.pt")
         else:
             state["bad_epochs"] += 1

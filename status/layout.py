@@ -4,6 +4,7 @@
 
     job.json        what was submitted (frozen)        plan.json   the stages (a typed DAG)
     args.json       a recipe's resolved arguments     status.jsonl the event stream (truth)
+    env             the job's environment (0600)
     summary.json    the job index entry (a cache of the fold of status.jsonl)
     driver.log      the executor's own output         driver.result how its unit ended
     stages/<s>/     log, result, launch.json, key.json, args.json, inputs.json,
@@ -122,6 +123,11 @@ class JobPaths:
     def args(self) -> Path:
         """``args.json``: a recipe job's resolved arguments."""
         return self.dir / "args.json"
+
+    @cached_property
+    def env(self) -> Path:
+        """``env``: the job's environment (0600), which its units read (EnvironmentFile=)."""
+        return self.dir / "env"
 
     @cached_property
     def driver_log(self) -> Path:

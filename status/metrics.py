@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from blut.status.atomic import atomic_file
 from blut.status.errors import StatusError
+from blut.status.private import private_dir
 
 if TYPE_CHECKING:
     import pandas
@@ -34,7 +35,7 @@ class MetricsWriter:
     def __init__(self, directory: Path) -> None:
         """Use (and create) ``directory``."""
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
 
     def write_epoch(self, epoch: int, rows: Sequence[Row]) -> Path:
         """Atomically write (or replace) the part of ``epoch``; returns its path.

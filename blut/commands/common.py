@@ -9,7 +9,7 @@ import click
 from click.exceptions import Exit
 from rich.console import Console
 
-from blut.jobs.errors import UsageError
+from blut.jobs.errors import UsageError, clip
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,6 +37,22 @@ job_argument = click.argument("job_ref", metavar="JOB", help="Job id, id prefix 
 detach_option = click.option("--detach", "-d", is_flag=True, help="Do not follow.")
 
 
+def env_options(command: F) -> F:
+    """``--env-clear`` and repeated ``--env NAME[=VALUE]``: the job's environment."""
+    command = click.option(
+        "--env",
+        "envs",
+        multiple=True,
+        metavar="NAME[=VALUE]",
+        help="Pass NAME as set here, or set it to VALUE (repeat).",
+    )(command)
+    return click.option(
+        "--env-clear",
+        is_flag=True,
+        help="Start from an empty environment (PATH and blut's own variables stay).",
+    )(command)
+
+
 def path_option(*param_decls: str, help: str) -> Callable[[F], F]:
     """An option naming a file or folder, passed on as a `Path` (the command checks it)."""
     return click.option(*param_decls, type=click.Path(), callback=_to_path, help=help)
@@ -57,7 +73,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def check_format(fmt: str) -> None:
     """Refuse anything but ``table`` and ``json``."""
     if fmt not in ("table", "json"):
-        raise UsageError(f"unknown format {fmt!r}: use table or json")
+        raise UsageError(f"unknown format {clip(fmt)!r}: use table or json")
 
 
 def store() -> JobStore:

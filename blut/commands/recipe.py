@@ -12,6 +12,7 @@ from blut.commands.common import (
     Group,
     check_format,
     detach_option,
+    env_options,
     format_option,
     note,
     out,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
     from rich.tree import Tree
 
+    from blut.jobs.environment import EnvPolicy
     from blut.jobs.plan import Plan
     from blut.jobs.recipes import RecipeDef
 
@@ -39,14 +41,16 @@ def list_(category: str | None, fmt: str) -> None:
     """The recipe catalog, grouped by category."""
     from rich.table import Table
 
-    from blut.jobs.errors import UsageError
+    from blut.jobs.errors import UsageError, clip
     from blut.jobs.recipes import by_category
 
     check_format(fmt)
     groups = by_category()
     if category is not None:
         if category not in groups:
-            raise UsageError(f"no category {category!r} (categories: {', '.join(sorted(groups))})")
+            raise UsageError(
+                f"no category {clip(category)!r} (categories: {', '.join(sorted(groups))})"
+            )
         groups = {category: groups[category]}
     if fmt == "json":
         rows = [_summary(r) for recipes in groups.values() for r in recipes]
@@ -175,6 +179,7 @@ def plan_tree(plan: Plan) -> Tree:
     help="One job per value; axes multiply (repeat).",
 )
 @path_option("--config", help="A TOML or JSON file of arguments.")
+@env_options
 @detach_option
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan(s); run nothing.")
 @click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")
@@ -183,16 +188,20 @@ def run(
     sets: tuple[str, ...],
     sweeps: tuple[str, ...],
     config: Path | None,
+    env_clear: bool,
+    envs: tuple[str, ...],
     detach: bool,
     dry_run: bool,
     uncontained: bool,
 ) -> None:
     """Run a recipe as a job: `blut recipe run smoke --set make.count=100`."""
+    from blut.jobs.environment import env_policy
     from blut.jobs.recipes import find
 
     recipe = find(name)
     points = recipe.resolve(sets=sets, sweeps=sweeps, config_file=config)
-    run_points(recipe, points, detach=detach, dry_run=dry_run, uncontained=uncontained)
+    env = env_policy(clear=env_clear, passed=envs)
+    run_points(recipe, points, detach=detach, dry_run=dry_run, uncontained=uncontained, env=env)
 
 
 def run_points(
@@ -202,6 +211,7 @@ def run_points(
     detach: bool = False,
     dry_run: bool = False,
     uncontained: bool = False,
+    env: EnvPolicy | None = None,
 ) -> None:
     """Print (``dry_run``) or submit one job per resolved args; follow a single job.
 
@@ -222,7 +232,7 @@ def run_points(
             out.print_json(json.dumps(resolved))
         return
     submitted = submit_points(
-        store(), recipe, points, contained=containment_requested() and not uncontained
+        store(), recipe, points, contained=containment_requested() and not uncontained, env=env
     )
     if submitted.warning:
         note(f"warning: {submitted.warning}", "bold yellow")

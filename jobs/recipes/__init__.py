@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from blut.jobs.errors import UsageError
+from blut.jobs.errors import UsageError, clip
 from blut.jobs.recipes import llm, quant, smoke
 from blut.jobs.recipes.recipedef import RecipeDef
 
@@ -26,7 +26,7 @@ def find(name: str) -> RecipeDef:
     names = [r.name for r in _CATALOG]
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
     hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(names))})"
-    raise UsageError(f"no such recipe: {name!r}{hint}")
+    raise UsageError(f"no such recipe: {clip(name)!r}{hint}")
 
 
 def by_category() -> dict[str, list[RecipeDef]]:

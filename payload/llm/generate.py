@@ -35,6 +35,7 @@ from blut.payload.errors import ArgsError
 from blut.payload.llm import common
 from blut.payload.llm.data import read_prompts
 from blut.status.atomic import atomic_file
+from blut.status.private import private_dir
 
 SCHEMA_BYTE = b"\x01"
 OUTPUT_FILE = "completions.parquet"
@@ -242,7 +243,7 @@ def _work_dir(ctx: StageContext, fp: str) -> Path:
     if work.exists() and (not mark.is_file() or mark.read_text().strip() != fp):
         ctx.log("generate: work of another model, prompts or params; starting over", "warning")
         shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
+    private_dir(work)
     mark.write_text(fp + "\n")
     return work
 

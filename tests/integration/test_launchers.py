@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from blut.containment.bare import BareLauncher
+from blut.containment.envfile import write_env_file
 from blut.containment.launcher import Launcher
 from blut.containment.spec import UnitSpec
 from blut.containment.systemd import SystemdLauncher
@@ -43,6 +44,17 @@ def test_success_env_cwd_and_log(launcher: Launcher, tmp_path: Path) -> None:
     outcome = launcher.wait(launcher.launch(s), timeout=30)
     assert outcome is not None and outcome.ok and outcome.exit_code == 0
     assert s.log_path.read_text() == f"hello from {tmp_path}\noops\n"
+
+
+def test_env_file_and_umask(launcher: Launcher, tmp_path: Path) -> None:
+    tricky = 'a "b" $HOME `c` \\ d\nsecond line  '
+    write_env_file(tmp_path / "env", {"PATH": "/usr/bin:/bin", "TRICKY": tricky})
+    script = 'printf "<%s>\\n" "$TRICKY"; umask'
+    s = spec(tmp_path, ["sh", "-c", script], env_file=tmp_path / "env", umask=0o027)
+    outcome = launcher.wait(launcher.launch(s), timeout=30)
+    assert outcome is not None and outcome.ok, s.log_path.read_text()
+    assert s.log_path.read_text() == f"<{tricky}>\n0027\n"
+    assert s.log_path.stat().st_mode & 0o777 == 0o600
 
 
 def test_argv_reaches_the_program_verbatim(launcher: Launcher, tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def files(tmp_path: Path) -> Path:
         ([*SMOKE, "--sweep", "make.sleep=1,inf"], "make.sleep: expected a finite number"),
         (
             ["recipe", "run", "quant-train", "--dry-run", "--set", "train.memory_max=" + "9" * 30],
-            "train.memory_max: invalid size",
+            "train.memory_max: expected an integer from -2**63 to 2**63-1",
         ),
         # names
         (["recipe", "show", "smok"], "did you mean 'smoke'?"),
@@ -106,10 +106,101 @@ def files(tmp_path: Path) -> Path:
         (["cache", "explain", "nope", "make"], "no such job"),
         (["log", "../x"], "invalid job id"),
         (["log", ""], "invalid job id"),
+        (["log", "n" * 100_000], "job reference too long (100000 characters; at most 200)"),
+        ([*RUN, "--name", "n" * 100_000, "--", "true"], "job name too long (100000 characters"),
+        # deleting a stage's whole args, huge numbers
+        ([*SMOKE, "--set", "~make"], "~make: make is a whole section of arguments"),
+        (
+            ["recipe", "run", "quant-train", "--dry-run", "--set", "~train"],
+            "~train: train is a whole section of arguments",
+        ),
+        ([*SMOKE, "--set", "make.seed=" + "9" * 5000], "(5010 characters): number too large"),
+        ([*SMOKE, "--sweep", "make.seed=1," + "9" * 5000], "number too large"),
+        ([*SMOKE, "--set", "make.seed=" + "9" * 20], "make.seed: expected an integer from"),
+        ([*SMOKE, "--sweep", "make.count=range(0,1000000)"], "more than 1000 values"),
+        # the job's environment
+        ([*RUN, "--env", "1X", "--", "true"], "'1X' is not a variable name"),
+        ([*RUN, "--env", "BLUT_JOB_ID=x", "--", "true"], "blut sets BLUT_JOB_ID itself"),
+        ([*RUN, "--env-clear", "--env", "BLUT_TEST_UNSET", "--", "true"], "not set here"),
+        ([*SMOKE, "--env", "BLUT_TEST_UNSET"], "--env BLUT_TEST_UNSET: not set here"),
     ],
 )
 def test_usage_error(blut_home: Path, args: list[str], needle: str) -> None:
     assert_one_line_error(blut(*args), needle)
+
+
+def test_bad_input_writes_nothing(blut_home: Path) -> None:
+    cases = [
+        [*RUN, "--name", "n" * 100_000, "--", "true"],
+        [*RUN, "--env", "1X", "--", "true"],
+        ["recipe", "run", "smoke", "--detach", "--set", "~make"],
+        ["recipe", "run", "smoke", "--detach", "--set", "make.seed=" + "9" * 5000],
+        ["recipe", "run", "smoke", "--detach", "--set", "make.seed=" + "9" * 20],
+    ]
+    for args in cases:
+        assert blut(*args).returncode == 2
+    assert not list((blut_home / "jobs").glob("*"))  # no job folder, so no unit either
+
+
+def test_config_errors_are_all_listed(blut_home: Path) -> None:
+    args = ["recipe", "run", "quant-train", "--detach", "--set", "train.lrr=1"]
+    result = blut(*args, "--set", "train.epochs=x", "--set", "~nope")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "blut: error: train.lrr=1: unknown key train.lrr (did you mean 'lr'?)",
+        "blut: error: ~nope: no key nope to delete",
+        'blut: error: train.epochs: expected integer, given "x" (string)',
+    ]
+    assert not list((blut_home / "jobs").glob("*"))
+
+
+HUGE = "x" * 100_000
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["recipe", "show", HUGE],
+        ["recipe", "run", HUGE],
+        ["recipe", "list", "--category", HUGE],
+        ["jobs", "--format", HUGE],
+        ["cache", "prune", "--max-size", HUGE],
+        ["cache", "prune", "--keep-last", "9" * 5000],
+        ["data", "show", HUGE],
+        ["data", "show", "/tmp/" + HUGE],
+        ["train", "--method", HUGE],
+        ["train", "--method", "sft", "--model", HUGE, "--dry-run"],
+        [*RUN, "--timeout", HUGE, "--", "true"],
+        [*RUN, "--", HUGE],
+        [*RUN, "--", "/" + HUGE],
+        [*RUN, "--env", HUGE, "--", "true"],
+        ["cancel", "--yes", HUGE],
+        ["--open", HUGE],
+        [*SMOKE, "--config", HUGE],
+        [*SMOKE, "--set", HUGE],
+        [*SMOKE, "--set", f"make.{HUGE}=1"],
+        [*SMOKE, "--set", f"make.count={HUGE}"],
+        [*SMOKE, "--sweep", f"make.count=1,{HUGE}"],
+    ],
+    ids=lambda args: " ".join(a[:12] for a in args),
+)
+def test_huge_input_is_one_short_line(blut_home: Path, args: list[str]) -> None:
+    result = blut(*args)
+    assert result.returncode == 2, result.stderr[-500:]
+    assert len(result.stderr.splitlines()) == 1 and len(result.stderr) < 400, result.stderr[:500]
+    assert result.stderr.startswith("blut: error: ") and not result.stdout
+
+
+def test_a_long_command_runs_and_is_recorded_whole(blut_home: Path) -> None:
+    argv = ["printf", "%s\n", "y" * 3000, "z" * 3000]
+    result = blut("run", "--uncontained", "--", *argv)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == argv[2:]
+    [job] = JobStore(blut_home).all()
+    assert job.spec.argv == argv
+    submitted = parse_line(job.status_path.read_text().splitlines()[0])
+    assert isinstance(submitted, JobSubmitted)
+    assert submitted.argv == ["printf", "%s\n", "y" * 3000, "… (1 more)"]
 
 
 @pytest.mark.parametrize(

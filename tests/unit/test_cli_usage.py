@@ -34,6 +34,9 @@ def assert_usage_error(result: subprocess.CompletedProcess[str], needle: str) ->
         ([], "the cockpit needs a terminal"),
         (["--replay", "no-such-job"], "no such job"),
         (["run", "--bogus-option", "true"], "No such option"),
+        (["run", "--env"], "Option '--env' requires an argument"),
+        (["run", "--env", "A B=1", "--", "true"], "'A B' is not a variable name"),
+        (["recipe", "run", "smoke", "--env", "9=x"], "'9' is not a variable name"),
     ],
 )
 def test_bad_input(blut_home: Path, args: list[str], needle: str) -> None:
@@ -85,3 +88,21 @@ def test_run_passes_everything_after_the_command_on(blut_home: Path) -> None:
     result = blut("run", "--uncontained", "echo", "--name", "x", "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "--name x --help\n"
+
+
+@pytest.mark.parametrize("verb", [["run"], ["recipe", "run"]])
+def test_env_options_are_documented(verb: list[str]) -> None:
+    result = blut(*verb, "--help")
+    assert result.returncode == 0
+    assert "--env-clear" in result.stdout and "--env NAME[=VALUE]" in result.stdout
+
+
+def test_run_gets_the_submitters_environment_unless_cleared(
+    blut_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BLUT_TEST_VALUE", "multi\nline")
+    script = 'printf "[%s]" "$BLUT_TEST_VALUE"'
+    kept = blut("run", "--uncontained", "--", "sh", "-c", script)
+    assert kept.returncode == 0 and kept.stdout == "[multi\nline]\n", kept.stderr
+    cleared = blut("run", "--uncontained", "--env-clear", "--", "sh", "-c", script)
+    assert cleared.returncode == 0 and cleared.stdout == "[]\n", cleared.stderr

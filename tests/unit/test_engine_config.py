@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from blut.jobs.config import ConfigError, resolve, sweep_points, user_config_path
+from blut.jobs.config import ConfigError, resolve, sweep_points
+from blut.jobs.configfiles import user_config_path
 from blut.jobs.errors import UsageError
 
 SCHEMA: dict[str, Any] = {
@@ -92,7 +93,7 @@ def test_interpolation_resolves(tmp_path: Path, env: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (["train.lrr=1"], r"unknown key train\.lrr \(did you mean 'lr'\?\); use \+train\.lrr=1"),
+        (["train.lrr=1"], r"unknown key train\.lrr \(did you mean 'lr'\?\)$"),
         (["+train.lr=1"], r"already set; drop the '\+'"),
         (["~train.nope"], "no key train.nope to delete"),
         (["~seed=5"], r"seed is 0, not 5"),
@@ -163,3 +164,61 @@ def test_hydra_loads_only_when_there_are_overrides_to_parse() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.splitlines() == ["plain False", "with --set True"]
+
+
+def test_every_problem_is_listed_not_only_the_first(tmp_path: Path, env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        run(tmp_path, env, sets=["train.lrr=1", "train.epochs=x", "~nope", "seed=1.5"])
+    assert info.value.problems == [
+        "train.lrr=1: unknown key train.lrr (did you mean 'lr'?)",
+        "~nope: no key nope to delete (did you mean 'note'?)",
+        "seed: expected integer, given 1.5 (number)",
+        'train.epochs: expected integer, given "x" (string)',
+    ]
+
+
+def test_the_add_hint_only_when_the_schema_takes_the_key(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    schema = {**SCHEMA, "properties": {**SCHEMA["properties"], "extra": {"type": "object"}}}
+    with pytest.raises(UsageError, match=r"unknown key extra\.x; use \+extra\.x=1 to add it$"):
+        resolve("r", schema, sets=["extra.x=1"], cwd=tmp_path, environ=env)
+    [args] = resolve("r", schema, sets=["+extra.x=1"], cwd=tmp_path, environ=env)
+    assert args["extra"] == {"x": 1}
+    # train takes no other keys, so no hint, and adding it is refused the same way
+    with pytest.raises(UsageError, match=r"train\.lrr \(did you mean 'lr'\?\)$"):
+        run(tmp_path, env, sets=["train.lrr=1"])
+    with pytest.raises(UsageError, match=r"train\.lrr: unknown key"):
+        run(tmp_path, env, sets=["+train.lrr=1"])
+
+
+def test_a_whole_section_cannot_be_deleted(tmp_path: Path, env: dict[str, str]) -> None:
+    with pytest.raises(
+        UsageError, match=r"~train: train is a whole section .* \(e\.g\. ~train\.lr\)"
+    ):
+        run(tmp_path, env, sets=["~train"])
+    (args,) = run(tmp_path, env, sets=["~train.tags"])
+    assert "tags" not in args["train"]
+
+
+@pytest.mark.parametrize(
+    ("sets", "sweeps", "needle"),
+    [
+        ([f"seed={'9' * 5000}"], [], r"--set seed=9{40,}… \(5005 characters\): number too large$"),
+        ([], [f"seed=1,{'9' * 5000}"], r"number too large$"),
+        (["seed=9223372036854775808"], [], r"seed: expected an integer from -2\*\*63 to 2\*\*63-1"),
+        (["seed=-9223372036854775809"], [], r"seed: expected an integer from"),
+        ([], ["seed=range(0,1000000)"], r"more than 1000 values"),
+    ],
+)
+def test_huge_numbers_are_one_line_errors(
+    tmp_path: Path, env: dict[str, str], sets: list[str], sweeps: list[str], needle: str
+) -> None:
+    with pytest.raises(UsageError, match=needle) as info:
+        run(tmp_path, env, sets=sets, sweeps=sweeps)
+    assert len(str(info.value).splitlines()) == 1 and len(str(info.value)) < 200
+
+
+def test_int64_bounds_are_accepted(tmp_path: Path, env: dict[str, str]) -> None:
+    (args,) = run(tmp_path, env, sets=["seed=9223372036854775807"])
+    assert args["seed"] == 2**63 - 1
