@@ -138,12 +138,15 @@ def _keep_raw(line: bytes, out: Decoded) -> None:
 
 
 def _sample(lines: list[bytes], keep: int) -> list[bytes]:
-    if len(lines) <= keep:
-        return lines
-    step = len(lines) / keep
-    picked = [lines[int(i * step)] for i in range(keep - 1)]
-    picked.append(lines[-1])
-    return picked
+    return [lines[i] for i in _sample_at(len(lines), keep)]
+
+
+def _sample_at(count: int, keep: int) -> list[int]:
+    """Positions of up to ``keep`` evenly spread items of ``count`` (the last included)."""
+    if count <= keep:
+        return list(range(count))
+    step = count / keep
+    return [*(int(i * step) for i in range(keep - 1)), count - 1]
 
 
 def decode_lines(lines: Iterable[bytes]) -> Decoded:
@@ -156,17 +159,22 @@ def decode_lines(lines: Iterable[bytes]) -> Decoded:
     progress: dict[bytes, bytes] = {}
     metrics: list[bytes] = []
     resources: list[bytes] = []
-    peaks: dict[bytes, tuple[int, bytes]] = {}
-    newest: dict[bytes, bytes] = {}
+    peaks: dict[bytes, tuple[int, int]] = {}
+    """Stage → (its highest memory sample, the position of that line in ``resources``)."""
+    newest: dict[bytes, int] = {}
+    """Stage → the position of its newest memory sample in ``resources``."""
 
     def flush() -> None:
         for line in _sample(metrics, METRIC_SAMPLE):
             _parse(line, out)
-        kept = _sample(resources, METRIC_SAMPLE)
-        last = [line for line in newest.values() if line not in kept]
-        high = [line for _, line in peaks.values() if line not in kept and line not in last]
-        for line in high + kept + last:  # each stage's newest sample stays "memory now"
-            _parse(line, out)
+        # A sample of the memory lines, each stage's peak and its newest, parsed in stream
+        # order (by position: equal lines are still distinct samples), so each stage's
+        # newest sample comes last and stays "memory now".
+        chosen = set(_sample_at(len(resources), METRIC_SAMPLE))
+        chosen.update(newest.values())
+        chosen.update(at for _, at in peaks.values())
+        for at in sorted(chosen):
+            _parse(resources[at], out)
         for line in progress.values():
             _parse(line, out)
         metrics.clear()
@@ -193,15 +201,15 @@ def decode_lines(lines: Iterable[bytes]) -> Decoded:
                     elif kind == _METRIC:
                         metrics.append(line)
                     else:
+                        newest[stage] = len(resources)
                         resources.append(line)
-                        newest[stage] = line
                         m = line.find(_MEMORY_KEY)
                         end = line.find(b",", m) if m > 0 else -1
                         digits = line[m + len(_MEMORY_KEY) : end if end > 0 else -1]
                         if digits.isdigit():
                             value = int(digits)
                             if stage not in peaks or value > peaks[stage][0]:
-                                peaks[stage] = (value, line)
+                                peaks[stage] = (value, newest[stage])
                     continue
         if progress or metrics or resources:
             flush()

@@ -86,6 +86,25 @@ def test_decode_takes_non_canonical_lines_through_the_full_parser() -> None:
     assert [getattr(e, "step", None) for e in decoded.events] == [3, 3]
 
 
+def test_equal_memory_lines_are_distinct_samples() -> None:
+    # Found by the property test below: the same line twice (say a stage's memory unknown
+    # at two moments with one clock tick) must not let an older sample win "memory now".
+    unknown = Resources(job="j", stage="a", ts=1.0, memory_bytes=None)
+    stream = lines(
+        unknown,
+        *[Resources(job="j", stage="a", ts=2.0 + i, memory_bytes=i) for i in range(1, 100)],
+        unknown,
+        Resources(job="j", stage="b", ts=200.0, memory_bytes=5),
+    )
+    for decode in (decode_lines, by_lines_of):
+        view = fold("j", decode(stream).events)
+        assert view.stages["a"].memory_now is None and view.stages["a"].peak_memory == 99
+
+
+def by_lines_of(stream: list[bytes]) -> Decoded:
+    return decode_buffer(b"".join(line + b"\n" for line in stream))
+
+
 def test_decode_keeps_the_peak_and_the_newest_memory_sample() -> None:
     mem = [5, 9, 3, *range(10, 10 + 500), 7]
     events = [Resources(job="j", stage="s", memory_bytes=m * 1000, ts=i) for i, m in enumerate(mem)]
@@ -187,19 +206,19 @@ def bad(event: Event, **fields: object) -> bytes:
     return json.dumps({**json.loads(encode_line(event)), **fields}, separators=(",", ":")).encode()
 
 
-BAD_REASON = bad(StageFailed(job="j", stage="a"), reason="bogus")
-BAD_METRIC = bad(Metric(job="j", stage="a"), values={"loss": "abc"})
+BAD_REASON = bad(StageFailed(job="j", stage="a", ts=1.0), reason="bogus")
+BAD_METRIC = bad(Metric(job="j", stage="a", ts=1.0), values={"loss": "abc"})
 GARBAGE = [
     b"garbage",
     b'{"v":1,"ts":1,"job":"j"',
     BAD_REASON,
-    bad(JobFailed(job="j"), reason="OOM"),
-    bad(Log(job="j", stage="b"), level="fatal"),
-    bad(StageStarted(job="j", stage="a"), gpus=[0, 1.5]),
+    bad(JobFailed(job="j", ts=1.0), reason="OOM"),
+    bad(Log(job="j", stage="b", ts=1.0), level="fatal"),
+    bad(StageStarted(job="j", stage="a", ts=1.0), gpus=[0, 1.5]),
 ]
 """Lines the full parser rejects that no decoder may skip: each one is counted."""
 BAD_METRICS = st.builds(
-    lambda stage, value: bad(Metric(job="j", stage=stage), values={"loss": value}),
+    lambda stage, value: bad(Metric(job="j", stage=stage, ts=1.0), values={"loss": value}),
     st.sampled_from([None, "a", "b"]),
     st.sampled_from(["abc", True, None, [1]]),
 )
@@ -210,7 +229,9 @@ STREAMS = st.lists(
         st.lists(FAST_LINES, max_size=3),
         st.lists(FAST_LINES, min_size=60, max_size=150),  # past the sample sizes
         events().map(lambda e: [encode_line(e)]),
-        st.just([encode_line(UnknownEvent(job="j", event_name="gpu", extra={"util": 0.5}))]),
+        st.just(
+            [encode_line(UnknownEvent(job="j", ts=1.0, event_name="gpu", extra={"util": 0.5}))]
+        ),
         st.sampled_from(GARBAGE).map(lambda line: [line + b"\n"]),
         BAD_METRICS.map(lambda line: [line + b"\n"]),
     ),
