@@ -113,15 +113,29 @@ class Layout:
         return [(key, LABELS[key]) for key in self.keys]
 
 
-def layout(width: int, lines: Sequence[Mapping[str, Text]]) -> Layout:
+SORT_MARK = " ▼"
+"""What the sorted column's header adds to its label (▼ or ▲)."""
+
+
+def cell_widths(line: Mapping[str, Text]) -> dict[str, int]:
+    """The width of each cell of ``line`` (what :func:`layout` measures)."""
+    return {key: cell.cell_len for key, cell in line.items()}
+
+
+def layout(width: int, widths: Sequence[Mapping[str, int]]) -> Layout:
     """The columns for ``width``, NAME taking what the others (as wide as their widest
-    cell, within :data:`CAPS`) leave."""
+    cell, within :data:`CAPS`, or their label with room for :data:`SORT_MARK`) leave;
+    ``widths``: :func:`cell_widths` of every line.
+
+    The room for the marker is kept on every column, so a new sort moves rows but never
+    changes the layout (the table reorders its rows instead of rebuilding them)."""
     keys = columns_for(width)
     used = RESERVED + PADDING * len(keys)
     for key in keys:
         if key == "name":
             continue
-        widest = max([len(LABELS[key])] + [line[key].cell_len for line in lines])
+        label = len(LABELS[key]) + len(SORT_MARK)
+        widest = max([label] + [line[key] for line in widths])
         used += min(widest, CAPS.get(key, widest))
     return Layout(keys, max(MIN_NAME, width - used))
 

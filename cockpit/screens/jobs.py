@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from blut.cockpit import fmt
-from blut.cockpit.jobscolumns import Cells, Layout, fit, group_cells, layout, row_cells
+from blut.cockpit.jobscolumns import (
+    SORT_MARK,
+    Cells,
+    Layout,
+    cell_widths,
+    fit,
+    group_cells,
+    layout,
+    row_cells,
+)
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.state import (
     GROUP_PREFIX,
@@ -24,6 +36,26 @@ from blut.jobs.rows import JobRow
 
 STALE_AFTER = 5.0
 """Seconds the feed may go without confirming the data before screens say how old it is."""
+
+
+class JobsTable(DataTable[str | Text]):
+    """The Jobs table, with the two moves a new sort needs that DataTable lacks."""
+
+    def reorder(self, keys: Sequence[str]) -> None:
+        """Show the rows (the same ones) in the order of ``keys``, without rebuilding any
+        (what `DataTable.sort` does, with the order given instead of computed)."""
+        self._row_locations = TwoWayDict({RowKey(key): i for i, key in enumerate(keys)})
+        self._update_count += 1
+        self.refresh()
+
+    def relabel(self, labels: Mapping[str, Text]) -> None:
+        """Give columns new header labels (room for the widest is kept by the layout)."""
+        for key, label in labels.items():
+            column = self.columns[ColumnKey(key)]
+            column.label = label
+            column.content_width = max(column.content_width, label.cell_len)
+        self._require_update_dimensions = True
+        self.refresh()
 
 
 class JobsScreen(StateScreen):
@@ -72,8 +104,12 @@ class JobsScreen(StateScreen):
         self.filter_error: str | None = None
         self._row_cells: dict[str, tuple[JobRow, dict[str, Text]]] = {}
         self._cells_width = 0
-        self._header: tuple[Layout, SortKey, bool] | None = None
-        """The columns, sort column and direction the table's header was built for."""
+        self._layout: Layout | None = None
+        self._sorted: tuple[SortKey, bool] | None = None
+        """The sort column and direction the header's marker shows."""
+        self._fitted: dict[str, tuple[dict[str, Text], Layout, Cells]] = {}
+        self._widths: dict[str, tuple[dict[str, Text], dict[str, int]]] = {}
+        self._groups: dict[str, tuple[tuple[JobRow, ...], bool, dict[str, Text]]] = {}
         self._painted: tuple[object, ...] | None = None
         self._shown = 0
         self._status: Text | None = None
@@ -84,7 +120,7 @@ class JobsScreen(StateScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder="filter: regex over id, name, state, reason, stage", id="filter")
-        yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+        yield JobsTable(id="jobs", cursor_type="row", zebra_stripes=True)
         yield Static("loading…", id="status")
         yield Footer()
 
@@ -99,9 +135,9 @@ class JobsScreen(StateScreen):
         self.update_state()
 
     @property
-    def table(self) -> DataTable[str | Text]:
+    def table(self) -> JobsTable:
         """The jobs table."""
-        return self.query_one("#jobs", DataTable)
+        return self.query_one("#jobs", JobsTable)
 
     @property
     def selected_job_id(self) -> str | None:
@@ -126,6 +162,7 @@ class JobsScreen(StateScreen):
         out: list[tuple[str, dict[str, Text]]] = []
         if width != self._cells_width:
             self._row_cells.clear()  # the ID column's form depends on the width
+            self._groups.clear()
             self._cells_width = width
         cache = self._row_cells
         for item in group_rows(rows):
@@ -136,7 +173,20 @@ class JobsScreen(StateScreen):
                 out.append((item.id, hit[1]))
                 continue
             expanded = item.sweep in self.expanded
-            out.append((item.key, group_cells(item, expanded, width)))
+            members = tuple(item.members)
+            group = self._groups.get(item.key)
+            # Its cells are totals: the same member rows in another order give the same.
+            if (
+                group is None
+                or group[1] != expanded
+                or set(map(id, group[0])) != set(map(id, members))
+            ):
+                group = self._groups[item.key] = (
+                    members,
+                    expanded,
+                    group_cells(item, expanded, width),
+                )
+            out.append((item.key, group[2]))
             if expanded:
                 out.extend((r.id, row_cells(r, width, member=True)) for r in item.members)
         return out
@@ -168,19 +218,11 @@ class JobsScreen(StateScreen):
         rows = self.visible_rows()
         table = self.table
         lines = self.table_rows(rows, self.size.width)
-        shown = layout(self.size.width, [line for _, line in lines])
+        shown = layout(self.size.width, self._measure(lines))
         keys = [key for key, _ in lines]
-        new = {key: fit(line, shown) for key, line in lines}
-        header = (shown, self.sort, self.reverse)
-        if header == self._header and keys[: len(self._keys)] == self._keys:
-            for key in self._keys:
-                old, now = self._cells[key], new[key]
-                if old != now:
-                    for col, a, b in zip(shown.keys, old, now, strict=True):
-                        if a != b:
-                            table.update_cell(key, col, b, update_width=True)
-            for key in keys[len(self._keys) :]:
-                table.add_row(*new[key], key=key)
+        new = self._fit(lines, shown)
+        if shown == self._layout:
+            self._patch(table, keys, new, shown)
         else:
             selected = (
                 self._keys[table.cursor_row] if 0 <= table.cursor_row < len(self._keys) else None
@@ -192,18 +234,68 @@ class JobsScreen(StateScreen):
                 table.add_row(*new[key], key=key)
             if selected in new:
                 table.move_cursor(row=keys.index(selected), animate=False)
-            self._header = header
+            self._layout, self._sorted = shown, (self.sort, self.reverse)
         self._keys, self._cells = keys, new
         self._shown = len(rows)
         self._update_status()
         self._refresh_keys()
+
+    def _measure(self, lines: list[tuple[str, dict[str, Text]]]) -> list[dict[str, int]]:
+        """:func:`cell_widths` of each line, measured once per line."""
+        cache, self._widths = self._widths, {}
+        for key, line in lines:
+            hit = cache.get(key)
+            self._widths[key] = (
+                hit if hit is not None and hit[0] is line else (line, cell_widths(line))
+            )
+        return [hit[1] for hit in self._widths.values()]
+
+    def _fit(self, lines: list[tuple[str, dict[str, Text]]], shown: Layout) -> dict[str, Cells]:
+        """Each line's cells cut to ``shown``; a line fitted before to the same layout is
+        not fitted again (a sort or a repaint refits only what changed)."""
+        cache, self._fitted = self._fitted, {}
+        for key, line in lines:
+            hit = cache.get(key)
+            if hit is None or hit[0] is not line or hit[1] != shown:
+                hit = (line, shown, fit(line, shown))
+            self._fitted[key] = hit
+        return {key: hit[2] for key, hit in self._fitted.items()}
+
+    def _patch(
+        self, table: JobsTable, keys: list[str], new: dict[str, Cells], shown: Layout
+    ) -> None:
+        """Bring the table to ``keys`` / ``new`` in place: drop, update, add, reorder (the
+        cursor stays on its job)."""
+        row = table.cursor_row
+        selected = self._keys[row] if 0 <= row < len(self._keys) else None
+        for key in set(self._keys) - set(new):
+            table.remove_row(key)
+        for key in self._keys:
+            old, now = self._cells[key], new.get(key)
+            if now is not None and old != now:
+                for col, a, b in zip(shown.keys, old, now, strict=True):
+                    if a != b:
+                        table.update_cell(key, col, b, update_width=True)
+        for key in keys:
+            if key not in self._cells:
+                table.add_row(*new[key], key=key)
+        kept = [key for key in self._keys if key in new]
+        if keys != kept + [key for key in keys if key not in self._cells]:
+            table.reorder(keys)
+            if selected in new:
+                table.move_cursor(row=keys.index(selected), animate=False)
+        if (self.sort, self.reverse) != self._sorted:
+            table.relabel({key: self._label(key, label) for key, label in shown.labels})
+            self._sorted = (self.sort, self.reverse)
 
     def _label(self, key: str, label: str) -> Text:
         """A column's header, with ▼ or ▲ on the column the table is sorted by (sort keys
         are column keys; a sort column hidden at this width is named in the status line)."""
         if self.sort != key:
             return Text(label)
-        return Text(f"{label} {'▼' if self.reverse else '▲'}", style="bold")
+        return Text(
+            label + (SORT_MARK if self.reverse else SORT_MARK.replace("▼", "▲")), style="bold"
+        )
 
     def _refresh_keys(self) -> None:
         """Offer only what applies to the job under the cursor (no Cancel for one that ended)."""

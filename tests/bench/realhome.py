@@ -466,6 +466,7 @@ def replicate(seed_home: Path, home: Path, jobs: int, lines: int, seed: int = 0)
     templates = load_templates(seed_home, kinds)
     planned = plan_jobs(templates, jobs, lines, random.Random(seed))
     (home / "jobs").mkdir(parents=True, exist_ok=True, mode=0o700)
+    home.chmod(0o700)  # blut refuses a home open to others that holds files not its own
     total_lines = total_bytes = 0
     events: Counter[str] = Counter()
     for p in planned:

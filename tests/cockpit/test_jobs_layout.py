@@ -11,6 +11,7 @@ from textual.widgets import DataTable
 from blut.cockpit.jobscolumns import columns_for
 from blut.cockpit.screens.jobs import JobsScreen
 from tests.cockpit.conftest import OOM, RUNNING, make_app, wait_for
+from tests.cockpit.fakejobs import running_job
 
 pytestmark = pytest.mark.anyio
 
@@ -35,13 +36,28 @@ async def test_at_80_columns_the_core_columns_fit_and_reasons_show(three_jobs: P
         assert "failed (oom)" in shown_text(table)
         assert "220M/512M" in shown_text(table)  # the running stage against its ceiling
 
+        for i in range(25):  # long names, and enough rows for the vertical scrollbar
+            running_job(app.home, f"20250615-11{i:02d}00-dddd", name="a-very-long-job-name-" * 4)
+        await wait_for(pilot, lambda: table.row_count == 28)
+        for _ in range(6):  # every sort, its ▲/▼ marker included, fits with a long NAME
+            await pilot.press("s")
+            await wait_for(
+                pilot,
+                lambda: (
+                    any("▲" in str(c.label) or "▼" in str(c.label) for c in table.ordered_columns)
+                    or screen.sort in ("id", "peak")
+                ),
+            )
+            visible = table.scrollable_content_region.width
+            assert table.virtual_size.width <= visible, (screen.sort, table.virtual_size)
+
         await pilot.press("slash", *"oom", "enter")  # the reason is searchable
         await wait_for(pilot, lambda: table.row_count == 1)
         assert screen.selected_job_id == OOM
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: table.row_count == 28)
 
         await pilot.resize_terminal(160, 40)  # wider: the rest comes back
-        await pilot.press("escape")
-        await wait_for(pilot, lambda: table.row_count == 3)
         await wait_for(pilot, lambda: len(table.ordered_columns) == 9)
         assert RUNNING in shown_text(table)  # the whole id at 160 columns
 
