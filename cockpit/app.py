@@ -367,18 +367,22 @@ class CockpitApp(App[int]):
         self.push_screen(RecipeFormScreen(recipe, args, note=f"re-run of job {job_id}"))
 
     def open_replay(self, job_id: str) -> None:
-        """Scrub through a job's history."""
+        """Play a job's stream through the Job screen (speed, scrubber)."""
         from blut.cockpit.screens.replay import ReplayScreen
 
         self.push_screen(ReplayScreen(job_id))
 
     @work(thread=True, group="replay", exit_on_error=False)
     def load_timeline(self, job_id: str, screen: ReplayScreen) -> None:
-        """Read a job's whole history (worker) and hand it to its replay screen."""
-        from blut.cockpit.screens.replay import Timeline
-        from blut.status.tailer import read_events
+        """Read a job's stream and stage logs (worker) and hand them to its replay screen."""
+        from blut.cockpit.timeline import load_timeline
+        from blut.jobs.errors import JobsError
 
-        timeline = Timeline(job_id, read_events(job_paths(self.home, job_id).status))
+        try:
+            timeline = load_timeline(self.store, job_id)
+        except (JobsError, OSError) as exc:
+            self.call_from_thread(self.notify, f"cannot replay {job_id}: {exc}", severity="error")
+            return
         self.call_from_thread(screen.set_timeline, timeline)
 
     def request_cancel(self, job_id: str) -> None:
@@ -567,7 +571,7 @@ class CockpitApp(App[int]):
         yield SystemCommand(f"Log of {job_id} in $PAGER", "The whole stage log", top.action_pager)
         yield SystemCommand(
             f"Replay job {job_id}",
-            "Scrub through its event history",
+            "Play its stream through the Job screen",
             lambda: self.open_replay(job_id),
         )
 
