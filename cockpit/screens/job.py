@@ -289,6 +289,9 @@ class JobScreen(StateScreen):
         Binding("f", "follow", "Follow"),
     ]
 
+    live = True
+    """Drawn from the live feed (the feed reads its stage logs); a replay is not."""
+
     def __init__(self, job_id: str) -> None:
         super().__init__()
         self.job_id = job_id
@@ -383,18 +386,21 @@ class JobScreen(StateScreen):
 
     def on_mount(self) -> None:
         self.title = "blut"
-        self.sub_title = f"job {self.job_id}"
-        self.cockpit.focus_job(self.job_id)
+        self.sub_title = f"{'job' if self.live else 'replay'} {self.job_id}"
         if self.recipe:
             self._load_plan()
         self.update_state()
-        self.set_interval(1.0, self.update_state)
+        if self.live:
+            self.cockpit.focus_job(self.job_id)
+            self.set_interval(1.0, self.update_state)
 
     def on_unmount(self) -> None:
-        self.cockpit.focus_job(None)
+        if self.live:
+            self.cockpit.focus_job(None)
 
     def on_screen_resume(self) -> None:
-        self.cockpit.focus_job(self.job_id)
+        if self.live:
+            self.cockpit.focus_job(self.job_id)
         super().on_screen_resume()
 
     def update_state(self) -> None:

@@ -53,6 +53,8 @@ class ReplayScreen(JobScreen):
         Binding("minus", "speed(-1)", "Slower"),
     ]
 
+    live = False
+
     def __init__(self, job_id: str, timeline: Timeline | None = None) -> None:
         super().__init__(job_id)
         self.timeline = timeline
@@ -85,20 +87,9 @@ class ReplayScreen(JobScreen):
         return super().check_action(action, parameters)
 
     def on_mount(self) -> None:
-        self.title = "blut"
-        self.sub_title = f"replay {self.job_id}"
-        if self.recipe:
-            self._load_plan()
         if self.timeline is None:
             self.cockpit.load_timeline(self.job_id, self)
         self.set_interval(TICK, self._tick)
-        self.update_state()
-
-    def on_unmount(self) -> None:
-        """Nothing to unfocus: a replay reads its job's files once, not through the feed."""
-
-    def on_screen_resume(self) -> None:
-        self.update_state()
 
     def set_timeline(self, timeline: Timeline) -> None:
         """Called by the app once the history was read (stands at the start)."""

@@ -169,6 +169,8 @@ async def test_speed_keys_and_playing_to_the_end(trained: Path) -> None:
         screen = app.screen
         assert isinstance(screen, ReplayScreen)
         await wait_for(pilot, lambda: screen.timeline is not None)
+        assert screen.sub_title == f"replay {JOB}"
+        assert app.feed.focus is None  # a replay reads its files once, not through the feed
         assert screen.speed == 10
         await pilot.press("plus")
         assert screen.speed == 100
