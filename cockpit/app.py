@@ -126,6 +126,9 @@ class CockpitApp(App[int]):
         self.feed = JobFeed(self.store)
         self.sample_system = system
         self.system_history: deque[SystemSample] = deque(maxlen=SYSTEM_HISTORY)
+        self.measured_units: frozenset[str] = frozenset()
+        """systemd units whose CPU use the system worker samples (set by the System
+        screen while it shows them: nothing is measured otherwise)."""
         self.replay_job = replay
         self.first_job = open_job
         self.after_update: Callable[[CockpitApp, Sequence[JobDelta]], None] | None = None
@@ -220,17 +223,20 @@ class CockpitApp(App[int]):
 
     @work(thread=True, exclusive=True, group="system", exit_on_error=False)
     def _system_worker(self) -> None:
-        from blut.cockpit.sysinfo import sample
+        from blut.cockpit.sysinfo import UnitCpu, sample
         from blut.containment.nvml import Nvml
 
         nvml = Nvml()
+        units = UnitCpu()
         try:
             while not self._stop.is_set():
-                self.post_message(SystemUpdate(sample(self.home, nvml, self.clock())))
+                cpu = units.sample(self.measured_units, time.monotonic())
+                self.post_message(SystemUpdate(sample(self.home, nvml, self.clock(), cpu)))
                 if self._stop.wait(SYSTEM_EVERY):
                     break
         finally:
             nvml.close()
+            units.close()
 
     # ---- messages up -------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from blut.cockpit.feed import JobDelta
 from blut.jobs.rows import JobRow, focus_stage, job_row, stage_progress
 from blut.jobs.store import JobSpec
 from blut.status.events import CancelRequested, Event, JobStarted, Metric, Resources
-from blut.status.jobstate import JobView
+from blut.status.jobstate import JobView, StageView
 
 SERIES_POINTS = 256
 """Most points kept per plotted series (older points are thinned, never unbounded)."""
@@ -324,6 +324,16 @@ class CockpitState:
         self.updated = now
         self.version += 1
         return ended
+
+    def running_stages(self) -> list[tuple[JobState, StageView]]:
+        """Every running stage of every job, newest job first, in stage order."""
+        live = sorted((j for j in self.jobs.values() if not j.view.terminal), key=lambda j: j.id)
+        return [
+            (job, stage)
+            for job in reversed(live)
+            for stage in job.view.stages.values()
+            if stage.state == "running"
+        ]
 
     def mark_checked(self, now: float, behind: Iterable[str] = ()) -> None:
         """The feed has read everything written so far, except for the jobs ``behind``.
