@@ -54,6 +54,10 @@ class Series:
             self.points = self.points[::2]
             self.stride *= 2
 
+    def __deepcopy__(self, memo: dict[int, object]) -> Series:
+        """A copy (its points are immutable pairs: only the list is new)."""
+        return Series(self.capacity, list(self.points), self.stride, self.seen, self.last)
+
     def values(self) -> list[tuple[float, float]]:
         """The kept points plus the newest one."""
         if self.last is not None and (not self.points or self.points[-1] != self.last):

@@ -6,7 +6,7 @@ the same :class:`~blut.cockpit.feed.JobDelta` records the live feed delivers,
 so the Job screen drawn from it shows what a live viewer saw at that moment:
 stage table, plots (metric and resources events, by their timestamps) and log.
 Going back restores the nearest checkpoint (a copy of the job's state every
-:data:`CHECKPOINT_EVERY` events) and folds forward from it.
+:data:`CHECKPOINT_EVERY` events, at most :data:`MAX_CHECKPOINTS`) and folds forward.
 
 Stage log lines carry no time. Each is placed by anchors: the stage's start, its
 log events (each one is also printed as a line of the log) and its end; the
@@ -37,7 +37,9 @@ from blut.status.layout import job_paths
 from blut.status.tailer import read_events
 
 CHECKPOINT_EVERY = 1000
-"""A copy of the job's state is kept every this many events (any position folds fast)."""
+"""A copy of the job's state is kept every this many events (any position folds fast)..."""
+MAX_CHECKPOINTS = 100
+"""...or fewer, further apart, for a very long stream (memory stays bounded)."""
 LOG_BYTES = 16 << 20
 """Most bytes of a stage log read for a replay (its end; older lines are left out)."""
 _ENDS = (StageDone.kind, StageFailed.kind, StageCached.kind)
@@ -112,6 +114,7 @@ class Timeline:
         self.time = self.start
         self._shown: dict[str, int] = {}
         self._checkpoints: dict[int, JobState] = {}
+        self._every = max(CHECKPOINT_EVERY, -(-len(self.events) // MAX_CHECKPOINTS))
         self.seek(len(self.events))
         self.seek(0)
 
@@ -150,21 +153,21 @@ class Timeline:
         """Stand after ``position`` events (at time ``at``, default that event's)."""
         position = max(0, min(position, len(self.events)))
         current = self.position
-        if position < current:
-            base = max(k for k in self._checkpoints if k <= position)
+        base = max((k for k in self._checkpoints if k <= position), default=0)
+        if position < current or base > current:  # restore: fold from the nearest copy
             restored = copy.deepcopy(self._checkpoints[base])
             restored.logs = self.job.logs  # the shown tails go on (their resets count up)
             self.state.jobs[self.spec.id] = restored
             current = base
         self.time = at if at is not None else self.time_of(position)
         while True:
-            if current % CHECKPOINT_EVERY == 0 and current not in self._checkpoints:
+            if current % self._every == 0 and current not in self._checkpoints:
                 saved = copy.copy(self.job)
                 saved.logs = {}
                 self._checkpoints[current] = copy.deepcopy(saved)
             if current >= position:
                 break
-            stop = min(position, (current // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY)
+            stop = min(position, (current // self._every + 1) * self._every)
             chunk = self.events[current:stop]
             self.state.apply([JobDelta(self.spec.id, events=chunk, lines=len(chunk))], self.time)
             current = stop
