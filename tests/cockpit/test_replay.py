@@ -191,13 +191,16 @@ async def test_speed_keys_and_playing_to_the_end(trained: Path) -> None:
         assert cell(screen, "train", "state") == "succeeded"
 
 
+@pytest.mark.parametrize(("every", "most"), [(50, 100), (1, 3)])
 def test_a_restored_checkpoint_equals_folding_from_the_start(
-    trained: Path, monkeypatch: pytest.MonkeyPatch
+    trained: Path, monkeypatch: pytest.MonkeyPatch, every: int, most: int
 ) -> None:
     from blut.cockpit import timeline as module
 
-    monkeypatch.setattr(module, "CHECKPOINT_EVERY", 50)
+    monkeypatch.setattr(module, "CHECKPOINT_EVERY", every)
+    monkeypatch.setattr(module, "MAX_CHECKPOINTS", most)
     tl = load_timeline(JobStore(trained), JOB)
+    assert 2 < len(tl._checkpoints) <= most + 1
     for position in (len(tl), 170, 49, 120, 0, 51):
         tl.seek(position)
         fresh = Timeline(tl.spec, tl.events[:position], {})
