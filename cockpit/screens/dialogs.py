@@ -63,7 +63,7 @@ HELP = [
     ("s / r", "next sort column / reverse order"),
     ("c", "cancel the job (asks first; hidden with --readonly)"),
     ("p", "open the log in $PAGER"),
-    ("R", "replay: scrub through the job's event history"),
+    ("R", "replay: play the job's stream through the Job screen"),
     ("enter / space", "on a sweep row: expand or collapse its jobs"),
     ("Job", ""),
     ("↑ ↓ in stages", "pick the stage whose log and memory are shown"),
@@ -76,8 +76,10 @@ HELP = [
     ("Cache", ""),
     ("p", "prune: preview what goes, then confirm (hidden with --readonly)"),
     ("Replay", ""),
-    ("← → / pgup pgdn", "one event / a tenth of the history"),
-    ("home end space", "start / end / play-pause"),
+    ("space", "play / pause (at the end: from the start)"),
+    ("+ -", "faster / slower: 1×, 10×, 100×, max"),
+    ("← → / pgup pgdn", "back / forward 2 % of the run (at least one event) / 10 %"),
+    ("home end", "the start / the end"),
 ]
 
 
