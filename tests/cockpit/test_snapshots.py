@@ -92,9 +92,7 @@ def test_system_screen(blut_home: Path, snap_compare: Any) -> None:
                 unit_cpu={f"blut-{job.id}-main": 97.0},
             )
         )
-    assert snap_compare(
-        app, press=["2"], terminal_size=(100, 30), run_before=loaded(app, jobs=1)
-    )
+    assert snap_compare(app, press=["2"], terminal_size=(100, 30), run_before=loaded(app, jobs=1))
 
 
 def test_recipes_screen(blut_home: Path, no_config: Path, snap_compare: Any) -> None:
