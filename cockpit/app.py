@@ -39,6 +39,7 @@ from blut.status.layout import job_paths
 if TYPE_CHECKING:
     from blut.cockpit.screens.replay import ReplayScreen
     from blut.cockpit.sysinfo import SystemSample
+    from blut.cockpit.timeline import StreamReader
     from blut.jobs.api import Launchers
     from blut.jobs.store import Job
 
@@ -385,11 +386,21 @@ class CockpitApp(App[int]):
         from blut.jobs.errors import JobsError
 
         try:
-            timeline = load_timeline(self.store, job_id)
+            timeline, reader = load_timeline(self.store, job_id)
         except (JobsError, OSError) as exc:
             self.call_from_thread(self.notify, f"cannot replay {job_id}: {exc}", severity="error")
             return
-        self.call_from_thread(screen.set_timeline, timeline)
+        self.call_from_thread(screen.set_timeline, timeline, reader)
+
+    @work(thread=True, exclusive=True, group="replay-tail", exit_on_error=False)
+    def tail_timeline(self, screen: ReplayScreen, reader: StreamReader) -> None:
+        """Read what a running job appended since (worker) and hand it to its replay."""
+        try:
+            events, logs = reader.read()
+        except OSError:
+            return
+        if events or logs:
+            self.call_from_thread(screen.extend_timeline, events, logs)
 
     def request_cancel(self, job_id: str) -> None:
         """Ask, then cancel ``job_id`` in a worker (never in readonly mode)."""

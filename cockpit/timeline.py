@@ -11,6 +11,9 @@ Going back restores the nearest checkpoint (a copy of the job's state every
 Stage log lines carry no time. Each is placed by anchors: the stage's start, its
 log events (each one is also printed as a line of the log) and its end; the
 lines between two anchors appear evenly over the time between them.
+
+A running job's timeline grows: a :class:`StreamReader` (worker thread) reads what
+was appended to the stream and the logs, and :meth:`Timeline.extend` takes it in.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from blut.cockpit.feed import JobDelta, LogChunk, log_text
 from blut.cockpit.state import LOG_LINES, CockpitState, JobState
 from blut.jobs.store import JobSpec, JobStore
 from blut.status.events import (
+    TERMINAL_JOB_EVENTS,
     Event,
+    JobStarted,
     Log,
     StageCached,
     StageDone,
@@ -33,8 +38,8 @@ from blut.status.events import (
     StageStarted,
 )
 from blut.status.jobstate import JobView
-from blut.status.layout import job_paths
-from blut.status.tailer import read_events
+from blut.status.layout import JobPaths, job_paths
+from blut.status.tailer import LineTailer, parse_block
 
 CHECKPOINT_EVERY = 1000
 """A copy of the job's state is kept every this many events (any position folds fast)..."""
@@ -116,6 +121,8 @@ class Timeline:
         self._checkpoints: dict[int, JobState] = {}
         self._every = max(CHECKPOINT_EVERY, -(-len(self.events) // MAX_CHECKPOINTS))
         self.seek(len(self.events))
+        self.ended = self.job.view.terminal
+        """The stream ends the job (nothing more will be appended, unless it is resumed)."""
         self.seek(0)
 
     def __len__(self) -> int:
@@ -143,6 +150,25 @@ class Timeline:
     def time_of(self, position: int) -> float:
         """The time of the ``position``-th event (the start for 0)."""
         return self.times[position - 1] if position > 0 and self.times else self.start
+
+    def extend(self, events: Sequence[Event], logs: Mapping[str, list[str]]) -> None:
+        """Take in what a running job appended; standing at the end, stay at the end."""
+        at_end = self.position == len(self.events)
+        for event in events:
+            self.events.append(event)
+            self.times.append(max(event.ts, self.times[-1]) if self.times else event.ts)
+            if event.event in TERMINAL_JOB_EVENTS:
+                self.ended = True
+            elif isinstance(event, JobStarted):
+                self.ended = False
+        lines = {stage: log.lines for stage, log in self.logs.items()}
+        for stage, new in logs.items():
+            lines.setdefault(stage, []).extend(new)
+        self.logs = {
+            stage: stage_log(kept, self.events, stage, self.end) for stage, kept in lines.items()
+        }
+        if at_end:
+            self.seek(len(self.events))
 
     def go_to_time(self, t: float) -> None:
         """Stand at time ``t`` (plays: the clock may sit between two events)."""
@@ -187,27 +213,51 @@ class Timeline:
             self.state.apply([JobDelta(self.spec.id, logs=chunks)], self.time)
 
 
-def read_stage_logs(job_dir: Path) -> dict[str, list[str]]:
-    """Every stage log of a job folder (its last :data:`LOG_BYTES` each), as shown."""
-    stages = job_dir / "stages"
-    logs: dict[str, list[str]] = {}
-    for folder in sorted(stages.iterdir()) if stages.is_dir() else []:
-        path = folder / "log"
-        try:
-            with open(path, "rb") as f:
-                size = f.seek(0, 2)
-                f.seek(max(0, size - LOG_BYTES))
-                data = f.read()
-        except OSError:
-            continue
-        if size > LOG_BYTES:
-            data = data[data.find(b"\n") + 1 :]
-        logs[folder.name] = [log_text(line) for line in data.splitlines()]
-    return logs
+class StreamReader:
+    """A job's stream and stage logs, read from where the last read stopped (worker
+    thread): whole at first (each log's last :data:`LOG_BYTES`), then what was appended."""
+
+    def __init__(self, paths: JobPaths) -> None:
+        self.paths = paths
+        self._status = LineTailer(paths.status)
+        self._logs: dict[str, LineTailer] = {}
+
+    def read(self) -> tuple[list[Event], dict[str, list[str]]]:
+        """New events, and new lines of each stage log (stages with none left out)."""
+        events = parse_block(self._status.read_block())
+        logs: dict[str, list[str]] = {}
+        stages = self.paths.stages_dir
+        for folder in sorted(stages.iterdir()) if stages.is_dir() else []:
+            tailer = self._logs.get(folder.name)
+            if tailer is None:
+                tailer = self._logs[folder.name] = LineTailer(folder / "log", _tail_start(folder))
+            lines = [log_text(line) for line in tailer.read_lines()]
+            if lines:
+                logs[folder.name] = lines
+        return events, logs
 
 
-def load_timeline(store: JobStore, job_id: str) -> Timeline:
-    """Read a job's stream and stage logs (worker thread) and fold them."""
+def _tail_start(stage_dir: Path) -> int:
+    """Where the last :data:`LOG_BYTES` of a stage log begin (a line start), 0 if shorter."""
+    path = stage_dir / "log"
+    try:
+        size = path.stat().st_size
+        if size <= LOG_BYTES:
+            return 0
+        with open(path, "rb") as f:
+            f.seek(size - LOG_BYTES)
+            head = f.read(LOG_BYTES)
+    except OSError:
+        return 0
+    newline = head.find(b"\n")
+    return size - LOG_BYTES + newline + 1 if newline >= 0 else size
+
+
+def load_timeline(store: JobStore, job_id: str) -> tuple[Timeline, StreamReader]:
+    """Read a job's stream and stage logs (worker thread), fold them, and keep reading
+    from there (a running job's timeline grows through the reader)."""
     paths = job_paths(store.home, job_id)
     job = store.load(paths.dir)
-    return Timeline(job.spec, read_events(paths.status), read_stage_logs(paths.dir))
+    reader = StreamReader(paths)
+    events, logs = reader.read()
+    return Timeline(job.spec, events, logs), reader

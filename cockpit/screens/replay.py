@@ -14,7 +14,8 @@ from textual.widgets import Footer, Static
 from blut.cockpit import fmt
 from blut.cockpit.screens.job import JobScreen
 from blut.cockpit.state import CockpitState
-from blut.cockpit.timeline import Timeline
+from blut.cockpit.timeline import StreamReader, Timeline
+from blut.status.events import Event
 
 SPEEDS: tuple[float | None, ...] = (1.0, 10.0, 100.0, None)
 """Play speeds (times real time); None: max, the whole run in :data:`MAX_SECONDS`."""
@@ -23,6 +24,8 @@ DEFAULT_SPEED = 1
 MAX_SECONDS = 5.0
 TICK = 0.1
 """Seconds between two frames while playing."""
+TAIL_EVERY = 1.0
+"""Seconds between two reads of a running job's stream (its timeline grows)."""
 STEP = 0.02
 """←/→ move by this fraction of the run (at least one event)."""
 JUMP = 0.1
@@ -60,6 +63,7 @@ class ReplayScreen(JobScreen):
         self.timeline = timeline
         self.playing = False
         self.speed_index = DEFAULT_SPEED
+        self.reader: StreamReader | None = None
         self._empty = CockpitState()
         self._played = 0.0
 
@@ -90,11 +94,23 @@ class ReplayScreen(JobScreen):
         if self.timeline is None:
             self.cockpit.load_timeline(self.job_id, self)
         self.set_interval(TICK, self._tick)
+        self.set_interval(TAIL_EVERY, self._tail)
 
-    def set_timeline(self, timeline: Timeline) -> None:
-        """Called by the app once the history was read (stands at the start)."""
-        self.timeline = timeline
+    def set_timeline(self, timeline: Timeline, reader: StreamReader | None = None) -> None:
+        """Called by the app once the history was read (stands at the start); ``reader``
+        goes on reading a running job's stream."""
+        self.timeline, self.reader = timeline, reader
         self.update_state()
+
+    def _tail(self) -> None:
+        if self.timeline is not None and self.reader is not None and not self.timeline.ended:
+            self.cockpit.tail_timeline(self, self.reader)
+
+    def extend_timeline(self, events: list[Event], logs: dict[str, list[str]]) -> None:
+        """What the running job appended (from the app's worker)."""
+        if self.timeline is not None:
+            self.timeline.extend(events, logs)
+            self.update_state()
 
     def update_state(self) -> None:
         if not self.is_mounted:

@@ -77,14 +77,20 @@ def train_log() -> list[str]:
     return [*lines, "early stop"]
 
 
+def write_logs(home: Path, upto: int | None = None) -> None:
+    """The stage logs (train's first ``upto`` lines only, when given)."""
+    job = JobStore(home).load(home / "jobs" / JOB)
+    for stage, lines in (("encode", ["encoding 10 rows", "encoded"]), ("train", train_log())):
+        job.stage_dir(stage)
+        job.log_path(stage).write_text("".join(f"{line}\n" for line in lines[:upto]))
+
+
 @pytest.fixture
 def trained(blut_home: Path) -> Path:
     """A finished recipe job: real job.json, status.jsonl (EventWriter) and stage logs."""
     job = make_job(blut_home, JOB, name="quant-train", memory_max=None)
     emit(job, *train_events())
-    for stage, lines in (("encode", ["encoding 10 rows", "encoded"]), ("train", train_log())):
-        job.stage_dir(stage)
-        job.log_path(stage).write_text("".join(f"{line}\n" for line in lines))
+    write_logs(blut_home)
     return blut_home
 
 
@@ -199,7 +205,7 @@ def test_a_restored_checkpoint_equals_folding_from_the_start(
 
     monkeypatch.setattr(module, "CHECKPOINT_EVERY", every)
     monkeypatch.setattr(module, "MAX_CHECKPOINTS", most)
-    tl = load_timeline(JobStore(trained), JOB)
+    tl, _ = load_timeline(JobStore(trained), JOB)
     assert 2 < len(tl._checkpoints) <= most + 1
     for position in (len(tl), 170, 49, 120, 0, 51):
         tl.seek(position)
@@ -209,6 +215,31 @@ def test_a_restored_checkpoint_equals_folding_from_the_start(
         assert {n: s.values() for n, s in tl.job.metrics.items()} == {
             n: s.values() for n, s in fresh.job.metrics.items()
         }
+
+
+async def test_the_replay_of_a_running_job_grows_with_its_stream(blut_home: Path) -> None:
+    job = make_job(blut_home, JOB, name="quant-train", memory_max=None)
+    events = train_events()
+    half = next(i for i, e in enumerate(events) if isinstance(e, Progress) and e.step == 40)
+    emit(job, *events[:half])
+    write_logs(blut_home, upto=20)
+    app = make_app(blut_home, replay=JOB)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ReplayScreen)
+        await wait_for(pilot, lambda: screen.timeline is not None)
+        tl = screen.timeline
+        assert tl is not None and not tl.ended
+        await pilot.press("end")
+        assert cell(screen, "train", "state") == "running"
+        assert len(points(screen)) == 39
+        emit(job, *events[half:])  # the rest of the run, and its end
+        write_logs(blut_home)
+        await wait_for(pilot, lambda: tl.ended, timeout=10)
+        assert tl.position == len(tl) == len(events)  # it stayed at the end
+        assert cell(screen, "train", "state") == "succeeded"
+        assert len(points(screen)) == STEPS
+        assert screen.query_one("#log", FollowLog).line_count == len(train_log())
 
 
 def test_log_lines_are_placed_between_their_anchors() -> None:

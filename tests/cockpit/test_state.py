@@ -116,7 +116,7 @@ def test_rerun_command_round_trips_the_memory_ceiling(tmp_path: Path) -> None:
 
 
 def test_timeline_folds_any_position(three_jobs: Path) -> None:
-    tl = load_timeline(JobStore(three_jobs), OOM)
+    tl, _ = load_timeline(JobStore(three_jobs), OOM)
     assert tl.job.view.state == "queued" and tl.position == 0
     tl.seek(3)
     assert tl.job.view.state == "running"
