@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
+from blut.cockpit.app import CockpitApp
 from blut.cockpit.feed import JobDelta
 from blut.cockpit.followlog import FollowLog
 from blut.cockpit.plot import Plot
@@ -110,16 +113,22 @@ def points(screen: ReplayScreen) -> list[tuple[float, float]]:
     return [p for c in curves for p in c.points]
 
 
+async def opened(app: CockpitApp, pilot: Pilot[Any]) -> tuple[ReplayScreen, Timeline]:
+    """The replay screen the app opened, once its timeline was read."""
+    screen = app.screen
+    assert isinstance(screen, ReplayScreen)
+    await wait_for(pilot, lambda: screen.timeline is not None)
+    assert screen.timeline is not None
+    return screen, screen.timeline
+
+
 async def test_replay_at_the_end_equals_the_final_live_state(trained: Path) -> None:
     app = make_app(trained, replay=JOB)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, ReplayScreen)
-        await wait_for(pilot, lambda: screen.timeline is not None)
+        screen, tl = await opened(app, pilot)
         await wait_for(pilot, lambda: JOB in app.state.jobs and app.state.jobs[JOB].loaded)
         await pilot.press("end")
-        tl = screen.timeline
-        assert tl is not None and tl.position == len(tl)
+        assert tl.position == len(tl)
         live = app.state.jobs[JOB]
         assert same(tl.job.view, live.view)
         assert cell(screen, "train", "state") == "succeeded"
@@ -139,11 +148,8 @@ async def test_replay_at_the_end_equals_the_final_live_state(trained: Path) -> N
 async def test_seeking_back_shows_fewer_points_and_log_lines(trained: Path) -> None:
     app = make_app(trained, replay=JOB)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, ReplayScreen)
-        await wait_for(pilot, lambda: screen.timeline is not None)
-        tl = screen.timeline
-        assert tl is not None and tl.position == 0  # opens at the start
+        screen, tl = await opened(app, pilot)
+        assert tl.position == 0  # opens at the start
         await pilot.press("end")
         end_points, end_lines = len(points(screen)), screen.query_one("#log", FollowLog).line_count
         await pilot.press("pageup", "pageup", "pageup")
@@ -172,9 +178,7 @@ async def test_seeking_back_shows_fewer_points_and_log_lines(trained: Path) -> N
 async def test_speed_keys_and_playing_to_the_end(trained: Path) -> None:
     app = make_app(trained, replay=JOB)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, ReplayScreen)
-        await wait_for(pilot, lambda: screen.timeline is not None)
+        screen, tl = await opened(app, pilot)
         assert screen.sub_title == f"replay {JOB}"
         assert app.feed.focus is None  # a replay reads its files once, not through the feed
         assert screen.speed == 10
@@ -186,8 +190,6 @@ async def test_speed_keys_and_playing_to_the_end(trained: Path) -> None:
         await pilot.press("space")
         assert screen.playing
         await pilot.pause(0.5)
-        tl = screen.timeline
-        assert tl is not None
         slow = tl.time - tl.start
         assert 0 < slow < 3  # about half a second of a 81 s run
         await pilot.press("plus", "plus", "plus")
@@ -225,11 +227,8 @@ async def test_the_replay_of_a_running_job_grows_with_its_stream(blut_home: Path
     write_logs(blut_home, upto=20)
     app = make_app(blut_home, replay=JOB)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, ReplayScreen)
-        await wait_for(pilot, lambda: screen.timeline is not None)
-        tl = screen.timeline
-        assert tl is not None and not tl.ended
+        screen, tl = await opened(app, pilot)
+        assert not tl.ended
         await pilot.press("end")
         assert cell(screen, "train", "state") == "running"
         assert len(points(screen)) == 39
