@@ -277,6 +277,17 @@ class JobScreen(StateScreen):
     JobScreen.failed #log { display: none; }
     JobScreen.failed #logstatus { display: none; }
     """
+    HELP_TITLE = "Job"
+    KEY_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("↑ ↓ in stages", "pick the stage whose log and memory are shown (stops following)"),
+        ("f", "follow the running (or failing) stage again"),
+        ("l", "focus the log (scroll up pauses it; End follows again)"),
+        ("p", "open the stage's log in $PAGER"),
+        ("c", "cancel the job (asks first; hidden with --readonly)"),
+        ("C", "recipe jobs: cancel the selected stage; what needs it is skipped (asks first)"),
+        ("u / e", "recipe jobs: resume / re-run with edited args (hidden with --readonly)"),
+        ("R", "replay: play the job's stream through the Job screen"),
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("c", "cancel", "Cancel"),

@@ -44,6 +44,16 @@ class ReplayScreen(JobScreen):
     DEFAULT_CSS = """
     ReplayScreen #replaybar { height: 1; padding: 0 1; background: $panel; }
     """
+    HELP_TITLE = "Replay"
+    KEY_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("space", "play / pause (at the end: from the start)"),
+        ("+ -", "faster / slower: 1×, 10×, 100×, max (the whole run in 5 s)"),
+        ("← →", "back / forward 2 % of the run (at least one event)"),
+        ("pgup pgdn", "back / forward 10 % of the run"),
+        ("home end", "the start / the end"),
+        ("f", "follow the stage the job was on (after picking one with ↑ ↓)"),
+        ("l / p", "focus the log / open the stage's whole log in $PAGER"),
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "play", "Play/pause"),
         Binding("left", "step(-1)", "Back", priority=True),

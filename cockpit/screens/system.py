@@ -115,6 +115,8 @@ class SystemScreen(StateScreen):
     SystemScreen Plot { width: 1fr; height: 8; }
     SystemScreen #stages { height: 1fr; border: round $panel; }
     """
+    HELP_TITLE = "System"
+    KEY_HELP = (("esc", "back to where you were"),)
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
 
     def compose(self) -> ComposeResult:
