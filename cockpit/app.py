@@ -39,6 +39,7 @@ from blut.status.layout import job_paths
 if TYPE_CHECKING:
     from blut.cockpit.screens.replay import ReplayScreen
     from blut.cockpit.sysinfo import SystemSample
+    from blut.cockpit.timeline import StreamReader
     from blut.jobs.api import Launchers
     from blut.jobs.store import Job
 
@@ -126,6 +127,9 @@ class CockpitApp(App[int]):
         self.feed = JobFeed(self.store)
         self.sample_system = system
         self.system_history: deque[SystemSample] = deque(maxlen=SYSTEM_HISTORY)
+        self.measured_units: frozenset[str] = frozenset()
+        """systemd units whose CPU use the system worker samples (set by the System
+        screen while it shows them: nothing is measured otherwise)."""
         self.replay_job = replay
         self.first_job = open_job
         self.after_update: Callable[[CockpitApp, Sequence[JobDelta]], None] | None = None
@@ -220,17 +224,20 @@ class CockpitApp(App[int]):
 
     @work(thread=True, exclusive=True, group="system", exit_on_error=False)
     def _system_worker(self) -> None:
-        from blut.cockpit.sysinfo import sample
+        from blut.cockpit.sysinfo import UnitCpu, sample
         from blut.containment.nvml import Nvml
 
         nvml = Nvml()
+        units = UnitCpu()
         try:
             while not self._stop.is_set():
-                self.post_message(SystemUpdate(sample(self.home, nvml, self.clock())))
+                cpu = units.sample(self.measured_units, time.monotonic())
+                self.post_message(SystemUpdate(sample(self.home, nvml, self.clock(), cpu)))
                 if self._stop.wait(SYSTEM_EVERY):
                     break
         finally:
             nvml.close()
+            units.close()
 
     # ---- messages up -------------------------------------------------------------
 
@@ -367,19 +374,33 @@ class CockpitApp(App[int]):
         self.push_screen(RecipeFormScreen(recipe, args, note=f"re-run of job {job_id}"))
 
     def open_replay(self, job_id: str) -> None:
-        """Scrub through a job's history."""
+        """Play a job's stream through the Job screen (speed, scrubber)."""
         from blut.cockpit.screens.replay import ReplayScreen
 
         self.push_screen(ReplayScreen(job_id))
 
     @work(thread=True, group="replay", exit_on_error=False)
     def load_timeline(self, job_id: str, screen: ReplayScreen) -> None:
-        """Read a job's whole history (worker) and hand it to its replay screen."""
-        from blut.cockpit.screens.replay import Timeline
-        from blut.status.tailer import read_events
+        """Read a job's stream and stage logs (worker) and hand them to its replay screen."""
+        from blut.cockpit.timeline import load_timeline
+        from blut.jobs.errors import JobsError
 
-        timeline = Timeline(job_id, read_events(job_paths(self.home, job_id).status))
-        self.call_from_thread(screen.set_timeline, timeline)
+        try:
+            timeline, reader = load_timeline(self.store, job_id)
+        except (JobsError, OSError) as exc:
+            self.call_from_thread(self.notify, f"cannot replay {job_id}: {exc}", severity="error")
+            return
+        self.call_from_thread(screen.set_timeline, timeline, reader)
+
+    @work(thread=True, exclusive=True, group="replay-tail", exit_on_error=False)
+    def tail_timeline(self, screen: ReplayScreen, reader: StreamReader) -> None:
+        """Read what a running job appended since (worker) and hand it to its replay."""
+        try:
+            events, logs = reader.read()
+        except OSError:
+            return
+        if events or logs:
+            self.call_from_thread(screen.extend_timeline, events, logs)
 
     def request_cancel(self, job_id: str) -> None:
         """Ask, then cancel ``job_id`` in a worker (never in readonly mode)."""
@@ -572,7 +593,7 @@ class CockpitApp(App[int]):
         yield SystemCommand(f"Log of {job_id} in $PAGER", "The whole stage log", top.action_pager)
         yield SystemCommand(
             f"Replay job {job_id}",
-            "Scrub through its event history",
+            "Play its stream through the Job screen",
             lambda: self.open_replay(job_id),
         )
 

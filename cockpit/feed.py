@@ -74,6 +74,11 @@ class JobDelta:
     """Everything written so far has been read."""
 
 
+def log_text(raw: bytes) -> str:
+    """One stage log line as the log pane shows it (decoded, cut to LOG_LINE_CHARS)."""
+    return raw.decode("utf-8", "replace")[:LOG_LINE_CHARS].rstrip("\r")
+
+
 class _LogTail:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -100,8 +105,7 @@ class _LogTail:
         reset = reset or self.tailer.restarts != restarts
         if not raw and not reset:
             return None
-        lines = [line.decode("utf-8", "replace")[:LOG_LINE_CHARS].rstrip("\r") for line in raw]
-        return LogChunk(lines, reset)
+        return LogChunk([log_text(line) for line in raw], reset)
 
 
 class _JobTail:

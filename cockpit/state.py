@@ -19,7 +19,7 @@ from blut.cockpit.feed import JobDelta
 from blut.jobs.rows import JobRow, focus_stage, job_row, stage_progress
 from blut.jobs.store import JobSpec
 from blut.status.events import CancelRequested, Event, JobStarted, Metric, Resources
-from blut.status.jobstate import JobView
+from blut.status.jobstate import JobView, StageView
 
 SERIES_POINTS = 256
 """Most points kept per plotted series (older points are thinned, never unbounded)."""
@@ -62,6 +62,10 @@ class Series:
         if len(self.points) > self.capacity:
             self.points = self.points[::2]
             self.stride *= 2
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Series:
+        """A copy (its points are immutable pairs: only the list is new)."""
+        return Series(self.capacity, list(self.points), self.stride, self.seen, self.last)
 
     def values(self) -> list[tuple[float, float]]:
         """The kept points plus the newest one."""
@@ -333,6 +337,16 @@ class CockpitState:
         self.updated = now
         self.version += 1
         return ended
+
+    def running_stages(self) -> list[tuple[JobState, StageView]]:
+        """Every running stage of every job, newest job first, in stage order."""
+        live = sorted((j for j in self.jobs.values() if not j.view.terminal), key=lambda j: j.id)
+        return [
+            (job, stage)
+            for job in reversed(live)
+            for stage in job.view.stages.values()
+            if stage.state == "running"
+        ]
 
     def mark_checked(self, now: float, behind: Iterable[str] = ()) -> None:
         """The feed has read everything written so far, except for the jobs ``behind``.

@@ -1,17 +1,22 @@
-"""Samples of this machine: CPU, memory, disk under BLUT_HOME, NVIDIA GPUs (pynvml).
+"""Samples of this machine: CPU, memory, disk under BLUT_HOME, NVIDIA GPUs (pynvml), and
+the CPU use of the running stages' units (their cgroups' CPU time counters).
 
-Called from a worker thread; never raises for a missing GPU or driver.
+Called from a worker thread; never raises for a missing GPU, driver or unit.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
+from blut.containment.cgroup import cpu_seconds
+from blut.containment.errors import ContainmentError
 from blut.containment.nvml import GpuSample, Nvml
+from blut.containment.systemd import SystemdLauncher
 
 
 @dataclass(frozen=True)
@@ -30,10 +35,65 @@ class SystemSample:
     disk_total: int
     gpus: list[GpuSample] = field(default_factory=list)
     gpu_note: str | None = None
+    unit_cpu: dict[str, float] = field(default_factory=dict)
+    """CPU % (100 = one core) of each unit asked about, since the previous sample."""
 
 
-def sample(home: Path, nvml: Nvml, ts: float) -> SystemSample:
-    """CPU (since the previous call), memory, disk under ``home``, GPUs."""
+class UnitCpu:
+    """CPU % of systemd units: each unit's cgroup is looked up once (a D-Bus call to the
+    user manager blut's jobs run under), then each sample reads one counter file per unit."""
+
+    def __init__(self) -> None:
+        self._systemd: SystemdLauncher | None = None
+        self._groups: dict[str, str] = {}
+        self._last: dict[str, tuple[float, float]] = {}
+
+    def _lookup(self, unit: str) -> str | None:
+        if self._systemd is None:
+            from blut.containment.select import launcher_for
+
+            launcher = launcher_for("systemd")  # finds the manager once, as submitting does
+            assert isinstance(launcher, SystemdLauncher)
+            self._systemd = launcher
+        return self._systemd.control_group(unit)
+
+    def close(self) -> None:
+        """Close the D-Bus connection, if one was opened."""
+        if self._systemd is not None:
+            self._systemd.close()
+
+    def sample(self, units: Iterable[str], now: float) -> dict[str, float]:
+        """CPU % of ``units`` since the previous call (monotonic ``now``); a unit seen for
+        the first time, or whose cgroup cannot be read, is left out."""
+        out: dict[str, float] = {}
+        last: dict[str, tuple[float, float]] = {}
+        for unit in units:
+            group = self._groups.get(unit)
+            if group is None:
+                try:
+                    group = self._lookup(unit)
+                except ContainmentError:  # no manager answers: no figure for this unit
+                    group = None
+                if group is None:
+                    continue
+                self._groups[unit] = group
+            used = cpu_seconds(group)
+            if used is None:
+                continue
+            last[unit] = (now, used)
+            before = self._last.get(unit)
+            if before is not None and now > before[0]:
+                out[unit] = max(0.0, (used - before[1]) / (now - before[0]) * 100)
+        self._groups = {u: g for u, g in self._groups.items() if u in last}
+        self._last = last
+        return out
+
+
+def sample(
+    home: Path, nvml: Nvml, ts: float, unit_cpu: dict[str, float] | None = None
+) -> SystemSample:
+    """CPU (since the previous call), memory, disk under ``home``, GPUs; ``unit_cpu``
+    from :class:`UnitCpu`."""
     vm = psutil.virtual_memory()
     try:
         disk = shutil.disk_usage(home)
@@ -54,4 +114,5 @@ def sample(home: Path, nvml: Nvml, ts: float) -> SystemSample:
         disk_total=disk_total,
         gpus=nvml.sample(),
         gpu_note=nvml.note,
+        unit_cpu=unit_cpu or {},
     )

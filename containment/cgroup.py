@@ -72,6 +72,23 @@ def memory_current(control_group: str, root: Path = CGROUP_ROOT) -> int | None:
     return _read_int(d / "memory.usage_in_bytes")
 
 
+def cpu_seconds(control_group: str, root: Path = CGROUP_ROOT) -> float | None:
+    """CPU time the cgroup has used so far, in seconds (v2 ``cpu.stat``, also under a hybrid
+    host's ``unified``; else v1 ``cpuacct.usage``), or None when it cannot be read."""
+    rel = control_group.lstrip("/")
+    for stat in (root / rel / "cpu.stat", root / "unified" / rel / "cpu.stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec" and value.strip().isdigit():
+                return int(value) / 1e6
+    nanos = _read_int(root / "cpuacct" / rel / "cpuacct.usage")
+    return None if nanos is None else nanos / 1e9
+
+
 def limit_matches(requested: int, enforced: int | None) -> bool:
     """True when the kernel enforces ``requested`` (rounded down to a page, as it does)."""
     return enforced is not None and abs(enforced - requested) < 4096 * 16

@@ -199,6 +199,12 @@ class SystemdLauncher:
             return Handle(name=name, launcher=self.kind, result_path=result_path)
         return None
 
+    def control_group(self, name: str) -> str | None:
+        """The cgroup of unit ``name`` while it is loaded (None once it is gone)."""
+        unit = self._loaded_unit(name)
+        group = unit.Service.ControlGroup.decode() if unit is not None else ""
+        return group or None
+
     def memory_limit(self, handle: Handle, settle: float = 1.0) -> int | Literal["gone"] | None:
         """The ceiling the kernel enforces on the running unit.
 

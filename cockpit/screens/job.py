@@ -22,7 +22,7 @@ from blut.cockpit.plot import Curve, Mark, Plot, short_number, wants_log
 from blut.cockpit.render import describe_end
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.screens.jobs import STALE_AFTER
-from blut.cockpit.state import JobState
+from blut.cockpit.state import CockpitState, JobState
 from blut.jobs.quantities import short_size
 from blut.jobs.rows import focus_stage
 from blut.status.jobstate import StageView
@@ -278,7 +278,7 @@ class JobScreen(StateScreen):
     JobScreen.failed #logstatus { display: none; }
     """
     HELP_TITLE = "Job"
-    KEY_HELP = (
+    KEY_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("↑ ↓ in stages", "pick the stage whose log and memory are shown (stops following)"),
         ("f", "follow the running (or failing) stage again"),
         ("l", "focus the log (scroll up pauses it; End follows again)"),
@@ -286,7 +286,7 @@ class JobScreen(StateScreen):
         ("c", "cancel the job (asks first; hidden with --readonly)"),
         ("C", "recipe jobs: cancel the selected stage; what needs it is skipped (asks first)"),
         ("u / e", "recipe jobs: resume / re-run with edited args (hidden with --readonly)"),
-        ("R", "replay: scrub through the job's event history"),
+        ("R", "replay: play the job's stream through the Job screen"),
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
@@ -299,6 +299,9 @@ class JobScreen(StateScreen):
         Binding("e", "rerun", "Edit+rerun"),
         Binding("f", "follow", "Follow"),
     ]
+
+    live = True
+    """Drawn from the live feed (the feed reads its stage logs); a replay is not."""
 
     def __init__(self, job_id: str) -> None:
         super().__init__()
@@ -319,7 +322,7 @@ class JobScreen(StateScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="title")
-        known = self.cockpit.state.jobs.get(self.job_id)
+        known = self.source.jobs.get(self.job_id)
         if known is not None:
             self.recipe = known.spec.recipe is not None or known.view.recipe is not None
         else:  # opened before the feed delivered it (`blut --open`): a recipe has args.json
@@ -336,6 +339,15 @@ class JobScreen(StateScreen):
         with VerticalScroll(id="explain"):
             yield Static(id="explain-body")
         yield Footer()
+
+    @property
+    def source(self) -> CockpitState:
+        """The state the screen draws from (the app's live state; replay has its own)."""
+        return self.cockpit.state
+
+    def now(self) -> float:
+        """The time the screen shows the job at (replay: the replayed moment)."""
+        return self.cockpit.clock()
 
     @property
     def columns(self) -> tuple[tuple[str, str], ...]:
@@ -366,7 +378,7 @@ class JobScreen(StateScreen):
         (or failing, or last) stage."""
         if self.pinned is not None:
             return self.pinned
-        job = self.cockpit.state.jobs.get(self.job_id)
+        job = self.source.jobs.get(self.job_id)
         focus = focus_stage(job.view) if job is not None else None
         return focus.name if focus is not None else None
 
@@ -385,29 +397,32 @@ class JobScreen(StateScreen):
 
     def on_mount(self) -> None:
         self.title = "blut"
-        self.sub_title = f"job {self.job_id}"
-        self.cockpit.focus_job(self.job_id)
+        self.sub_title = f"{'job' if self.live else 'replay'} {self.job_id}"
         if self.recipe:
             self._load_plan()
         self.update_state()
-        self.set_interval(1.0, self.update_state)
+        if self.live:
+            self.cockpit.focus_job(self.job_id)
+            self.set_interval(1.0, self.update_state)
 
     def on_unmount(self) -> None:
-        self.cockpit.focus_job(None)
+        if self.live:
+            self.cockpit.focus_job(None)
 
     def on_screen_resume(self) -> None:
-        self.cockpit.focus_job(self.job_id)
+        if self.live:
+            self.cockpit.focus_job(self.job_id)
         super().on_screen_resume()
 
     def update_state(self) -> None:
         if not self.is_mounted:
             return
-        job = self.cockpit.state.jobs.get(self.job_id)
+        job = self.source.jobs.get(self.job_id)
         title = self.query_one("#title", Static)
         if job is None:
             title.update(Text(f"job {self.job_id}: not found (yet)", style="yellow"))
             return
-        now = self.cockpit.clock()
+        now = self.now()
         view = job.view
         if view.terminal != self._terminal:  # resume is greyed out while the job runs
             self._terminal = view.terminal
@@ -417,7 +432,7 @@ class JobScreen(StateScreen):
         head.append(f"{view.name or job.spec.name}  ")
         head.append_text(fmt.state_text(view.state))
         head.append(f"  {fmt.duration(view.elapsed(now))}")
-        age = self.cockpit.state.data_age(job, now)
+        age = self.source.data_age(job, now)
         if age is not None and age >= STALE_AFTER:  # the feed is slow or busy
             head.append(f"  data {fmt.duration(age)} old", style="bold yellow")
         head.append(f"  mem {fmt.memory_cell(job.memory_now, job.memory_max).plain}")
@@ -487,6 +502,9 @@ class JobScreen(StateScreen):
         log = self.query_one("#log", FollowLog)
         status = self.query_one("#logstatus", Static)
         if stage is None:
+            if self._log_stage is not None:  # a replay went back before the first stage
+                log.reset([])
+                self._log_stage = None
             status.update("no stage has started yet")
             return
         tail = job.log(stage)

@@ -75,7 +75,7 @@ class JobsScreen(StateScreen):
         ("s / r", "next sort column (each starts in its natural order) / reverse it"),
         ("c", "cancel the job (asks first; hidden with --readonly)"),
         ("p", "open the job's log in $PAGER"),
-        ("R", "replay: scrub through the job's event history"),
+        ("R", "replay: play the job's stream through the Job screen"),
         ("enter / space", "on a sweep row: expand or collapse its jobs"),
     )
     BINDINGS: ClassVar[list[BindingType]] = [

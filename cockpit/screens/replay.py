@@ -1,215 +1,209 @@
-"""Replay: open a job's whole event history and scrub through it."""
+"""Replay: a job's stream played through the Job screen, with speed and a scrubber."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
+import time
 from datetime import datetime
 from typing import ClassVar
 
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Static
 
 from blut.cockpit import fmt
-from blut.cockpit.screens.base import StateScreen
-from blut.jobs.quantities import short_size
+from blut.cockpit.screens.job import JobScreen
+from blut.cockpit.state import CockpitState
+from blut.cockpit.timeline import StreamReader, Timeline
 from blut.status.events import Event
-from blut.status.jobstate import JobView
 
-CHECKPOINT_EVERY = 1000
-"""A copy of the fold is kept every this many events, so any position folds quickly."""
-PLAY_STEPS = 200
-"""Playing crosses the whole history in this many ticks (10 per second)."""
-CONTEXT = 8
-"""Events listed around the position."""
-
-
-class Timeline:
-    """A job's events and the fold at any position (0 = before the first event)."""
-
-    def __init__(self, job_id: str, events: Sequence[Event]) -> None:
-        self.job_id = job_id
-        self.events = list(events)
-        self._checkpoints: list[JobView] = []
-        view = JobView(job_id)
-        for i, event in enumerate(self.events):
-            if i % CHECKPOINT_EVERY == 0:
-                self._checkpoints.append(copy.deepcopy(view))
-            view.apply(event)
-        self.final = view
-
-    def __len__(self) -> int:
-        return len(self.events)
-
-    def view_at(self, position: int) -> JobView:
-        """The job as it was after ``position`` events."""
-        position = max(0, min(position, len(self.events)))
-        if position == len(self.events):
-            return self.final
-        base = position // CHECKPOINT_EVERY
-        view = copy.deepcopy(self._checkpoints[base]) if self._checkpoints else JobView(self.job_id)
-        for event in self.events[base * CHECKPOINT_EVERY : position]:
-            view.apply(event)
-        return view
+SPEEDS: tuple[float | None, ...] = (1.0, 10.0, 100.0, None)
+"""Play speeds (times real time); None: max, the whole run in :data:`MAX_SECONDS`."""
+DEFAULT_SPEED = 1
+"""Index in :data:`SPEEDS` a replay starts at (10×)."""
+MAX_SECONDS = 5.0
+TICK = 0.1
+"""Seconds between two frames while playing."""
+TAIL_EVERY = 1.0
+"""Seconds between two reads of a running job's stream (its timeline grows)."""
+STEP = 0.02
+"""←/→ move by this fraction of the run (at least one event)."""
+JUMP = 0.1
+"""PageUp/PageDown move by this fraction of the run."""
+_REFUSED = frozenset({"cancel", "cancel_stage", "resume", "rerun", "replay"})
 
 
-def describe(event: Event) -> str:
-    """One line for an event: its kind, stage and own fields."""
-    data = event.to_dict()
-    fields = " ".join(
-        f"{k}={v}" for k, v in data.items() if k not in ("v", "ts", "job", "stage", "event")
-    )
-    stage = f"[{event.stage}] " if event.stage else ""
-    return f"{stage}{event.event} {fields}"[:200]
+def speed_label(speed: float | None) -> str:
+    """``10×`` or ``max``."""
+    return "max" if speed is None else f"{speed:g}×"
 
 
-class ReplayScreen(StateScreen):
-    """Scrub through a job's history: the job state as it was at each event."""
+class ReplayScreen(JobScreen):
+    """The Job screen, drawn from a :class:`Timeline` instead of the live state."""
 
     DEFAULT_CSS = """
-    ReplayScreen #where { height: 3; padding: 0 1; }
-    ReplayScreen #snapshot { height: auto; padding: 0 1; }
-    ReplayScreen #around { height: 1fr; padding: 0 1; border: round $panel; }
+    ReplayScreen #replaybar { height: 1; padding: 0 1; background: $panel; }
     """
     HELP_TITLE = "Replay"
-    KEY_HELP = (
-        ("← → / pgup pgdn", "one event / a tenth of the history"),
-        ("home end space", "start / end / play-pause"),
+    KEY_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("space", "play / pause (at the end: from the start)"),
+        ("+ -", "faster / slower: 1×, 10×, 100×, max (the whole run in 5 s)"),
+        ("← →", "back / forward 2 % of the run (at least one event)"),
+        ("pgup pgdn", "back / forward 10 % of the run"),
+        ("home end", "the start / the end"),
+        ("f", "follow the stage the job was on (after picking one with ↑ ↓)"),
+        ("l / p", "focus the log / open the stage's whole log in $PAGER"),
     )
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back"),
-        Binding("left", "step(-1)", "-1"),
-        Binding("right", "step(1)", "+1"),
-        Binding("pageup", "jump(-1)", "-10%"),
-        Binding("pagedown", "jump(1)", "+10%"),
-        Binding("home", "go(0)", "Start", show=False),
-        Binding("end", "go(-1)", "End", show=False),
         Binding("space", "play", "Play/pause"),
+        Binding("left", "step(-1)", "Back", priority=True),
+        Binding("right", "step(1)", "Fwd", priority=True),
+        Binding("pageup", "jump(-1)", "-10%", show=False, priority=True),
+        Binding("pagedown", "jump(1)", "+10%", show=False, priority=True),
+        Binding("home", "go(0)", "Start", show=False, priority=True),
+        Binding("end", "go(-1)", "End", show=False, priority=True),
+        Binding("plus,equals_sign", "speed(1)", "Faster"),
+        Binding("minus", "speed(-1)", "Slower"),
     ]
 
+    live = False
+
     def __init__(self, job_id: str, timeline: Timeline | None = None) -> None:
-        super().__init__()
-        self.job_id = job_id
+        super().__init__(job_id)
         self.timeline = timeline
-        self.position = len(timeline) if timeline else 0
         self.playing = False
+        self.speed_index = DEFAULT_SPEED
+        self.reader: StreamReader | None = None
+        self._empty = CockpitState()
+        self._played = 0.0
 
     @property
-    def selected_job_id(self) -> str | None:
-        return self.job_id
+    def source(self) -> CockpitState:
+        return self.timeline.state if self.timeline is not None else self._empty
+
+    def now(self) -> float:
+        return self.timeline.time if self.timeline is not None else self.cockpit.clock()
+
+    @property
+    def speed(self) -> float | None:
+        """Times real time (None: max)."""
+        return SPEEDS[self.speed_index]
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("reading the history…", id="where")
-        yield Static(id="snapshot")
-        yield Static(id="around")
-        yield Footer()
+        for widget in super().compose():
+            if isinstance(widget, Footer):
+                yield Static(id="replaybar")
+            yield widget
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in _REFUSED:
+            return False
+        return super().check_action(action, parameters)
 
     def on_mount(self) -> None:
-        self.title = "blut"
-        self.sub_title = f"replay {self.job_id}"
         if self.timeline is None:
             self.cockpit.load_timeline(self.job_id, self)
-        self.set_interval(0.1, self._tick)
-        self.render_position()
+        self.set_interval(TICK, self._tick)
+        self.set_interval(TAIL_EVERY, self._tail)
 
-    def set_timeline(self, timeline: Timeline) -> None:
-        """Called by the app once the history was read (starts at the beginning)."""
-        self.timeline = timeline
-        self.position = 0
-        self.render_position()
+    def set_timeline(self, timeline: Timeline, reader: StreamReader | None = None) -> None:
+        """Called by the app once the history was read (stands at the start); ``reader``
+        goes on reading a running job's stream."""
+        self.timeline, self.reader = timeline, reader
+        self.update_state()
 
-    def render_position(self) -> None:
-        """Show the job as it was at :attr:`position`."""
-        tl = self.timeline
-        if tl is None or not self.is_mounted:
+    def _tail(self) -> None:
+        if self.timeline is not None and self.reader is not None and not self.timeline.ended:
+            self.cockpit.tail_timeline(self, self.reader)
+
+    def extend_timeline(self, events: list[Event], logs: dict[str, list[str]]) -> None:
+        """What the running job appended (from the app's worker)."""
+        if self.timeline is not None:
+            self.timeline.extend(events, logs)
+            self.update_state()
+
+    def update_state(self) -> None:
+        if not self.is_mounted:
             return
-        n = len(tl)
-        view = tl.view_at(self.position)
-        where = Text()
-        t0 = tl.events[0].ts if n else 0.0
-        if self.position:
-            ev = tl.events[self.position - 1]
-            stamp = datetime.fromtimestamp(ev.ts).strftime("%Y-%m-%d %H:%M:%S")
-            where.append(f"event {self.position}/{n}  {stamp}  +{fmt.duration(ev.ts - t0)}")
-        else:
-            where.append(f"event 0/{n}  (before the first event)")
-        if self.playing:
-            where.append("  ▶ playing", style="green")
-        width = max(10, self.size.width - 4)
-        filled = round(width * self.position / max(1, n))
-        where.append("\n" + "━" * filled, style="blue")
-        where.append("─" * (width - filled), style="dim")
-        self.query_one("#where", Static).update(where)
-        self.query_one("#snapshot", Static).update(self._snapshot(view))
-        lo = max(0, self.position - CONTEXT)
-        around = Text()
-        for i in range(lo, min(n, self.position + CONTEXT // 2)):
-            mark = "▶ " if i == self.position - 1 else "  "
-            line = f"{mark}{i + 1:>7} +{fmt.duration(tl.events[i].ts - t0):>7} {describe(tl.events[i])}"
-            around.append(line + "\n", style="bold" if mark.strip() else "dim")
-        self.query_one("#around", Static).update(around)
+        if self.timeline is None:
+            self.query_one("#title", Static).update(Text("reading the history…", style="dim"))
+            return
+        super().update_state()
+        self.query_one("#replaybar", Static).update(self._bar())
 
-    def _snapshot(self, view: JobView) -> Table:
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("STAGE", "STATE", "PROGRESS", "MEM", "PEAK", "NOTE"):
-            table.add_column(col, no_wrap=True)
-        table.add_row(
-            "(job)",
-            fmt.state_text(view.state),
-            "",
-            "",
-            short_size(view.peak_memory),
-            view.reason or "",
-        )
-        for s in view.stages.values():
-            frac = None
-            if s.progress is not None and s.progress[1]:
-                frac = s.progress[0] / s.progress[1]
-            table.add_row(
-                s.name,
-                fmt.state_text(s.state),
-                fmt.bar(frac),
-                short_size(s.memory_now),
-                short_size(s.peak_memory),
-                s.reason or "",
-            )
-        return table
+    def _bar(self) -> Text:
+        """``▶ 10×  +1m05s/5m00s  10:01:05  ━━━━━━────  42%``."""
+        tl = self.timeline
+        assert tl is not None
+        span = max(0.0, tl.end - tl.start)
+        at = tl.time - tl.start
+        fraction = at / span if span else (1.0 if tl.position else 0.0)
+        text = Text()
+        text.append("▶ " if self.playing else "⏸ ", style="green" if self.playing else "yellow")
+        text.append(f"{speed_label(self.speed):>4}  ")
+        text.append(f"+{fmt.duration(at)}/{fmt.duration(span)}  ")
+        text.append(datetime.fromtimestamp(tl.time).strftime("%H:%M:%S") + "  ", style="dim")
+        text.append(f"{tl.position}/{len(tl)}  ", style="dim")
+        width = max(4, self.size.width - text.cell_len - 8)
+        filled = round(width * fraction)
+        text.append("━" * filled, style="blue")
+        text.append("─" * (width - filled), style="dim")
+        text.append(f" {fraction:4.0%}")
+        return text
 
-    def _go(self, position: int) -> None:
-        n = len(self.timeline) if self.timeline else 0
-        self.position = max(0, min(n, position))
-        self.render_position()
+    def _move(self, position: int) -> None:
+        if self.timeline is None:
+            return
+        self.timeline.seek(position)
+        self.update_state()
 
-    def action_step(self, delta: int) -> None:
-        self._go(self.position + delta)
+    def action_step(self, direction: int) -> None:
+        """Back or forward by :data:`STEP` of the run (at least one event)."""
+        self._by(direction, STEP)
 
     def action_jump(self, direction: int) -> None:
-        n = len(self.timeline) if self.timeline else 0
-        self._go(self.position + direction * max(1, n // 10))
+        """Back or forward by :data:`JUMP` of the run."""
+        self._by(direction, JUMP)
+
+    def _by(self, direction: int, fraction: float) -> None:
+        tl = self.timeline
+        if tl is None:
+            return
+        target = tl.position_at(tl.time + direction * fraction * (tl.end - tl.start))
+        least = tl.position + direction  # at least one event
+        self._move(max(target, least) if direction > 0 else min(target, least))
 
     def action_go(self, position: int) -> None:
-        n = len(self.timeline) if self.timeline else 0
-        self._go(n if position < 0 else position)
+        """To the start (0) or the end (-1)."""
+        if self.timeline is not None:
+            self._move(len(self.timeline) if position < 0 else position)
+
+    def action_speed(self, direction: int) -> None:
+        """Faster or slower: 1×, 10×, 100×, max."""
+        self.speed_index = max(0, min(len(SPEEDS) - 1, self.speed_index + direction))
+        self.update_state()
 
     def action_play(self) -> None:
-        n = len(self.timeline) if self.timeline else 0
-        if not self.playing and self.position >= n:
-            self.position = 0
+        """Play from here (from the start when at the end), or pause."""
+        tl = self.timeline
+        if tl is None:
+            return
+        if not self.playing and tl.position >= len(tl):
+            tl.seek(0)
         self.playing = not self.playing
-        self.render_position()
+        self._played = time.monotonic()
+        self.update_state()
 
     def _tick(self) -> None:
-        if not self.playing or self.timeline is None:
+        tl = self.timeline
+        if not self.playing or tl is None:
             return
-        n = len(self.timeline)
-        self.position = min(n, self.position + max(1, n // PLAY_STEPS))
-        if self.position >= n:
+        now = time.monotonic()
+        elapsed, self._played = now - self._played, now
+        speed = self.speed
+        rate = speed if speed is not None else max(1.0, (tl.end - tl.start) / MAX_SECONDS)
+        tl.go_to_time(tl.time + elapsed * rate)
+        if tl.position >= len(tl):
+            tl.seek(len(tl))
             self.playing = False
-        self.render_position()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
+        self.update_state()

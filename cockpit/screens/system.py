@@ -1,4 +1,5 @@
-"""System: CPU, memory, disk under BLUT_HOME, GPUs, with short histories."""
+"""System: CPU, memory, disk under BLUT_HOME, GPUs, with short histories, and every
+running stage's CPU, memory against its ceiling, and GPUs (like htop's process list)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,27 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Static
 
-from blut.cockpit.plot import Curve, Plot
+from blut.cockpit.plot import Curve, Mark, Plot
 from blut.cockpit.screens.base import StateScreen
+from blut.cockpit.state import JobState
 from blut.cockpit.sysinfo import SystemSample
+from blut.containment.nvml import GpuSample
 from blut.jobs.quantities import short_size
+from blut.status.jobstate import StageView
+
+HOT = 0.9
+"""A stage at or above this fraction of its ceiling is shown red."""
+MEM_BAR_CELLS = 5
+STAGE_COLUMNS = (
+    ("job", "JOB"),
+    ("stage", "STAGE"),
+    ("cpu", "CPU"),
+    ("mem", "MEM/MAX"),
+    ("gpu", "GPU"),
+    ("unit", "UNIT"),
+)
 
 
 def system_table(s: SystemSample) -> Table:
@@ -42,13 +58,62 @@ def system_table(s: SystemSample) -> Table:
     return table
 
 
+def memory_bar(now: int | None, ceiling: int | None) -> Text:
+    """``██░░░  45% 230M/512M``: red at or above :data:`HOT` of the ceiling."""
+    if now is None:
+        return Text("-" if ceiling is None else f"-/{short_size(ceiling)}", style="dim")
+    if not ceiling:
+        return Text(f"{short_size(now)} (no ceiling)")
+    fraction = now / ceiling
+    style = "bold red" if fraction >= HOT else "green"
+    filled = min(MEM_BAR_CELLS, round(fraction * MEM_BAR_CELLS))
+    text = Text("█" * filled, style=style)
+    text.append("░" * (MEM_BAR_CELLS - filled), style="dim")
+    text.append(f" {fraction:4.0%} {short_size(now)}/{short_size(ceiling)}", style=style)
+    return text
+
+
+def gpu_cell(stage: StageView, gpus: list[GpuSample]) -> str:
+    """``0: 87% 10G/80G`` for each GPU the stage holds; ``-`` when none (or no GPU here)."""
+    by_index = {g.index: g for g in gpus}
+    parts = []
+    for index in stage.gpus or []:
+        g = by_index.get(index)
+        if g is None:
+            continue
+        util = "-" if g.utilisation is None else f"{g.utilisation:.0f}%"
+        parts.append(f"{index}: {util} {short_size(g.memory_used)}/{short_size(g.memory_total)}")
+    return ", ".join(parts) or "-"
+
+
+def stage_ceiling(job: JobState, stage: StageView) -> int | None:
+    """The stage's own ceiling, else its job's (a command's)."""
+    if stage.memory_max is not None:
+        return stage.memory_max
+    return job.spec.memory_max if job.spec.memory_max is not None else job.view.memory_max
+
+
+def stage_row(job: JobState, stage: StageView, sample: SystemSample | None) -> tuple[Text, ...]:
+    """One row of the running stages table."""
+    cpu = sample.unit_cpu.get(stage.unit or "") if sample is not None else None
+    return (
+        Text(job.id),
+        Text(stage.name),
+        Text("-" if cpu is None else f"{cpu:.0f}%", justify="right"),
+        memory_bar(stage.memory_now, stage_ceiling(job, stage)),
+        Text(gpu_cell(stage, sample.gpus if sample is not None else [])),
+        Text(stage.unit or "-", style="dim"),
+    )
+
+
 class SystemScreen(StateScreen):
-    """The machine the jobs run on."""
+    """The machine the jobs run on, and what each running stage uses of it."""
 
     DEFAULT_CSS = """
-    SystemScreen #numbers { height: auto; padding: 1 2; }
-    SystemScreen #histories { height: 10; }
-    SystemScreen Plot { width: 1fr; height: 10; }
+    SystemScreen #numbers { height: auto; padding: 0 1; }
+    SystemScreen #histories { height: 8; }
+    SystemScreen Plot { width: 1fr; height: 8; }
+    SystemScreen #stages { height: 1fr; border: round $panel; }
     """
     HELP_TITLE = "System"
     KEY_HELP = (("esc", "back to where you were"),)
@@ -61,6 +126,10 @@ class SystemScreen(StateScreen):
             yield Plot("CPU %", y_zero=True, id="cpu")
             yield Plot("memory", y_format=short_size, y_zero=True, id="mem")
             yield Plot("GPU util %", y_zero=True, empty_text="no NVIDIA GPU", id="gpu")
+        table: DataTable[Text] = DataTable(id="stages", cursor_type="row")
+        for key, label in STAGE_COLUMNS:
+            table.add_column(label, key=key)
+        yield table
         yield Footer()
 
     def on_mount(self) -> None:
@@ -68,10 +137,17 @@ class SystemScreen(StateScreen):
         self.sub_title = "system"
         self.update_state()
 
+    def on_screen_suspend(self) -> None:
+        self.cockpit.measured_units = frozenset()
+
+    def on_unmount(self) -> None:
+        self.cockpit.measured_units = frozenset()
+
     def update_state(self) -> None:
         if not self.is_mounted:
             return
         history = self.cockpit.system_history
+        self._update_stages(history[-1] if history else None)
         if not history:
             return
         last = history[-1]
@@ -80,8 +156,9 @@ class SystemScreen(StateScreen):
         self.query_one("#cpu", Plot).set_data(
             [Curve("cpu", [(s.ts - t0, s.cpu_percent) for s in history], "cyan")]
         )
-        self.query_one("#mem", Plot).set_data(
-            [Curve("used", [(s.ts - t0, float(s.memory_used)) for s in history], "green")]
+        self.query_one("#mem", Plot).set_data(  # on the scale of the whole memory
+            [Curve("used", [(s.ts - t0, float(s.memory_used)) for s in history], "green")],
+            [Mark("total", float(last.memory_total), "dim")],
         )
         gpus = [
             Curve(
@@ -92,6 +169,25 @@ class SystemScreen(StateScreen):
             for i in range(len(last.gpus))
         ]
         self.query_one("#gpu", Plot).set_data(gpus)
+
+    def _update_stages(self, sample: SystemSample | None) -> None:
+        """The running stages table; the system worker measures the CPU of their units."""
+        running = self.cockpit.state.running_stages()
+        self.cockpit.measured_units = frozenset(
+            s.unit for job, s in running if s.unit and job.spec.launcher == "systemd"
+        )
+        table = self.query_one("#stages", DataTable)
+        keys = [f"{job.id}/{stage.name}" for job, stage in running]
+        rows = [stage_row(job, stage, sample) for job, stage in running]
+        if keys != [str(k.value) for k in table.rows]:
+            table.clear()
+            for key, row in zip(keys, rows, strict=True):
+                table.add_row(*row, key=key)
+        else:
+            for key, row in zip(keys, rows, strict=True):
+                for (col, _), value in zip(STAGE_COLUMNS, row, strict=True):
+                    table.update_cell(key, col, value, update_width=True)
+        table.border_title = f"running stages: {len(running)}"
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -191,22 +191,23 @@ async def test_live_update_when_events_are_appended(three_jobs: Path) -> None:
         await wait_for(pilot, lambda: any(RUNNING in n.message for n in app._notifications))
 
 
-async def test_replay_scrubs_through_history(three_jobs: Path) -> None:
+async def test_replay_of_a_failed_job_ends_on_its_failure_panel(three_jobs: Path) -> None:
     app = make_app(three_jobs, replay=OOM)
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         assert isinstance(screen, ReplayScreen)
         await wait_for(pilot, lambda: screen.timeline is not None)
-        assert screen.position == 0
+        assert screen.timeline is not None and screen.timeline.position == 0
+        assert {"cancel", "resume", "replay"}.isdisjoint(
+            b.binding.action for b in screen.active_bindings.values()
+        )
         await pilot.press("right", "right", "right")
-        assert screen.position == 3
-        assert screen.timeline is not None
-        assert screen.timeline.view_at(screen.position).state == "running"
+        assert screen.timeline.job.view.state == "running"
+        assert not screen.has_class("failed")
         await pilot.press("end")
-        assert screen.position == len(screen.timeline)
-        assert "failed" in static_text(screen.query_one("#snapshot", Static))
-        await pilot.press("home", "pagedown")
-        assert screen.position == len(screen.timeline) // 10
+        assert screen.timeline.position == len(screen.timeline)
+        assert screen.has_class("failed")
+        assert "oom" in static_text(screen.query_one("#explain-body", Static))
         await pilot.press("escape")
         assert isinstance(app.screen, JobsScreen)
 

@@ -5,6 +5,7 @@ Update after an intended change with `pytest tests/cockpit --snapshot-update`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,7 +20,7 @@ from blut.cockpit.screens.recipes import RecipeFormScreen, RecipesScreen
 from blut.cockpit.sysinfo import SystemSample
 from blut.containment.nvml import GpuSample
 from tests.cockpit.conftest import make_app, wait_for
-from tests.cockpit.fakejobs import T0
+from tests.cockpit.fakejobs import T0, emit, make_job, started, training
 
 
 def loaded(app: CockpitApp, jobs: int = 3) -> Any:
@@ -60,6 +61,10 @@ def test_oom_job_screen_80x24(three_jobs: Path, snap_compare: Any) -> None:
 
 
 def test_system_screen(blut_home: Path, snap_compare: Any) -> None:
+    job = make_job(blut_home, "20250615-100000-aaaa")
+    first = started(job)
+    first[2] = dataclasses.replace(first[2], gpus=[0])  # type: ignore[call-arg]
+    emit(job, *first, *training(job, 40))
     app = make_app(blut_home)
     for i in range(30):
         app.system_history.append(
@@ -84,9 +89,10 @@ def test_system_screen(blut_home: Path, snap_compare: Any) -> None:
                         temperature=55.0,
                     )
                 ],
+                unit_cpu={f"blut-{job.id}-main": 97.0},
             )
         )
-    assert snap_compare(app, press=["2"], terminal_size=(100, 30))
+    assert snap_compare(app, press=["2"], terminal_size=(100, 30), run_before=loaded(app, jobs=1))
 
 
 def test_recipes_screen(blut_home: Path, no_config: Path, snap_compare: Any) -> None:

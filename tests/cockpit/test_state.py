@@ -7,12 +7,11 @@ from pathlib import Path
 from blut.cockpit.feed import JobFeed
 from blut.cockpit.fmt import rerun_command
 from blut.cockpit.plot import Curve, Mark, render_plot
-from blut.cockpit.screens.replay import Timeline
 from blut.cockpit.state import CockpitState, Series, compile_filter
+from blut.cockpit.timeline import load_timeline
 from blut.jobs.quantities import short_size
 from blut.jobs.store import JobStore
 from blut.status.events import JobDone, Progress
-from blut.status.tailer import read_events
 from tests.cockpit.conftest import DONE, OOM, RUNNING
 from tests.cockpit.fakejobs import T0, emit, make_job, oom_job, write_log
 
@@ -117,10 +116,12 @@ def test_rerun_command_round_trips_the_memory_ceiling(tmp_path: Path) -> None:
 
 
 def test_timeline_folds_any_position(three_jobs: Path) -> None:
-    events = read_events(three_jobs / "jobs" / OOM / "status.jsonl")
-    tl = Timeline(OOM, events * 1)
-    assert tl.view_at(0).state == "queued"
-    assert tl.view_at(3).state == "running"
-    assert tl.view_at(len(tl)).state == "failed"
-    mid = tl.view_at(len(tl) // 2)
+    tl, _ = load_timeline(JobStore(three_jobs), OOM)
+    assert tl.job.view.state == "queued" and tl.position == 0
+    tl.seek(3)
+    assert tl.job.view.state == "running"
+    tl.seek(len(tl))
+    assert tl.job.view.state == "failed"
+    tl.seek(len(tl) // 2)
+    mid = tl.job.view
     assert mid.state == "running" and mid.stages["main"].progress is not None
