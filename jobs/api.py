@@ -409,7 +409,9 @@ def explain_stage(store: JobStore, job: Job, stage: str, *, create: bool = True)
     from blut.jobs.planview import explain
 
     if not create and not index_path(store.home).is_file():
-        return [f"stage {stage}: this home has no cache (nothing was ever cached, or it was removed)"]
+        return [
+            f"stage {stage}: this home has no cache (nothing was ever cached, or it was removed)"
+        ]
     cache = Cache(store.home)
     try:
         return explain(cache, job, stage)

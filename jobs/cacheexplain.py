@@ -61,7 +61,9 @@ def explain_reuse(
     if who:
         lines.append(f"  that run's log: blut log {who} {parts.stage}")
     if entry is None:
-        lines.append("  that output is no longer cached (pruned or replaced): a new run computes it")
+        lines.append(
+            "  that output is no longer cached (pruned or replaced): a new run computes it"
+        )
         return lines
     return [*lines, *_lineage(cache, entry.key)]
 

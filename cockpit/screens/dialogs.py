@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -50,6 +51,38 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+class TextScreen(ModalScreen[None]):
+    """Lines of plain text under a title (`x` on the Job screen: why a stage ran, or whose
+    output it reused); Esc, `x` or `q` closes it."""
+
+    DEFAULT_CSS = """
+    TextScreen { align: center middle; }
+    TextScreen > VerticalScroll {
+        width: 90%; max-width: 100; max-height: 90%; height: auto; border: thick $accent;
+        background: $surface; padding: 0 1;
+    }
+    TextScreen #text-title { text-style: bold; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Back"),
+        Binding("x", "close", "Close", show=False),
+        Binding("q", "close", "Close", show=False),
+    ]
+
+    def __init__(self, title: str, lines: list[str]) -> None:
+        super().__init__()
+        self.heading = title
+        self.lines = lines
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Label(self.heading, id="text-title", markup=False)
+            yield Static(Text("\n".join(self.lines)), id="text-body")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
 HELP = [
     ("Everywhere", ""),
     ("?", "this help"),
@@ -70,6 +103,8 @@ HELP = [
     ("l", "focus the log (scroll up pauses it; End follows again)"),
     ("u / e", "recipe jobs: resume / re-run with edited args (hidden with --readonly)"),
     ("C", "recipe jobs: cancel the selected stage; what needs it is skipped (asks first)"),
+    ("x", "recipe jobs: why the selected stage ran, or which job's output it reused"),
+    ("o", "on a cached stage: open the job that computed the output it reused"),
     ("Recipes", ""),
     ("enter", "open the recipe's form; a,b,c in a number field sweeps it"),
     ("ctrl+l", "launch (hidden with --readonly)"),

@@ -21,6 +21,7 @@ from blut.cockpit.followlog import FollowLog
 from blut.cockpit.plot import Curve, Mark, Plot, short_number, wants_log
 from blut.cockpit.render import describe_end
 from blut.cockpit.screens.base import StateScreen
+from blut.cockpit.screens.dialogs import TextScreen
 from blut.cockpit.screens.jobs import STALE_AFTER
 from blut.cockpit.state import JobState
 from blut.jobs.quantities import short_size
@@ -106,6 +107,13 @@ class StageTable(DataTable[str | Text]):
         await super()._on_click(event)
 
 
+def reused_from(job: JobState, stage: str | None) -> str | None:
+    """The job whose output ``stage`` of ``job`` reused from the cache (None: it ran, or a
+    job from before that was recorded)."""
+    found = job.view.stages.get(stage or "")
+    return found.producer if found is not None and found.state == "cached" else None
+
+
 def is_skipped(stage: StageView) -> bool:
     """A stage the executor never ran because an upstream stage failed."""
     return stage.state == "failed" and (
@@ -166,8 +174,13 @@ def stage_cells(
     if stage.exit_code not in (None, 0):
         note += f" (exit {stage.exit_code})"
     style = "red" if stage.reason else "yellow"
-    if stage.state == "cached":
-        note, style = f"cache hit {(stage.artifact or '')[:10]}".rstrip(), "green"
+    if stage.state == "cached":  # nothing ran: whose output it reused
+        note = (
+            f"from {stage.producer}"
+            if stage.producer
+            else f"cache hit {(stage.artifact or '')[:10]}"
+        )
+        style = "green"
     elif is_skipped(stage):
         note, style = stage.detail.removeprefix("skipped: ") or "skipped", "dim"
     cells: tuple[str | Text, ...] = (
@@ -287,6 +300,8 @@ class JobScreen(StateScreen):
         Binding("u", "resume", "Resume"),
         Binding("e", "rerun", "Edit+rerun"),
         Binding("f", "follow", "Follow"),
+        Binding("x", "explain", "Explain"),
+        Binding("o", "open_producer", "Producer"),
     ]
 
     def __init__(self, job_id: str) -> None:
@@ -301,6 +316,10 @@ class JobScreen(StateScreen):
         self._log_resets = 0
         self._paused_new = 0
         self._terminal: bool | None = None
+        self._borrowed: frozenset[str] = frozenset()
+        """The jobs whose outputs this job's cached stages reused (their logs are read too)."""
+        self._producer: str | None = None
+        """The job whose output the shown stage reused (None: it ran, or not recorded)."""
         self.pinned: str | None = None
         """The stage the user moved the cursor to; None: the screen follows the job's
         running (or failing) stage."""
@@ -336,7 +355,9 @@ class JobScreen(StateScreen):
         return self.job_id
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("rerun", "cancel_stage") and not self.recipe:
+        if action in ("rerun", "cancel_stage", "explain") and not self.recipe:
+            return False
+        if action == "open_producer" and self._producer is None:
             return False
         return super().check_action(action, parameters)
 
@@ -375,7 +396,7 @@ class JobScreen(StateScreen):
     def on_mount(self) -> None:
         self.title = "blut"
         self.sub_title = f"job {self.job_id}"
-        self.cockpit.focus_job(self.job_id)
+        self.cockpit.focus_job(self.job_id, self._borrowed)
         if self.recipe:
             self._load_plan()
         self.update_state()
@@ -385,7 +406,7 @@ class JobScreen(StateScreen):
         self.cockpit.focus_job(None)
 
     def on_screen_resume(self) -> None:
-        self.cockpit.focus_job(self.job_id)
+        self.cockpit.focus_job(self.job_id, self._borrowed)
         super().on_screen_resume()
 
     def update_state(self) -> None:
@@ -429,22 +450,44 @@ class JobScreen(StateScreen):
             head.append_text(stage_summary(job, self.plan))
         title.update(head)
         self._update_stages(job, now)
+        self._borrow(job)
         stage = self.selected_stage()
-        curves, note = metric_curves(job)
+        producer = reused_from(job, stage)
+        if producer != self._producer:
+            self._producer = producer
+            self.refresh_bindings()
+        # A stage that reused a cached output shows the log and plots of the run that made it.
+        source = self.cockpit.state.jobs.get(producer) if producer is not None else None
+        origin = f"from job {producer}" if producer is not None else ""
+        data = source or job
+        curves, note = metric_curves(data)
+        note = " · ".join(n for n in (origin, note) if n)
         self.query_one("#metrics", Plot).set_data(curves, log_y=wants_log(curves), note=note)
         mem_curves = []
-        if stage is not None and stage in job.memory:
-            mem_curves.append(Curve(stage, job.memory[stage].values(), "green"))
-        shown = view.stages.get(stage or "")
-        ceiling = shown.memory_max if shown is not None and shown.memory_max else job.memory_max
+        if stage is not None and stage in data.memory:
+            mem_curves.append(Curve(stage, data.memory[stage].values(), "green"))
+        shown = data.view.stages.get(stage or "")
+        ceiling = shown.memory_max if shown is not None and shown.memory_max else data.memory_max
         marks = [Mark("MemoryMax", float(ceiling), "red")] if ceiling else []
-        self.query_one("#memory", Plot).set_data(mem_curves, marks, note=stage or "")
+        mem_note = " · ".join(n for n in (stage or "", origin) if n)
+        self.query_one("#memory", Plot).set_data(mem_curves, marks, note=mem_note)
         failed = view.state == "failed"
         self.set_class(failed, "failed")
         if failed:
             self.query_one("#explain-body", Static).update(explanation(job, self.recipe))
         else:
-            self._update_log(job, stage)
+            self._update_log(data, stage, producer)
+
+    def _borrow(self, job: JobState) -> None:
+        """Have the feed read the logs and plots of the jobs whose outputs were reused."""
+        borrowed = frozenset(
+            s.producer
+            for s in job.view.stages.values()
+            if s.state == "cached" and s.producer is not None and s.producer != job.id
+        )
+        if borrowed != self._borrowed:
+            self._borrowed = borrowed
+            self.cockpit.focus_job(self.job_id, borrowed)
 
     def _stage_row(self, job: JobState, name: str, now: float) -> tuple[str | Text, ...]:
         stage = job.view.stages.get(name) or StageView(name)
@@ -472,16 +515,27 @@ class JobScreen(StateScreen):
         if target in keys and table.cursor_row != keys.index(target):
             table.move_cursor(row=keys.index(target), animate=False)
 
-    def _update_log(self, job: JobState, stage: str | None) -> None:
+    def _update_log(self, job: JobState, stage: str | None, producer: str | None) -> None:
+        """The log of ``stage`` of ``job``: this screen's job, or (``producer``) the job
+        whose output the stage reused."""
         log = self.query_one("#log", FollowLog)
         status = self.query_one("#logstatus", Static)
         if stage is None:
             status.update("no stage has started yet")
             return
+        shown = f"{job.id}/{stage}"
+        if producer is not None and job.id != producer:  # the producer is not (yet) known
+            if shown != self._log_stage:
+                log.reset([])
+                self._log_stage = shown
+            log.border_title = f"log: {stage} (cached)"
+            why = "not read yet" if self.cockpit.state.loading else "not found (deleted since?)"
+            status.update(Text(f"reused the output of job {producer}: {why}", "yellow"))
+            return
         tail = job.log(stage)
-        if stage != self._log_stage or tail.resets != self._log_resets:
+        if shown != self._log_stage or tail.resets != self._log_resets:
             log.reset(list(tail.lines))
-            self._log_stage, self._log_resets, self._log_total = stage, tail.resets, tail.total
+            self._log_stage, self._log_resets, self._log_total = shown, tail.resets, tail.total
             self._paused_new = 0
         new = tail.total - self._log_total
         if new > 0:
@@ -492,11 +546,15 @@ class JobScreen(StateScreen):
         if log.following:
             self._paused_new = 0
         how = "chosen · f follows the job" if self.pinned else "the job's current stage"
+        if producer is not None:
+            how = f"cached: from job {producer} · o opens it"
         log.border_title = f"log: {stage} ({how})"
         if self._paused_new:
             status.update(
                 Text(f"paused, +{self._paused_new} new lines (End follows again)", style="yellow")
             )
+        elif producer is not None:
+            status.update(Text(f"{tail.total} lines of job {producer}'s run", style="dim"))
         else:
             status.update(Text(f"{tail.total} lines · following", style="dim"))
 
@@ -511,6 +569,32 @@ class JobScreen(StateScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_open_producer(self) -> None:
+        """Open the job that computed the output the shown stage reused."""
+        if self._producer is not None:
+            self.cockpit.open_job(self._producer)
+
+    def action_explain(self) -> None:
+        """Why the shown stage ran, or whose output it reused (`blut cache explain`)."""
+        stage = self.selected_stage()
+        if stage is None:
+            self.notify("no stage selected", severity="warning")
+            return
+        self._explain_worker(stage)
+
+    @work(thread=True, group="explain", exit_on_error=False)
+    def _explain_worker(self, stage: str) -> None:
+        from blut.jobs.api import explain_stage
+
+        try:
+            job = self.cockpit.stored_job(self.job_id)
+            create = not self.cockpit.readonly
+            lines = explain_stage(self.cockpit.store, job, stage, create=create)
+        except Exception as exc:  # JobsError, OSError, sqlite: shown, never a crash
+            lines = [f"cannot explain stage {stage}: {exc}"]
+        title = f"cache explain {self.job_id} {stage}"
+        self.app.call_from_thread(self.app.push_screen, TextScreen(title, lines))
 
     def action_focus_log(self) -> None:
         target = "#explain" if self.has_class("failed") else "#log"
