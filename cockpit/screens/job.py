@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from blut.cockpit import fmt
 from blut.cockpit.followlog import FollowLog
+from blut.cockpit.jobscolumns import short_id
 from blut.cockpit.plot import Curve, Mark, Plot, short_number, wants_log
 from blut.cockpit.render import describe_end
 from blut.cockpit.screens.base import StateScreen
@@ -176,7 +177,7 @@ def stage_cells(
     style = "red" if stage.reason else "yellow"
     if stage.state == "cached":  # nothing ran: whose output it reused
         note = (
-            f"from {stage.producer}"
+            f"from {short_id(stage.producer)}"
             if stage.producer
             else f"cache hit {(stage.artifact or '')[:10]}"
         )
@@ -458,7 +459,7 @@ class JobScreen(StateScreen):
             self.refresh_bindings()
         # A stage that reused a cached output shows the log and plots of the run that made it.
         source = self.cockpit.state.jobs.get(producer) if producer is not None else None
-        origin = f"from job {producer}" if producer is not None else ""
+        origin = f"from job {short_id(producer)}" if producer is not None else ""
         data = source or job
         curves, note = metric_curves(data)
         note = " · ".join(n for n in (origin, note) if n)
@@ -554,7 +555,8 @@ class JobScreen(StateScreen):
                 Text(f"paused, +{self._paused_new} new lines (End follows again)", style="yellow")
             )
         elif producer is not None:
-            status.update(Text(f"{tail.total} lines of job {producer}'s run", style="dim"))
+            lines = f"{tail.total} line{'' if tail.total == 1 else 's'}"
+            status.update(Text(f"{lines} of job {producer}'s run", style="dim"))
         else:
             status.update(Text(f"{tail.total} lines · following", style="dim"))
 
