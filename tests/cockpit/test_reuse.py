@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.text import Text
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from blut.cockpit.app import CockpitApp
@@ -39,12 +41,12 @@ def plain(cell: object) -> str:
     return cell.plain if isinstance(cell, Text) else str(cell)
 
 
-async def explained(app: CockpitApp, pilot: object) -> str:
+async def explained(app: CockpitApp, pilot: Pilot[Any]) -> str:
     """Press `x`, read the dialog, close it."""
-    await pilot.press("x")  # type: ignore[attr-defined]
-    await wait_for(pilot, lambda: isinstance(app.screen, TextScreen))  # type: ignore[arg-type]
+    await pilot.press("x")
+    await wait_for(pilot, lambda: isinstance(app.screen, TextScreen))
     text = static_text(app.screen.query_one("#text-body", Static))
-    await pilot.press("escape")  # type: ignore[attr-defined]
+    await pilot.press("escape")
     return text
 
 
