@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -108,11 +108,16 @@ class StageTable(DataTable[str | Text]):
         await super()._on_click(event)
 
 
-def reused_from(job: JobState, stage: str | None) -> str | None:
-    """The job whose output ``stage`` of ``job`` reused from the cache (None: it ran, or a
-    job from before that was recorded)."""
+def reused_from(
+    job: JobState, stage: str | None, looked_up: Mapping[str, str] | None = None
+) -> str | None:
+    """The job whose output ``stage`` of ``job`` reused from the cache: as the job recorded
+    it, else as ``looked_up`` in the cache (a job from before that was recorded); None
+    when it ran, or nothing tells."""
     found = job.view.stages.get(stage or "")
-    return found.producer if found is not None and found.state == "cached" else None
+    if found is None or found.state != "cached":
+        return None
+    return found.producer or (looked_up or {}).get(found.name)
 
 
 def is_skipped(stage: StageView) -> bool:
@@ -161,9 +166,14 @@ def metric_curves(job: JobState) -> tuple[list[Curve], str]:
 
 
 def stage_cells(
-    stage: StageView, now: float, after: tuple[str, ...] | None = None
+    stage: StageView,
+    now: float,
+    after: tuple[str, ...] | None = None,
+    producer: str | None = None,
 ) -> tuple[str | Text, ...]:
-    """One row of the stages table (``after``: a recipe job's AFTER column)."""
+    """One row of the stages table (``after``: a recipe job's AFTER column; ``producer``:
+    the job whose output a cached stage reused, when its event did not record it)."""
+    producer = stage.producer or producer
     end = stage.finished if stage.finished is not None else now
     took = None if stage.started is None else end - stage.started
     frac = None
@@ -177,9 +187,7 @@ def stage_cells(
     style = "red" if stage.reason else "yellow"
     if stage.state == "cached":  # nothing ran: whose output it reused
         note = (
-            f"from {short_id(stage.producer)}"
-            if stage.producer
-            else f"cache hit {(stage.artifact or '')[:10]}"
+            f"from {short_id(producer)}" if producer else f"cache hit {(stage.artifact or '')[:10]}"
         )
         style = "green"
     elif is_skipped(stage):
@@ -320,6 +328,10 @@ class JobScreen(StateScreen):
         self._borrowed: frozenset[str] = frozenset()
         """The jobs whose outputs this job's cached stages reused (their logs are read too)."""
         self._producer: str | None = None
+        self._looked_up: dict[str, str] = {}
+        """Producers of cached stages found in the cache (a job from before its events
+        recorded them)."""
+        self._looking_up = False
         """The job whose output the shown stage reused (None: it ran, or not recorded)."""
         self.pinned: str | None = None
         """The stage the user moved the cursor to; None: the screen follows the job's
@@ -366,6 +378,24 @@ class JobScreen(StateScreen):
     def _load_plan(self) -> None:
         info = load_plan_info(job_paths(self.cockpit.home, self.job_id).dir)
         self.app.call_from_thread(self._plan_loaded, info)
+
+    @work(thread=True, group="producers", exit_on_error=False)
+    def _look_up_producers(self) -> None:
+        """A job from before its events named the producers of its cached stages: the
+        cache entries of their keys tell (the cache is opened only for such a job)."""
+        from blut.jobs.api import reused_stages
+
+        try:
+            found = reused_stages(self.cockpit.store, self.cockpit.stored_job(self.job_id))
+        except Exception:  # JobsError, OSError, sqlite: the table says "cache hit" then
+            return
+        known = {stage: job for stage, job in found.items() if job is not None}
+        self.app.call_from_thread(self._producers_found, known)
+
+    def _producers_found(self, known: dict[str, str]) -> None:
+        self._looked_up = known
+        self._stage_keys = []  # repaint every row
+        self.update_state()
 
     def _plan_loaded(self, info: PlanInfo | None) -> None:
         self.plan = info
@@ -453,7 +483,7 @@ class JobScreen(StateScreen):
         self._update_stages(job, now)
         self._borrow(job)
         stage = self.selected_stage()
-        producer = reused_from(job, stage)
+        producer = reused_from(job, stage, self._looked_up)
         if producer != self._producer:
             self._producer = producer
             self.refresh_bindings()
@@ -481,11 +511,12 @@ class JobScreen(StateScreen):
 
     def _borrow(self, job: JobState) -> None:
         """Have the feed read the logs and plots of the jobs whose outputs were reused."""
-        borrowed = frozenset(
-            s.producer
-            for s in job.view.stages.values()
-            if s.state == "cached" and s.producer is not None and s.producer != job.id
-        )
+        unrecorded = any(s.state == "cached" and not s.producer for s in job.view.stages.values())
+        if unrecorded and not self._looking_up:
+            self._looking_up = True
+            self._look_up_producers()
+        producers = (reused_from(job, name, self._looked_up) for name in job.view.stages)
+        borrowed = frozenset(p for p in producers if p is not None and p != job.id)
         if borrowed != self._borrowed:
             self._borrowed = borrowed
             self.cockpit.focus_job(self.job_id, borrowed)
@@ -495,7 +526,7 @@ class JobScreen(StateScreen):
         if not self.recipe:
             return stage_cells(stage, now)
         after = self.plan.deps.get(name, ()) if self.plan is not None else ()
-        return stage_cells(stage, now, after)
+        return stage_cells(stage, now, after, self._looked_up.get(name))
 
     def _update_stages(self, job: JobState, now: float) -> None:
         table = self.query_one("#stages", DataTable)

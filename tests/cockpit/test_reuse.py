@@ -4,6 +4,7 @@ stages say whose output they reused, the log and plots are that run's, `o` opens
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -109,3 +110,36 @@ async def test_a_cached_job_shows_its_producer_and_explains_its_stages(
         assert "stage total: computed by this job" in await explained(app, pilot)
         await pilot.press("escape")
         assert app.screen is screen
+
+
+@pytest.mark.systemd
+@pytest.mark.timeout(300)
+async def test_a_job_from_before_producers_were_recorded_finds_them_in_the_cache(
+    blut_home: Path, manager_env: dict[str, str], no_config: Path
+) -> None:
+    first = smoke(blut_home)
+    second = smoke(blut_home)
+    lines = []
+    for line in second.status_path.read_text().splitlines():
+        event = json.loads(line)
+        event.pop("producer", None)  # as written before stage_cached named its producer
+        lines.append(json.dumps(event, separators=(",", ":")))
+    second.status_path.write_text("\n".join(lines) + "\n")
+    second.paths.summary.unlink()
+
+    app = CockpitApp(blut_home, system=False, open_job=second.id)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
+        screen = app.screen
+        assert isinstance(screen, JobScreen)
+        table = screen.query_one("#stages", DataTable)
+        await wait_for(
+            pilot,
+            lambda: (
+                table.row_count == len(STAGES)
+                and plain(table.get_row("total")[-1]) == f"from {first.id[9:]}"
+            ),
+        )
+        log = screen.query_one("#log", FollowLog)
+        await wait_for(pilot, lambda: any(line.startswith("total ") for line in log.lines))
+        assert f"from job {first.id}" in str(log.border_title)
