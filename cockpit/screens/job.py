@@ -185,10 +185,9 @@ def stage_cells(
     if stage.exit_code not in (None, 0):
         note += f" (exit {stage.exit_code})"
     style = "red" if stage.reason else "yellow"
-    if stage.state == "cached":  # nothing ran: whose output it reused
-        note = (
-            f"from {short_id(producer)}" if producer else f"cache hit {(stage.artifact or '')[:10]}"
-        )
+    if stage.state == "cached":  # nothing ran: the job whose output it reused, by its short
+        # id alone, which fits at 80 columns (STATE says "cached")
+        note = short_id(producer) if producer else f"cache hit {(stage.artifact or '')[:10]}"
         style = "green"
     elif is_skipped(stage):
         note, style = stage.detail.removeprefix("skipped: ") or "skipped", "dim"

@@ -70,7 +70,7 @@ async def test_a_cached_job_shows_its_producer_and_explains_its_stages(
         await wait_for(pilot, lambda: table.row_count == len(STAGES))
         for name in STAGES:
             cells = [plain(c) for c in table.get_row(name)]
-            assert cells[2] == "cached" and cells[-1] == f"from {first.id[9:]}", cells
+            assert cells[2] == "cached" and cells[-1] == first.id[9:], cells
 
         # the Jobs row and the screen are about its last stage, not blank
         row = app.state.row(app.state.jobs[second.id], time.time())
@@ -136,8 +136,7 @@ async def test_a_job_from_before_producers_were_recorded_finds_them_in_the_cache
         await wait_for(
             pilot,
             lambda: (
-                table.row_count == len(STAGES)
-                and plain(table.get_row("total")[-1]) == f"from {first.id[9:]}"
+                table.row_count == len(STAGES) and plain(table.get_row("total")[-1]) == first.id[9:]
             ),
         )
         log = screen.query_one("#log", FollowLog)
