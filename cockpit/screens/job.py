@@ -602,6 +602,10 @@ class JobScreen(StateScreen):
     def action_back(self) -> None:
         self.app.pop_screen()
 
+    def action_pager(self) -> None:
+        """The shown stage's whole log in ``$PAGER``: the producer's, for a reused stage."""
+        self.cockpit.open_pager(self._producer or self.job_id, self.selected_stage())
+
     def action_open_producer(self) -> None:
         """Open the job that computed the output the shown stage reused."""
         if self._producer is not None:

@@ -86,6 +86,13 @@ async def test_a_cached_job_shows_its_producer_and_explains_its_stages(
         status = static_text(screen.query_one("#logstatus", Static))
         assert f"1 line of job {first.id}'s run" in status
         assert {"explain", "open_producer"} <= action_names(app)
+        # p pages the producer's log of the stage (headless: the app names the file)
+        notes: list[str] = []
+        app.notify = lambda message, **_: notes.append(str(message))  # type: ignore[method-assign]
+        await pilot.press("p")
+        await wait_for(pilot, lambda: notes)
+        assert notes[-1].endswith(str(first.log_path("total"))), notes
+        del app.notify
 
         # x on the selected stage, after the job ended: whose output it reused
         text = await explained(app, pilot)

@@ -40,6 +40,13 @@ def test_a_cached_job_names_the_job_it_reused_in_log_and_explain(blut_home: Path
     produced = blut("log", first, "total")
     assert re.fullmatch(r"total -?\d+ \(cube -?\d+, square -?\d+\)\n", produced.stdout), produced
 
+    inspected = json.loads(blut("plan", "inspect", second, "--format", "json").stdout)
+    assert {s["name"]: s["producer"] for s in inspected["stages"]} == dict.fromkeys(
+        ("make", "square", "cube", "total"), first
+    )
+    tree = blut("plan", "inspect", second, env={"COLUMNS": "200"}).stdout
+    assert tree.count(f"reused from job {first}") == 4, tree
+
     explained = blut("cache", "explain", second, "total")
     assert explained.returncode == 0, explained.stderr
     lines = explained.stdout.splitlines()
