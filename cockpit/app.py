@@ -479,8 +479,13 @@ class CockpitApp(App[int]):
     # ---- actions and the command palette -------------------------------------------
 
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+        screen = self.screen
+        if isinstance(screen, HelpScreen):
+            return
+        if isinstance(screen, StateScreen):
+            self.push_screen(HelpScreen(screen.HELP_TITLE or "This screen", screen.KEY_HELP))
+        else:
+            self.push_screen(HelpScreen("This screen", ()))
 
     def action_jobs(self) -> None:
         while len(self.screen_stack) > 2 and not isinstance(self.screen, JobsScreen):

@@ -28,6 +28,15 @@ LOG_LINES = 1000
 
 SortKey: TypeAlias = Literal["id", "name", "state", "elapsed", "memory", "peak"]
 SORT_KEYS: tuple[SortKey, ...] = ("id", "name", "state", "elapsed", "memory", "peak")
+NATURAL_REVERSE: dict[SortKey, bool] = {
+    "id": True,  # newest first
+    "name": False,  # a to z
+    "state": False,  # running, queued, failed, cancelled, succeeded
+    "elapsed": True,  # longest first
+    "memory": True,  # largest first
+    "peak": True,
+}
+"""The direction each sort key starts in: what a user looks for first comes first."""
 _STATE_ORDER = {"running": 0, "queued": 1, "failed": 2, "cancelled": 3, "succeeded": 4}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.screen import Screen
 
@@ -15,6 +15,11 @@ MUTATING_ACTIONS = frozenset({"cancel", "cancel_stage", "resume", "rerun", "prun
 
 class StateScreen(Screen[None]):
     """A screen that renders the app's state; :meth:`update_state` is called on new data."""
+
+    HELP_TITLE: ClassVar[str] = ""
+    """The heading of this screen's keys in the `?` help."""
+    KEY_HELP: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """(keys, what they do) for the `?` help: the keys of this screen only."""
 
     @property
     def cockpit(self) -> CockpitApp:

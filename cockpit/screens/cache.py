@@ -22,6 +22,11 @@ from blut.jobs.quantities import short_size
 if TYPE_CHECKING:
     from blut.jobs.cache import Entry, PruneReport
 
+AGES_EVERY = 5.0
+"""Seconds between moving the AGE / LAST USED cells on."""
+RELOAD_EVERY = 30.0
+"""Seconds between re-reads of the index (new entries, prunes by other processes)."""
+
 COLUMNS = (
     ("key", "KEY"),
     ("stage", "STAGE"),
@@ -151,14 +156,12 @@ class PruneScreen(ModalScreen[PruneRule | None]):
     PruneScreen .row { height: 1; margin-top: 1; }
     PruneScreen .row Label { width: 16; }
     PruneScreen .row Input { width: 1fr; }
+    PruneScreen .hint { color: $text-muted; }
     PruneScreen #preview { height: auto; min-height: 3; margin-top: 1; }
     PruneScreen #buttons { height: 3; align: center middle; }
     PruneScreen Button { margin: 0 1; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Back"),
-        Binding("ctrl+p", "prune", "Prune", priority=True, show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Back")]
 
     def __init__(self, home: Path) -> None:
         super().__init__()
@@ -169,6 +172,7 @@ class PruneScreen(ModalScreen[PruneRule | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Prune the cache (least recently used first)", classes="title")
+            yield Label("enter: next field · on Prune…, enter asks to confirm", classes="hint")
             with Horizontal(classes="row"):
                 yield Label("max total size")
                 yield Input(placeholder="e.g. 10G", id="max-size", compact=True)
@@ -247,10 +251,20 @@ class CacheScreen(StateScreen):
     CacheScreen #totals { height: 1; padding: 0 1; background: $panel; }
     CacheScreen DataTable { height: 1fr; }
     """
+    HELP_TITLE = "Cache"
+    KEY_HELP = (
+        ("P", "prune: pick a rule, preview what goes, then confirm (hidden with --readonly)"),
+        ("ctrl+r", "read the index again (it is also re-read every 30 s; ages move every 5 s)"),
+        ("home end g G", "first / last entry"),
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
-        Binding("p", "prune", "Prune"),
-        Binding("g", "reload", "Reload"),
+        Binding("P", "prune", "Prune…"),
+        Binding("ctrl+r", "reload", "Reload"),
+        Binding("home", "first", "Top", show=False, priority=True),
+        Binding("end", "last", "Bottom", show=False, priority=True),
+        Binding("g", "first", "Top", show=False),
+        Binding("G", "last", "Bottom", show=False),
     ]
 
     def __init__(self) -> None:
@@ -273,9 +287,36 @@ class CacheScreen(StateScreen):
         self.sub_title = "cache" + (" (readonly)" if self.cockpit.readonly else "")
         self.query_one(DataTable).focus()
         self.action_reload()
+        self.set_interval(AGES_EVERY, self._refresh_ages)
+        self.set_interval(RELOAD_EVERY, self.action_reload)
 
     def action_reload(self) -> None:
         self._load()
+
+    def action_first(self) -> None:
+        self.query_one("#entries", DataTable).move_cursor(row=0, animate=False)
+
+    def action_last(self) -> None:
+        table = self.query_one("#entries", DataTable)
+        table.move_cursor(row=table.row_count - 1, animate=False)
+
+    def _age_cells(self, entry: Entry, now: float) -> tuple[str, str]:
+        """The AGE and LAST USED cells of ``entry`` at ``now``."""
+        age = fmt.duration(max(0.0, now - entry.created))
+        return age, fmt.duration(max(0.0, now - entry.last_used)) + " ago"
+
+    def _refresh_ages(self) -> None:
+        """Move the AGE and LAST USED cells on (only those whose text changed)."""
+        if self.listing is None or not self.is_mounted:
+            return
+        now = self.cockpit.clock()
+        table = self.query_one("#entries", DataTable)
+        for entry in self.listing.entries:
+            age, used = self._age_cells(entry, now)
+            if table.get_cell(entry.key, "age") != age:
+                table.update_cell(entry.key, "age", age)
+            if table.get_cell(entry.key, "used") != used:
+                table.update_cell(entry.key, "used", used)
 
     @work(thread=True, exclusive=True, group="cache-read", exit_on_error=False)
     def _load(self) -> None:
@@ -289,6 +330,9 @@ class CacheScreen(StateScreen):
             return
         now = self.cockpit.clock()
         table = self.query_one("#entries", DataTable)
+        selected = None
+        if 0 <= table.cursor_row < table.row_count:
+            selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         table.clear()
         newest_first = sorted(listing.entries, key=lambda e: (-e.last_used, e.key))
         for e in newest_first:
@@ -300,10 +344,12 @@ class CacheScreen(StateScreen):
                 e.stage or "-",
                 e.job or "-",
                 short_size(e.size),
-                fmt.duration(max(0.0, now - e.created)),
-                fmt.duration(max(0.0, now - e.last_used)) + " ago",
+                *self._age_cells(e, now),
                 key=e.key,
             )
+        keys = [e.key for e in newest_first]
+        if selected in keys:
+            table.move_cursor(row=keys.index(selected), animate=False)
         self.query_one("#totals", Static).update(self.totals_line(listing))
 
     def totals_line(self, listing: CacheListing) -> Text:

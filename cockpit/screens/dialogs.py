@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.table import Table
@@ -83,41 +84,18 @@ class TextScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-HELP = [
-    ("Everywhere", ""),
-    ("?", "this help"),
-    ("ctrl+p", "command palette (every action)"),
+EVERYWHERE: tuple[tuple[str, str], ...] = (
+    ("?", "the keys of this screen"),
+    ("ctrl+p", "command palette (every action, on any screen)"),
     ("1 2 3 4", "Jobs / System / Recipes / Cache screen"),
     ("esc", "back"),
     ("q", "quit (jobs keep running)"),
-    ("Jobs", ""),
-    ("↑ ↓ enter", "move, open the job"),
-    ("/", "filter: a regex over id, name, state, stage (esc: leave, esc again: clear)"),
-    ("s / r", "next sort column / reverse order"),
-    ("c", "cancel the job (asks first; hidden with --readonly)"),
-    ("p", "open the log in $PAGER"),
-    ("R", "replay: scrub through the job's event history"),
-    ("enter / space", "on a sweep row: expand or collapse its jobs"),
-    ("Job", ""),
-    ("↑ ↓ in stages", "pick the stage whose log and memory are shown"),
-    ("l", "focus the log (scroll up pauses it; End follows again)"),
-    ("u / e", "recipe jobs: resume / re-run with edited args (hidden with --readonly)"),
-    ("C", "recipe jobs: cancel the selected stage; what needs it is skipped (asks first)"),
-    ("x", "recipe jobs: why the selected stage ran, or which job's output it reused"),
-    ("o", "on a cached stage: open the job that computed the output it reused"),
-    ("Recipes", ""),
-    ("enter", "open the recipe's form; a,b,c in a number field sweeps it"),
-    ("ctrl+l", "launch (hidden with --readonly)"),
-    ("Cache", ""),
-    ("p", "prune: preview what goes, then confirm (hidden with --readonly)"),
-    ("Replay", ""),
-    ("← → / pgup pgdn", "one event / a tenth of the history"),
-    ("home end space", "start / end / play-pause"),
-]
+)
+"""Keys that work on every screen; each screen adds its own (``KEY_HELP`` on the screen class)."""
 
 
 class HelpScreen(ModalScreen[None]):
-    """Every key, grouped by screen."""
+    """The keys of the screen it was opened from, then those that work everywhere."""
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
@@ -132,14 +110,21 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "close", "Close", show=False),
     ]
 
+    def __init__(self, title: str, keys: Sequence[tuple[str, str]]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.keys = tuple(keys)
+
     def compose(self) -> ComposeResult:
         table = Table(box=None, show_header=False, pad_edge=False)
         table.add_column(style="bold cyan", no_wrap=True)
         table.add_column()
-        for key, what in HELP:
-            if not what:
-                table.add_row(f"[bold underline]{key}[/]", "")
-            else:
+        sections = ((self.title_text, self.keys), ("Everywhere", EVERYWHERE))
+        for title, keys in sections:
+            if not keys:
+                continue
+            table.add_row(f"[bold underline]{title}[/]", "")
+            for key, what in keys:
                 table.add_row(key, what)
         with VerticalScroll():
             yield Static(table)

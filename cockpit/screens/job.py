@@ -298,6 +298,19 @@ class JobScreen(StateScreen):
     JobScreen.failed #log { display: none; }
     JobScreen.failed #logstatus { display: none; }
     """
+    HELP_TITLE = "Job"
+    KEY_HELP = (
+        ("↑ ↓ in stages", "pick the stage whose log and memory are shown (stops following)"),
+        ("f", "follow the running (or failing) stage again"),
+        ("l", "focus the log (scroll up pauses it; End follows again)"),
+        ("p", "open the stage's log in $PAGER"),
+        ("c", "cancel the job (asks first; hidden with --readonly)"),
+        ("C", "recipe jobs: cancel the selected stage; what needs it is skipped (asks first)"),
+        ("u / e", "recipe jobs: resume / re-run with edited args (hidden with --readonly)"),
+        ("R", "replay: scrub through the job's event history"),
+        ("x", "recipe jobs: why the selected stage ran, or which job's output it reused"),
+        ("o", "on a reused (cached) stage: open the job that computed its output"),
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("c", "cancel", "Cancel"),

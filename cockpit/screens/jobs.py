@@ -14,6 +14,7 @@ from blut.cockpit.jobscolumns import Cells, Layout, fit, group_cells, layout, ro
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.state import (
     GROUP_PREFIX,
+    NATURAL_REVERSE,
     SORT_KEYS,
     SortKey,
     compile_filter,
@@ -34,6 +35,17 @@ class JobsScreen(StateScreen):
     JobsScreen DataTable { height: 1fr; }
     JobsScreen #status { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
     """
+    HELP_TITLE = "Jobs"
+    KEY_HELP = (
+        ("↑ ↓ enter", "move, open the job"),
+        ("home end g G", "first / last row"),
+        ("/", "filter: a regex over id, name, state, reason, stage (esc: leave, esc again: clear)"),
+        ("s / r", "next sort column (each starts in its natural order) / reverse it"),
+        ("c", "cancel the job (asks first; hidden with --readonly)"),
+        ("p", "open the job's log in $PAGER"),
+        ("R", "replay: scrub through the job's event history"),
+        ("enter / space", "on a sweep row: expand or collapse its jobs"),
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open", "Open"),
         Binding("slash", "filter", "Filter"),
@@ -54,13 +66,14 @@ class JobsScreen(StateScreen):
         super().__init__()
         self.filter_text = ""
         self.sort: SortKey = "id"
-        self.reverse = True
+        self.reverse = NATURAL_REVERSE["id"]
         self._keys: list[str] = []
         self._cells: dict[str, Cells] = {}
         self.filter_error: str | None = None
         self._row_cells: dict[str, tuple[JobRow, dict[str, Text]]] = {}
         self._cells_width = 0
-        self._layout: Layout | None = None
+        self._header: tuple[Layout, SortKey, bool] | None = None
+        """The columns, sort column and direction the table's header was built for."""
         self._painted: tuple[object, ...] | None = None
         self._shown = 0
         self._status: Text | None = None
@@ -158,7 +171,8 @@ class JobsScreen(StateScreen):
         shown = layout(self.size.width, [line for _, line in lines])
         keys = [key for key, _ in lines]
         new = {key: fit(line, shown) for key, line in lines}
-        if shown == self._layout and keys[: len(self._keys)] == self._keys:
+        header = (shown, self.sort, self.reverse)
+        if header == self._header and keys[: len(self._keys)] == self._keys:
             for key in self._keys:
                 old, now = self._cells[key], new[key]
                 if old != now:
@@ -173,16 +187,23 @@ class JobsScreen(StateScreen):
             )
             table.clear(columns=True)  # and measure the columns afresh for what they hold now
             for key, label in shown.labels:
-                table.add_column(label, key=key)
+                table.add_column(self._label(key, label), key=key)
             for key in keys:
                 table.add_row(*new[key], key=key)
             if selected in new:
                 table.move_cursor(row=keys.index(selected), animate=False)
-            self._layout = shown
+            self._header = header
         self._keys, self._cells = keys, new
         self._shown = len(rows)
         self._update_status()
         self._refresh_keys()
+
+    def _label(self, key: str, label: str) -> Text:
+        """A column's header, with ▼ or ▲ on the column the table is sorted by (sort keys
+        are column keys; a sort column hidden at this width is named in the status line)."""
+        if self.sort != key:
+            return Text(label)
+        return Text(f"{label} {'▼' if self.reverse else '▲'}", style="bold")
 
     def _refresh_keys(self) -> None:
         """Offer only what applies to the job under the cursor (no Cancel for one that ended)."""
@@ -225,7 +246,7 @@ class JobsScreen(StateScreen):
         text = Text(f"{len(state.jobs)} jobs, {running} running")
         if shown != len(state.jobs):
             text.append(f", {shown} shown")
-        arrow = "↓" if self.reverse else "↑"
+        arrow = "▼" if self.reverse else "▲"
         text.append(f" · sort {self.sort} {arrow}")
         if self.filter_text:
             text.append(f" · filter /{self.filter_text}/")
@@ -296,6 +317,7 @@ class JobsScreen(StateScreen):
 
     def action_sort(self) -> None:
         self.sort = SORT_KEYS[(SORT_KEYS.index(self.sort) + 1) % len(SORT_KEYS)]
+        self.reverse = NATURAL_REVERSE[self.sort]
         self.update_state()
         self.notify(f"sorted by {self.sort}", timeout=1.5)
 

@@ -46,6 +46,17 @@ def reflow(description: str) -> str:
     return "\n\n".join(paragraphs)
 
 
+def literals(text: str) -> Text:
+    """``text`` with its ````literal```` spans (docstring markup) shown as code, not backticks."""
+    parts = text.split("``")
+    if len(parts) % 2 == 0:  # an unclosed span stays as typed
+        parts[-2:] = ["``".join(parts[-2:])]
+    out = Text()
+    for index, part in enumerate(parts):
+        out.append(part, style="bold cyan" if index % 2 else "")
+    return out
+
+
 def describe(recipe: RecipeDef) -> Text:
     """The catalog's detail pane for one recipe."""
     text = Text()
@@ -53,7 +64,7 @@ def describe(recipe: RecipeDef) -> Text:
     text.append(f"  ({recipe.category}, {recipe.backend})\n", style="dim")
     inputs = ", ".join(str(k) for k in recipe.inputs) or "nothing"
     text.append(f"takes {inputs} → makes {recipe.output}\n\n", style="cyan")
-    text.append(reflow(recipe.description))
+    text.append_text(literals(reflow(recipe.description)))
     stages = recipeform.sections(recipe.args_schema)
     if stages:
         text.append("\n\nstages: ", style="bold")
@@ -70,6 +81,11 @@ class RecipesScreen(StateScreen):
     }
     RecipesScreen #detail { width: 1fr; height: 1fr; border: round $panel; padding: 0 1; }
     """
+    HELP_TITLE = "Recipes"
+    KEY_HELP = (
+        ("↑ ↓", "pick a recipe (its description is on the right)"),
+        ("enter", "open the recipe's launch form"),
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("enter", "open", "Form", show=False),
@@ -159,6 +175,10 @@ class RecipeFormScreen(StateScreen):
     RecipeFormScreen .row { height: 1; }
     RecipeFormScreen .row Label { width: 22; }
     RecipeFormScreen .row Input { width: 1fr; }
+    RecipeFormScreen .row Input:focus, RecipeFormScreen .row Select:focus > SelectCurrent {
+        background: $accent 30%; text-style: bold;
+    }
+    RecipeFormScreen .row:focus-within Label { color: $accent; text-style: bold reverse; }
     RecipeFormScreen .row Select { width: 1fr; }
     RecipeFormScreen .row Switch { border: none; height: 1; padding: 0; }
     RecipeFormScreen .hint { height: auto; padding-left: 22; color: $text-muted; }
@@ -167,6 +187,12 @@ class RecipeFormScreen(StateScreen):
     RecipeFormScreen #summary { width: 1fr; height: 3; content-align: left middle; }
     RecipeFormScreen #bar Button { margin-left: 1; }
     """
+    HELP_TITLE = "Recipe form"
+    KEY_HELP = (
+        ("tab / shift+tab", "next / previous field"),
+        ("a,b,c", "in a number field: sweep it (one job per value)"),
+        ("ctrl+l", "launch (hidden with --readonly)"),
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("ctrl+l", "launch", "Launch", priority=True),

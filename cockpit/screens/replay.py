@@ -74,6 +74,11 @@ class ReplayScreen(StateScreen):
     ReplayScreen #snapshot { height: auto; padding: 0 1; }
     ReplayScreen #around { height: 1fr; padding: 0 1; border: round $panel; }
     """
+    HELP_TITLE = "Replay"
+    KEY_HELP = (
+        ("← → / pgup pgdn", "one event / a tenth of the history"),
+        ("home end space", "start / end / play-pause"),
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("left", "step(-1)", "-1"),

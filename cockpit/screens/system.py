@@ -50,6 +50,8 @@ class SystemScreen(StateScreen):
     SystemScreen #histories { height: 10; }
     SystemScreen Plot { width: 1fr; height: 10; }
     """
+    HELP_TITLE = "System"
+    KEY_HELP = (("esc", "back to where you were"),)
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
 
     def compose(self) -> ComposeResult:

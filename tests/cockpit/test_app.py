@@ -23,6 +23,11 @@ SIZE = (100, 30)
 pytestmark = pytest.mark.anyio
 
 
+def header_labels(app: CockpitApp) -> list[str]:
+    table = app.screen.query_one("#jobs", DataTable)
+    return [column.label.plain for column in table.ordered_columns]
+
+
 def table_ids(app: CockpitApp) -> list[str]:
     screen = app.screen
     assert isinstance(screen, JobsScreen)
@@ -51,6 +56,22 @@ async def test_navigation_jobs_job_system_help(three_jobs: Path) -> None:
     assert app.return_code in (0, None)
 
 
+async def test_help_lists_the_keys_of_the_screen_it_was_opened_from(three_jobs: Path) -> None:
+    app = make_app(three_jobs)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(table_ids(app)) == 3)
+        await pilot.press("question_mark")
+        jobs_help = static_text(app.screen.query_one(Static))
+        assert "filter" in jobs_help and "Everywhere" in jobs_help
+        assert "prune" not in jobs_help and "launch" not in jobs_help
+        await pilot.press("escape", "4", "question_mark")
+        cache_help = static_text(app.screen.query_one(Static))
+        assert "prune" in cache_help and "filter" not in cache_help
+        await pilot.press("escape", "escape", "enter", "question_mark")
+        job_help = static_text(app.screen.query_one(Static))
+        assert "follow the running" in job_help and "prune" not in job_help
+
+
 async def test_system_screen_says_no_gpu_cleanly(blut_home: Path) -> None:
     app = make_app(blut_home, system=True)
     async with app.run_test(size=SIZE) as pilot:
@@ -76,10 +97,17 @@ async def test_filter_and_sort(three_jobs: Path) -> None:
         assert table_ids(app) == [DONE, OOM]
         await pilot.press("escape")  # clears it
         await wait_for(pilot, lambda: len(table_ids(app)) == 3)
-        await pilot.press("s")  # id -> name
-        await wait_for(pilot, lambda: table_ids(app) == [RUNNING, DONE, OOM])
-        await pilot.press("r")  # reverse: names ascending
+        await pilot.press("s")  # id -> name, a to z
         await wait_for(pilot, lambda: table_ids(app) == [OOM, DONE, RUNNING])
+        assert header_labels(app)[1] == "NAME ▲"
+        await pilot.press("r")  # reverse: z to a
+        await wait_for(pilot, lambda: table_ids(app) == [RUNNING, DONE, OOM])
+        assert header_labels(app)[1] == "NAME ▼"
+        await pilot.press("s")  # state: running first, failed before succeeded
+        await wait_for(pilot, lambda: table_ids(app) == [RUNNING, OOM, DONE])
+        assert "STATE ▲" in header_labels(app) and "NAME" in header_labels(app)
+        await pilot.press("s")  # elapsed: longest first
+        await wait_for(pilot, lambda: "ELAPSED ▼" in header_labels(app))
         await pilot.press("slash", *"[bad")  # not a regex: literal, no crash
         await wait_for(pilot, lambda: table_ids(app) == [])
 

@@ -232,7 +232,7 @@ async def walk_screens(app: CockpitApp, pilot: Any, job_id: str) -> dict[str, tu
     assert isinstance(cache, CacheScreen)
     await wait_for(pilot, lambda: cache.listing is not None and len(cache.listing.entries) == 1)
     record("cache")
-    await pilot.press("p")
+    await pilot.press("P")
     await pilot.pause()
     if app.readonly:
         assert app.screen is cache

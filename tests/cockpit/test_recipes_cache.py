@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Static
+from textual.widgets import Button, DataTable, Input, Static
 
 from blut.cockpit import recipeform
 from blut.cockpit.app import CockpitApp
@@ -119,6 +119,34 @@ async def test_form_validates_inline_and_counts_sweep_jobs(blut_home: Path) -> N
         assert isinstance(app.screen, RecipesScreen)
 
 
+async def test_recipe_text_has_no_raw_markup_and_the_focused_field_stands_out(
+    blut_home: Path,
+) -> None:
+    from textual.widgets import OptionList
+
+    app = make_app(blut_home)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        catalog = app.screen
+        assert isinstance(catalog, RecipesScreen)
+        options = catalog.query_one(OptionList)
+        options.highlighted = next(
+            i for i in range(options.option_count) if options.get_option_at_index(i).id == "smoke"
+        )
+        await pilot.pause()
+        detail = static_text(catalog.query_one("#detail-body", Static))
+        assert "``" not in detail and "The smoke recipe" in detail
+        form = await open_smoke_form(app, pilot)
+        focused, other = form_input(form, "make.count"), form_input(form, "make.seed")
+        focused.focus()
+        await pilot.pause()
+        assert focused.has_focus
+        a, b = focused.styles.background, other.styles.background
+        assert abs(a.brightness - b.brightness) > 0.08 or a.hsl.h != b.hsl.h, (a, b)
+        row_label = focused.parent.query_one("Label")  # type: ignore[union-attr]
+        assert row_label.styles.text_style.reverse
+
+
 async def test_readonly_hides_launch_and_prune(blut_home: Path) -> None:
     add_cache_entries(blut_home, 2)
     app = make_app(blut_home, readonly=True)
@@ -135,7 +163,7 @@ async def test_readonly_hides_launch_and_prune(blut_home: Path) -> None:
         await wait_for(pilot, lambda: screen.listing is not None)
         assert len(screen.listing.entries) == 2  # type: ignore[union-attr]
         assert "prune" not in bindings(app)
-        await pilot.press("p")
+        await pilot.press("P")
         assert not isinstance(app.screen, PruneScreen)
 
 
@@ -149,7 +177,9 @@ async def test_cache_prune_previews_then_confirms(blut_home: Path) -> None:
         await wait_for(pilot, lambda: screen.listing is not None)
         assert len(screen.listing.entries) == 3  # type: ignore[union-attr]
         assert "3 entries" in static_text(screen.query_one("#totals", Static))
-        await pilot.press("p")
+        await pilot.press("p")  # p is the pager on other screens: nothing here
+        assert isinstance(app.screen, CacheScreen)
+        await pilot.press("P")
         assert isinstance(app.screen, PruneScreen)
         prune = app.screen
         await pilot.press(*"3K")  # max total size 3K: the oldest entries go
@@ -165,17 +195,44 @@ async def test_cache_prune_previews_then_confirms(blut_home: Path) -> None:
         from blut.jobs.cache import Cache
 
         assert len(Cache(blut_home).entries()) == 3
-        await pilot.press("p", *"3K")
+        await pilot.press("P", *"3K")
         prune = app.screen
         assert isinstance(prune, PruneScreen)
         await wait_for(pilot, lambda: prune.preview is not None)
-        await pilot.click("#prune")
+        await pilot.press("ctrl+p")  # the command palette's key everywhere: never prunes
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        if app.screen is not prune:
+            await pilot.press("escape")
+        assert app.screen is prune
+        await pilot.press("enter", "enter", "enter")  # through the fields to Prune…
+        assert prune.query_one("#prune", Button).has_focus
+        await pilot.press("enter")
+        assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await wait_for(
             pilot,
             lambda: screen.listing is not None and len(screen.listing.entries) == 1,
         )
         assert len(Cache(blut_home).entries()) == 1
+
+
+async def test_cache_ages_move_on(blut_home: Path) -> None:
+    add_cache_entries(blut_home, 2)
+    now = [time.time()]
+    app = make_app(blut_home, clock=lambda: now[0])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        assert isinstance(screen, CacheScreen)
+        await wait_for(pilot, lambda: screen.listing is not None)
+        table = screen.query_one("#entries", DataTable)
+        before = [table.get_row_at(i)[4:] for i in range(table.row_count)]
+        now[0] += 3 * 3600
+        screen._refresh_ages()
+        after = [table.get_row_at(i)[4:] for i in range(table.row_count)]
+        assert after != before and all(used.endswith(" ago") for _, used in after)
+        assert all(age.startswith("3h") for age, _ in after), after
 
 
 def recipe_job(home: Path, job_id: str, sweep: str | None = None) -> None:
