@@ -94,6 +94,10 @@ async def test_a_cached_job_shows_its_producer_and_explains_its_stages(
         assert notes[-1].endswith(str(first.log_path("total"))), notes
         del app.notify
 
+        await pilot.press("question_mark")  # the screen's keys name x and o
+        keys = static_text(app.screen.query_one(Static))
+        assert "which job's output it reused" in keys and "open the job that computed" in keys
+        await pilot.press("escape")
         # x on the selected stage, after the job ended: whose output it reused
         text = await explained(app, pilot)
         assert f"stage total: did not run; it reused the output of job {first.id}" in text
