@@ -29,6 +29,7 @@ from blut.commands.common import (
     fail,
     format_option,
     job_argument,
+    note,
     out,
 )
 from blut.commands.common import check_format as _check_format
@@ -168,7 +169,8 @@ def log(job_ref: str, stage: str | None, follow_: bool) -> None:
     """Print a job's log (each stage's stdout and stderr)."""
     import shutil
 
-    job = _store().get(job_ref)
+    jobs = _store()
+    job = jobs.get(job_ref)
     if stage is not None and stage not in job.spec.stages:
         raise UsageError(
             f"job {job.id} has no stage {stage!r} (stages: {', '.join(job.spec.stages)})"
@@ -176,8 +178,15 @@ def log(job_ref: str, stage: str | None, follow_: bool) -> None:
     stages = [stage] if stage is not None else job.spec.stages
     if follow_:
         raise Exit(follow_job(job, stages=stages))
+    from blut.jobs.api import reused_stages
+    from blut.jobs.planview import reuse_line
+
+    reused = reused_stages(jobs, job) if job.is_recipe else {}
     for name in stages:
         path = job.log_path(name)
+        if name in reused:  # nothing ran: say whose output it is, and where its log is
+            sys.stdout.flush()
+            note(reuse_line(job, name, reused[name]))
         if not path.exists():
             continue
         if len(stages) > 1:

@@ -297,8 +297,10 @@ class CockpitApp(App[int]):
 
     # ---- commands down ------------------------------------------------------------
 
-    def focus_job(self, job_id: str | None) -> None:
-        """Tail the stage logs of ``job_id`` (the Job screen's job)."""
+    def focus_job(self, job_id: str | None, borrowed: Iterable[str] = ()) -> None:
+        """Tail the stage logs of ``job_id`` (the Job screen's job), and read the logs and
+        plots of the ``borrowed`` jobs too (those whose outputs its cached stages reused)."""
+        self.feed.borrowed = frozenset(borrowed)
         self.feed.focus = job_id
 
     def open_job(self, job_id: str) -> None:

@@ -6,7 +6,9 @@ re-reading their histories; from then on :class:`JobFeed` reads only what is
 appended to each status.jsonl (one byte offset per job) and turns it into
 :class:`JobDelta` records that the app folds into its state on the UI thread.
 The history before a job's summary is read only for the job the Job screen is
-about (`focus`), for its plots, as are its stage logs.
+about (`focus`), for its plots, as are its stage logs; and for the jobs whose
+outputs its cached stages reused (`borrowed`), whose logs and plots it shows for
+those stages.
 
 What it looks at: jobs that have not ended on every poll, jobs whose folder
 the file watcher reports changed, and the others a slice at a time (a resumed
@@ -158,18 +160,20 @@ class JobFeed:
     """Reads what was appended to every job of a store; call from one thread only.
 
     ``focus`` (set by the UI) names the job whose history (for plots) and stage
-    logs are read too.
+    logs are read too; ``borrowed``, the jobs that computed the outputs its cached
+    stages reused (read the same way).
     """
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
         self.focus: str | None = None
+        self.borrowed: frozenset[str] = frozenset()
         self._tails: dict[str, _JobTail] = {}
         self._pending: set[str] = set()
         self._to_stat: set[str] = set()
         self._rotation: list[str] = []
-        self._logs: dict[str, _LogTail] = {}
-        self._log_job: str | None = None
+        self._logs: dict[tuple[str, str], _LogTail] = {}
+        self._log_jobs: tuple[str, ...] = ()
         self._listed: tuple[int, int] | None = None
         self._incomplete: set[str] = set()
         self._on_disk = 0
@@ -305,31 +309,32 @@ class JobFeed:
             tail.backlog = False
         return delta
 
-    def _focused(self) -> _JobTail | None:
-        tail = self._tails.get(self.focus) if self.focus else None
-        return tail if tail is not None and tail.sent_spec else None
+    def _focused(self) -> list[_JobTail]:
+        """The focused job and the jobs it borrows from, once their first delta went out,
+        so nothing read for them is for a job the state lacks."""
+        if not self.focus:
+            return []
+        found = (self._tails.get(j) for j in (self.focus, *sorted(self.borrowed - {self.focus})))
+        return [t for t in found if t is not None and t.sent_spec]
 
     def _history_left(self) -> bool:
-        tail = self._focused()
-        return tail is not None and (tail.history is None or tail.history.offset < tail.history_end)
+        return any(t.history is None or t.history.offset < t.history_end for t in self._focused())
 
     def _read_focus(self) -> list[JobDelta]:
-        """The focused job's history (a piece per poll) and its new log lines. Only once
-        its first delta went out, so nothing it reads is for a job the state lacks."""
-        focus = self.focus
-        if focus != self._log_job:
-            self._logs.clear()
-            self._log_job = focus
-        tail = self._focused()
-        if tail is None:
-            return []
+        """The history (a piece per poll) and new log lines of the focused job and of the
+        jobs it borrows from."""
+        jobs = (self.focus, *sorted(self.borrowed)) if self.focus else ()
+        if jobs != self._log_jobs:
+            self._logs = {k: v for k, v in self._logs.items() if k[0] in jobs}
+            self._log_jobs = jobs
         out = []
-        history = tail.read_history()
-        if history is not None:
-            out.append(history)
-        chunks = self._read_logs(tail.job)
-        if chunks:
-            out.append(JobDelta(tail.job.id, logs=chunks))
+        for tail in self._focused():
+            history = tail.read_history()
+            if history is not None:
+                out.append(history)
+            chunks = self._read_logs(tail.job)
+            if chunks:
+                out.append(JobDelta(tail.job.id, logs=chunks))
         return out
 
     def _read_logs(self, job: Job) -> dict[str, LogChunk]:
@@ -340,12 +345,12 @@ class JobFeed:
             stages = []
         chunks: dict[str, LogChunk] = {}
         for stage in sorted(stages):
-            log = self._logs.get(stage)
+            log = self._logs.get((job.id, stage))
             if log is None:
                 path = job.paths.stage(stage).log
                 if not path.is_file():
                     continue
-                log = self._logs[stage] = _LogTail(path)
+                log = self._logs[job.id, stage] = _LogTail(path)
             chunk = log.read()
             if chunk is not None:
                 chunks[stage] = chunk

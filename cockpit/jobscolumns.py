@@ -54,11 +54,14 @@ def columns_for(width: int) -> tuple[str, ...]:
     return tuple(key for key in ORDER if key in shown)
 
 
+def short_id(job_id: str) -> str:
+    """``103005-ab12``: the id without its date (a suffix every command accepts)."""
+    return job_id.split("-", 1)[1] if job_id.count("-") >= 2 else job_id
+
+
 def _short_id(job_id: str, width: int) -> str:
     """``103005-ab12`` (time and suffix) below :data:`FULL_ID_FROM`, the whole id above."""
-    if width >= FULL_ID_FROM:
-        return job_id
-    return job_id.split("-", 1)[1] if job_id.count("-") >= 2 else job_id
+    return job_id if width >= FULL_ID_FROM else short_id(job_id)
 
 
 def row_cells(row: JobRow, width: int, member: bool = False) -> dict[str, Text]:

@@ -395,3 +395,45 @@ def resume(store: JobStore, job: Job) -> None:
             if view.state == "succeeded":
                 raise UsageError(f"job {job.id} already succeeded; nothing to resume")
             finish_or_start(job, plan, launcher)  # re-attaches to stages still running
+
+
+# -- why a stage ran, or what it reused ----------------------------------------------
+
+
+def explain_stage(store: JobStore, job: Job, stage: str, *, create: bool = True) -> list[str]:
+    """`blut cache explain JOB STAGE`, at any time (while the job runs or after it ended):
+    for a stage that reused a cached output, the job that computed it; for one that ran,
+    what differs from the closest cached key. ``create`` False (a read-only cockpit)
+    creates no cache where there is none."""
+    from blut.jobs.cache import Cache, index_path
+    from blut.jobs.planview import explain
+
+    if not create and not index_path(store.home).is_file():
+        return [
+            f"stage {stage}: this home has no cache (nothing was ever cached, or it was removed)"
+        ]
+    cache = Cache(store.home)
+    try:
+        return explain(cache, job, stage)
+    finally:
+        cache.close()
+
+
+def reused_stages(store: JobStore, job: Job, view: JobView | None = None) -> dict[str, str | None]:
+    """Each stage of ``job`` that reused a cached output → the job that computed it (None:
+    not known). The cache index is read only for jobs from before that was recorded."""
+    from blut.jobs.cache import Cache, index_path
+    from blut.jobs.planview import producers
+
+    opened: list[Cache] = []
+
+    def cache() -> Cache | None:
+        if not opened and index_path(store.home).is_file():
+            opened.append(Cache(store.home))
+        return opened[0] if opened else None
+
+    try:
+        return producers(view or job.view(), job, cache)
+    finally:
+        for each in opened:
+            each.close()

@@ -142,6 +142,11 @@ class VerifyReport:
     condemned: Condemned = field(default_factory=Condemned)
 
 
+def index_path(home: Path) -> Path:
+    """The cache index of ``home`` (``$BLUT_HOME``); it exists once a `Cache` was opened."""
+    return home / "cache" / "index.sqlite"
+
+
 def _entry(row: tuple[Any, ...]) -> Entry:
     key, digest, size, created, last_used, job, stage, parts = row
     return Entry(
@@ -161,7 +166,7 @@ class Cache:
     """The cache of one ``$BLUT_HOME``; open one per process."""
 
     def __init__(self, home: Path) -> None:
-        self.root = home / "cache"
+        self.root = index_path(home).parent
         self.objects = self.root / "objects"
         self.pending = self.root / "pending"
         self.quarantine = self.root / "quarantine"
@@ -170,7 +175,7 @@ class Cache:
         for folder in (self.objects, self.pending, self.quarantine, self.trash, self.locks):
             private_dir(folder)
         try:
-            index = private_file(self.root / "index.sqlite")  # sqlite would make it 0644
+            index = private_file(index_path(home))  # sqlite would make it 0644
             self._db = sqlite3.connect(index, timeout=60, isolation_level=None)
             # Switching to WAL takes an exclusive lock and does not wait for a busy one:
             # processes opening the index at once would fail with "database is locked".

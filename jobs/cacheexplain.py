@@ -42,6 +42,32 @@ def explain(cache: Cache, parts: KeyParts, job: str | None = None) -> list[str]:
     return [head, *lines, *lineage]
 
 
+def explain_reuse(
+    cache: Cache, parts: KeyParts, producer: str | None, artifact: str | None
+) -> list[str]:
+    """Why a stage that was a cache hit did not run: the job whose output (``artifact``) it
+    reused, and what that output was computed from while it is still cached.
+
+    ``producer``: as the job recorded it; None (a job from before it was recorded) falls
+    back to the job the cache entry names, while the entry still holds that output.
+    """
+    entry = cache.get(parts.key, touch=False)
+    if entry is not None and artifact is not None and entry.hash != artifact:
+        entry = None  # the key was computed again since: another output
+    who = producer or (entry.job if entry is not None else None)
+    source = f"job {who}" if who else "an earlier job (not recorded)"
+    key = f"key {parts.key[:12]}"
+    lines = [f"stage {parts.stage}: did not run; it reused the output of {source} ({key})"]
+    if who:
+        lines.append(f"  that run's log: blut log {who} {parts.stage}")
+    if entry is None:
+        lines.append(
+            "  that output is no longer cached (pruned or replaced): a new run computes it"
+        )
+        return lines
+    return [*lines, *_lineage(cache, entry.key)]
+
+
 def _lineage(cache: Cache, key: str) -> list[str]:
     found = cache.parents(key)
     if not found:

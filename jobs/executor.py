@@ -590,7 +590,9 @@ class Executor:
         self.cache.pin(self.job.id, [entry.key])
         run.artifact, run.phase = entry.hash, "done"
         if self._done_before.get(name) != entry.hash:
-            self._emit(StageCached(job=self.job.id, stage=name, artifact=entry.hash))
+            self._emit(
+                StageCached(job=self.job.id, stage=name, artifact=entry.hash, producer=entry.job)
+            )
             self._sync(save=True)
         self._release(run)
         return True

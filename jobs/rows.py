@@ -39,7 +39,8 @@ class JobRow:
     signal: str | None
     detail: str
     stage: str | None
-    """The stage that runs now, or the one that failed, or the last one started."""
+    """The stage that runs now, or the one that failed, or the last one started (or
+    reused from the cache)."""
     memory_bytes: int | None
     """Memory of that stage now (while it runs)."""
     memory_max_bytes: int | None
@@ -78,7 +79,8 @@ class JobRow:
 
 def focus_stage(view: JobView) -> StageView | None:
     """The stage a one-line summary is about: the one that failed the job, else the newest
-    running one, else the last one started."""
+    running one, else the last one started, else (a job whose every stage was reused) the
+    last one found cached."""
     stages = view.stages.values()
     if view.state == "failed":
         failed = [s for s in stages if s.state == "failed" and s.reason != "skipped"]
@@ -87,7 +89,11 @@ def focus_stage(view: JobView) -> StageView | None:
     running = [s for s in stages if s.state == "running"]
     if running:
         return max(running, key=lambda s: s.started or 0.0)
-    return view.stages.get(view.current_stage or "")
+    started = view.stages.get(view.current_stage or "")
+    if started is not None:
+        return started
+    cached = [s for s in stages if s.state == "cached"]
+    return cached[-1] if cached else None
 
 
 def peak_stage(view: JobView) -> StageView | None:

@@ -68,4 +68,6 @@ def total(ctx: StageContext, argv: list[str]) -> int:
         return failed
     _write(ctx, "report.json", {"sums": sums, "total": sum(sums.values())})
     ctx.metric({"total": float(sum(sums.values()))})
+    branches = ", ".join(f"{name} {value}" for name, value in sorted(sums.items()))
+    ctx.log(f"total {sum(sums.values())} ({branches})")
     return 0

@@ -144,6 +144,8 @@ class StageCached(Event):
 
     kind: ClassVar[str] = "stage_cached"
     artifact: str | None = None
+    producer: str | None = None
+    """The job whose run computed the reused output (None: unknown, an older entry)."""
 
 
 @dataclass(frozen=True, kw_only=True)

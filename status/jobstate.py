@@ -63,6 +63,8 @@ class StageView:
     artifact: str | None = None
     gpus: list[int] | None = None
     """The GPUs its latest launch was given (kept after it ends; see ``state``)."""
+    producer: str | None = None
+    """A cached stage: the job that computed the output it reused (None: not recorded)."""
 
 
 @dataclass
@@ -156,9 +158,11 @@ class JobView:
             case StageCached() if stage is not None:
                 stage.state = "cached"
                 stage.artifact = event.artifact
+                stage.producer = event.producer
             case StageStarted() if stage is not None:
                 self._run(event.ts)
                 stage.state = "running"
+                stage.producer = None
                 stage.started = event.ts
                 stage.unit = event.unit
                 stage.log = event.log

@@ -38,6 +38,10 @@ SAVE_TAIL_BYTES = 256 << 10
 
 _JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(JobView))
 _STAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(StageView))
+STAGE_FIELDS_ADDED: dict[str, Any] = {"producer": None}
+"""Stage fields added since version 1 summaries were first written, with the value a fold
+of the events from before them gives: a summary without them is read with these (so an
+upgrade does not rebuild every job's summary from its stream)."""
 
 
 def view_to_dict(view: JobView) -> dict[str, Any]:
@@ -51,7 +55,8 @@ def view_from_dict(data: Mapping[str, Any]) -> JobView:
         if set(data) != _JOB_FIELDS:
             raise SchemaError(f"fields differ: {sorted(set(data) ^ _JOB_FIELDS)}")
         stages = {}
-        for name, raw in data["stages"].items():
+        for name, saved in data["stages"].items():
+            raw = {**STAGE_FIELDS_ADDED, **saved}
             if set(raw) != _STAGE_FIELDS:
                 raise SchemaError(f"stage {name}: fields differ")
             stage = StageView(**raw)

@@ -132,10 +132,10 @@ def verify() -> None:
 @job_argument
 @click.argument("stage", help="The stage.")
 def explain(job_ref: str, stage: str) -> None:
-    """Why a stage re-ran (or was a hit): what differs from the closest cached key."""
-    from blut.jobs.planview import explain as explain_stage
+    """Why a stage ran (what differs from the closest cached key) or was reused (the job
+    that computed its output); while the job runs or after it ended."""
+    from blut.jobs.api import explain_stage
 
-    job = store().get(job_ref)
-    with _open() as cache:
-        for line in explain_stage(cache, job, stage):
-            out.print(line, markup=False)
+    jobs = store()
+    for line in explain_stage(jobs, jobs.get(job_ref), stage):
+        out.print(line, markup=False)

@@ -71,7 +71,8 @@ def _announce(event: Event) -> None:
             kind = "contained" if event.contained else "UNCONTAINED"
             note(f"stage {event.stage} started as {event.unit} ({kind}{ceiling})")
         case StageCached():
-            note(f"stage {event.stage} cached ({(event.artifact or '')[:12]})")
+            source = f": reused the output of job {event.producer}" if event.producer else ""
+            note(f"stage {event.stage} cached ({(event.artifact or '')[:12]}){source}")
         case StageDone():
             peak = f", peak {format_size(event.peak_mem)}" if event.peak_mem else ""
             note(f"stage {event.stage} done in {format_duration(event.seconds)}{peak}")

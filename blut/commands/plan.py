@@ -54,6 +54,7 @@ def inspect(job_ref: str, fmt: str) -> None:
         state = row.state if row.reason is None else f"{row.state}/{row.reason}"
         label.append(state, style=STATE_STYLES.get(row.state, "dim"))
         facts = [
+            f"reused from job {row.producer}" if row.producer else None,
             f"key {row.key[:12]}" if row.key else None,
             f"artifact {row.artifact[:12]}" if row.artifact else None,
             format_duration(row.seconds) if row.seconds is not None else None,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -49,6 +50,38 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class TextScreen(ModalScreen[None]):
+    """Lines of plain text under a title (`x` on the Job screen: why a stage ran, or whose
+    output it reused); Esc, `x` or `q` closes it."""
+
+    DEFAULT_CSS = """
+    TextScreen { align: center middle; }
+    TextScreen > VerticalScroll {
+        width: 90%; max-width: 100; max-height: 90%; height: auto; border: thick $accent;
+        background: $surface; padding: 0 1;
+    }
+    TextScreen #text-title { text-style: bold; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Back"),
+        Binding("x", "close", "Close", show=False),
+        Binding("q", "close", "Close", show=False),
+    ]
+
+    def __init__(self, title: str, lines: list[str]) -> None:
+        super().__init__()
+        self.heading = title
+        self.lines = lines
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Label(self.heading, id="text-title", markup=False)
+            yield Static(Text("\n".join(self.lines)), id="text-body")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
 
 
 EVERYWHERE: tuple[tuple[str, str], ...] = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -18,9 +18,11 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from blut.cockpit import fmt
 from blut.cockpit.followlog import FollowLog
+from blut.cockpit.jobscolumns import short_id
 from blut.cockpit.plot import Curve, Mark, Plot, short_number, wants_log
 from blut.cockpit.render import describe_end
 from blut.cockpit.screens.base import StateScreen
+from blut.cockpit.screens.dialogs import TextScreen
 from blut.cockpit.screens.jobs import STALE_AFTER
 from blut.cockpit.state import CockpitState, JobState
 from blut.jobs.quantities import short_size
@@ -106,6 +108,18 @@ class StageTable(DataTable[str | Text]):
         await super()._on_click(event)
 
 
+def reused_from(
+    job: JobState, stage: str | None, looked_up: Mapping[str, str] | None = None
+) -> str | None:
+    """The job whose output ``stage`` of ``job`` reused from the cache: as the job recorded
+    it, else as ``looked_up`` in the cache (a job from before that was recorded); None
+    when it ran, or nothing tells."""
+    found = job.view.stages.get(stage or "")
+    if found is None or found.state != "cached":
+        return None
+    return found.producer or (looked_up or {}).get(found.name)
+
+
 def is_skipped(stage: StageView) -> bool:
     """A stage the executor never ran because an upstream stage failed."""
     return stage.state == "failed" and (
@@ -152,9 +166,14 @@ def metric_curves(job: JobState) -> tuple[list[Curve], str]:
 
 
 def stage_cells(
-    stage: StageView, now: float, after: tuple[str, ...] | None = None
+    stage: StageView,
+    now: float,
+    after: tuple[str, ...] | None = None,
+    producer: str | None = None,
 ) -> tuple[str | Text, ...]:
-    """One row of the stages table (``after``: a recipe job's AFTER column)."""
+    """One row of the stages table (``after``: a recipe job's AFTER column; ``producer``:
+    the job whose output a cached stage reused, when its event did not record it)."""
+    producer = stage.producer or producer
     end = stage.finished if stage.finished is not None else now
     took = None if stage.started is None else end - stage.started
     frac = None
@@ -166,8 +185,10 @@ def stage_cells(
     if stage.exit_code not in (None, 0):
         note += f" (exit {stage.exit_code})"
     style = "red" if stage.reason else "yellow"
-    if stage.state == "cached":
-        note, style = f"cache hit {(stage.artifact or '')[:10]}".rstrip(), "green"
+    if stage.state == "cached":  # nothing ran: the job whose output it reused, by its short
+        # id alone, which fits at 80 columns (STATE says "cached")
+        note = short_id(producer) if producer else f"cache hit {(stage.artifact or '')[:10]}"
+        style = "green"
     elif is_skipped(stage):
         note, style = stage.detail.removeprefix("skipped: ") or "skipped", "dim"
     cells: tuple[str | Text, ...] = (
@@ -287,6 +308,8 @@ class JobScreen(StateScreen):
         ("C", "recipe jobs: cancel the selected stage; what needs it is skipped (asks first)"),
         ("u / e", "recipe jobs: resume / re-run with edited args (hidden with --readonly)"),
         ("R", "replay: play the job's stream through the Job screen"),
+        ("x", "recipe jobs: why the selected stage ran, or which job's output it reused"),
+        ("o", "on a reused (cached) stage: open the job that computed its output"),
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
@@ -298,6 +321,8 @@ class JobScreen(StateScreen):
         Binding("u", "resume", "Resume"),
         Binding("e", "rerun", "Edit+rerun"),
         Binding("f", "follow", "Follow"),
+        Binding("x", "explain", "Explain"),
+        Binding("o", "open_producer", "Producer"),
     ]
 
     live = True
@@ -315,6 +340,14 @@ class JobScreen(StateScreen):
         self._log_resets = 0
         self._paused_new = 0
         self._terminal: bool | None = None
+        self._borrowed: frozenset[str] = frozenset()
+        """The jobs whose outputs this job's cached stages reused (their logs are read too)."""
+        self._producer: str | None = None
+        self._looked_up: dict[str, str] = {}
+        """Producers of cached stages found in the cache (a job from before its events
+        recorded them)."""
+        self._looking_up = False
+        """The job whose output the shown stage reused (None: it ran, or not recorded)."""
         self.pinned: str | None = None
         """The stage the user moved the cursor to; None: the screen follows the job's
         running (or failing) stage."""
@@ -359,7 +392,9 @@ class JobScreen(StateScreen):
         return self.job_id
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("rerun", "cancel_stage") and not self.recipe:
+        if action in ("rerun", "cancel_stage", "explain") and not self.recipe:
+            return False
+        if action == "open_producer" and self._producer is None:
             return False
         return super().check_action(action, parameters)
 
@@ -367,6 +402,24 @@ class JobScreen(StateScreen):
     def _load_plan(self) -> None:
         info = load_plan_info(job_paths(self.cockpit.home, self.job_id).dir)
         self.app.call_from_thread(self._plan_loaded, info)
+
+    @work(thread=True, group="producers", exit_on_error=False)
+    def _look_up_producers(self) -> None:
+        """A job from before its events named the producers of its cached stages: the
+        cache entries of their keys tell (the cache is opened only for such a job)."""
+        from blut.jobs.api import reused_stages
+
+        try:
+            found = reused_stages(self.cockpit.store, self.cockpit.stored_job(self.job_id))
+        except Exception:  # JobsError, OSError, sqlite: the table says "cache hit" then
+            return
+        known = {stage: job for stage, job in found.items() if job is not None}
+        self.app.call_from_thread(self._producers_found, known)
+
+    def _producers_found(self, known: dict[str, str]) -> None:
+        self._looked_up = known
+        self._stage_keys = []  # repaint every row
+        self.update_state()
 
     def _plan_loaded(self, info: PlanInfo | None) -> None:
         self.plan = info
@@ -402,7 +455,7 @@ class JobScreen(StateScreen):
             self._load_plan()
         self.update_state()
         if self.live:
-            self.cockpit.focus_job(self.job_id)
+            self.cockpit.focus_job(self.job_id, self._borrowed)
             self.set_interval(1.0, self.update_state)
 
     def on_unmount(self) -> None:
@@ -411,7 +464,7 @@ class JobScreen(StateScreen):
 
     def on_screen_resume(self) -> None:
         if self.live:
-            self.cockpit.focus_job(self.job_id)
+            self.cockpit.focus_job(self.job_id, self._borrowed)
         super().on_screen_resume()
 
     def update_state(self) -> None:
@@ -455,29 +508,53 @@ class JobScreen(StateScreen):
             head.append_text(stage_summary(job, self.plan))
         title.update(head)
         self._update_stages(job, now)
+        self._borrow(job)
         stage = self.selected_stage()
-        curves, note = metric_curves(job)
+        producer = reused_from(job, stage, self._looked_up)
+        if producer != self._producer:
+            self._producer = producer
+            self.refresh_bindings()
+        # A stage that reused a cached output shows the log and plots of the run that made it.
+        source = self.cockpit.state.jobs.get(producer) if producer is not None else None
+        origin = f"from job {short_id(producer)}" if producer is not None else ""
+        data = source or job
+        curves, note = metric_curves(data)
+        note = " · ".join(n for n in (origin, note) if n)
         self.query_one("#metrics", Plot).set_data(curves, log_y=wants_log(curves), note=note)
         mem_curves = []
-        if stage is not None and stage in job.memory:
-            mem_curves.append(Curve(stage, job.memory[stage].values(), "green"))
-        shown = view.stages.get(stage or "")
-        ceiling = shown.memory_max if shown is not None and shown.memory_max else job.memory_max
+        if stage is not None and stage in data.memory:
+            mem_curves.append(Curve(stage, data.memory[stage].values(), "green"))
+        shown = data.view.stages.get(stage or "")
+        ceiling = shown.memory_max if shown is not None and shown.memory_max else data.memory_max
         marks = [Mark("MemoryMax", float(ceiling), "red")] if ceiling else []
-        self.query_one("#memory", Plot).set_data(mem_curves, marks, note=stage or "")
+        mem_note = " · ".join(n for n in (stage or "", origin) if n)
+        self.query_one("#memory", Plot).set_data(mem_curves, marks, note=mem_note)
         failed = view.state == "failed"
         self.set_class(failed, "failed")
         if failed:
             self.query_one("#explain-body", Static).update(explanation(job, self.recipe))
         else:
-            self._update_log(job, stage)
+            self._update_log(data, stage, producer)
+
+    def _borrow(self, job: JobState) -> None:
+        """Have the feed read the logs and plots of the jobs whose outputs were reused."""
+        unrecorded = any(s.state == "cached" and not s.producer for s in job.view.stages.values())
+        if unrecorded and not self._looking_up:
+            self._looking_up = True
+            self._look_up_producers()
+        producers = (reused_from(job, name, self._looked_up) for name in job.view.stages)
+        borrowed = frozenset(p for p in producers if p is not None and p != job.id)
+        if borrowed != self._borrowed:
+            self._borrowed = borrowed
+            if self.live:  # a replay draws from its own timeline, not from the feed
+                self.cockpit.focus_job(self.job_id, borrowed)
 
     def _stage_row(self, job: JobState, name: str, now: float) -> tuple[str | Text, ...]:
         stage = job.view.stages.get(name) or StageView(name)
         if not self.recipe:
             return stage_cells(stage, now)
         after = self.plan.deps.get(name, ()) if self.plan is not None else ()
-        return stage_cells(stage, now, after)
+        return stage_cells(stage, now, after, self._looked_up.get(name))
 
     def _update_stages(self, job: JobState, now: float) -> None:
         table = self.query_one("#stages", DataTable)
@@ -498,7 +575,9 @@ class JobScreen(StateScreen):
         if target in keys and table.cursor_row != keys.index(target):
             table.move_cursor(row=keys.index(target), animate=False)
 
-    def _update_log(self, job: JobState, stage: str | None) -> None:
+    def _update_log(self, job: JobState, stage: str | None, producer: str | None) -> None:
+        """The log of ``stage`` of ``job``: this screen's job, or (``producer``) the job
+        whose output the stage reused."""
         log = self.query_one("#log", FollowLog)
         status = self.query_one("#logstatus", Static)
         if stage is None:
@@ -507,10 +586,19 @@ class JobScreen(StateScreen):
                 self._log_stage = None
             status.update("no stage has started yet")
             return
+        shown = f"{job.id}/{stage}"
+        if producer is not None and job.id != producer:  # the producer is not (yet) known
+            if shown != self._log_stage:
+                log.reset([])
+                self._log_stage = shown
+            log.border_title = f"log: {stage} (cached)"
+            why = "not read yet" if self.cockpit.state.loading else "not found (deleted since?)"
+            status.update(Text(f"reused the output of job {producer}: {why}", "yellow"))
+            return
         tail = job.log(stage)
-        if stage != self._log_stage or tail.resets != self._log_resets:
+        if shown != self._log_stage or tail.resets != self._log_resets:
             log.reset(list(tail.lines))
-            self._log_stage, self._log_resets, self._log_total = stage, tail.resets, tail.total
+            self._log_stage, self._log_resets, self._log_total = shown, tail.resets, tail.total
             self._paused_new = 0
         new = tail.total - self._log_total
         if new > 0:
@@ -521,11 +609,16 @@ class JobScreen(StateScreen):
         if log.following:
             self._paused_new = 0
         how = "chosen · f follows the job" if self.pinned else "the job's current stage"
+        if producer is not None:
+            how = f"cached: from job {producer} · o opens it"
         log.border_title = f"log: {stage} ({how})"
         if self._paused_new:
             status.update(
                 Text(f"paused, +{self._paused_new} new lines (End follows again)", style="yellow")
             )
+        elif producer is not None:
+            lines = f"{tail.total} line{'' if tail.total == 1 else 's'}"
+            status.update(Text(f"{lines} of job {producer}'s run", style="dim"))
         else:
             status.update(Text(f"{tail.total} lines · following", style="dim"))
 
@@ -540,6 +633,36 @@ class JobScreen(StateScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_pager(self) -> None:
+        """The shown stage's whole log in ``$PAGER``: the producer's, for a reused stage."""
+        self.cockpit.open_pager(self._producer or self.job_id, self.selected_stage())
+
+    def action_open_producer(self) -> None:
+        """Open the job that computed the output the shown stage reused."""
+        if self._producer is not None:
+            self.cockpit.open_job(self._producer)
+
+    def action_explain(self) -> None:
+        """Why the shown stage ran, or whose output it reused (`blut cache explain`)."""
+        stage = self.selected_stage()
+        if stage is None:
+            self.notify("no stage selected", severity="warning")
+            return
+        self._explain_worker(stage)
+
+    @work(thread=True, group="explain", exit_on_error=False)
+    def _explain_worker(self, stage: str) -> None:
+        from blut.jobs.api import explain_stage
+
+        try:
+            job = self.cockpit.stored_job(self.job_id)
+            create = not self.cockpit.readonly
+            lines = explain_stage(self.cockpit.store, job, stage, create=create)
+        except Exception as exc:  # JobsError, OSError, sqlite: shown, never a crash
+            lines = [f"cannot explain stage {stage}: {exc}"]
+        title = f"cache explain {self.job_id} {stage}"
+        self.app.call_from_thread(self.app.push_screen, TextScreen(title, lines))
 
     def action_focus_log(self) -> None:
         target = "#explain" if self.has_class("failed") else "#log"

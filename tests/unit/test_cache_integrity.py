@@ -157,7 +157,9 @@ def test_explain_shows_what_an_entry_was_computed_from(tmp_path: Path) -> None:
     keys = {e.stage: e.key for e in cache.entries()}
     lines = explain(cache, second, "total")
     assert lines == [
-        f"stage total: cached (key {keys['total'][:12]}, computed by job {first.id})",
+        f"stage total: did not run; it reused the output of job {first.id} "
+        f"(key {keys['total'][:12]})",
+        f"  that run's log: blut log {first.id} total",
         f"  key {keys['total'][:12]} was computed from:",
         *sorted(
             (f"    {s} {keys[s][:12]} (job {first.id})" for s in ("square", "cube")),

@@ -19,6 +19,7 @@ from blut.status.events import (
     Metric,
     Progress,
     Resources,
+    StageCached,
     StageDone,
     StageFailed,
     StageStarted,
@@ -113,6 +114,19 @@ def test_damaged_or_foreign_summaries_are_rebuilt(tmp_path: Path) -> None:
         paths.summary.write_bytes(data)
         assert read_summary(paths, JOB) is None, name
         assert current_view(paths, JOB) == truth, name
+
+
+def test_a_summary_from_before_a_stage_field_was_added_is_still_read(tmp_path: Path) -> None:
+    paths = job_dir(tmp_path)
+    write(paths, *a_run(), StageCached(job=JOB, stage="b", ts=8, artifact="abc"))
+    rebuild_summary(paths.dir)
+    saved = json.loads(paths.summary.read_text())
+    for stage in saved["view"]["stages"].values():
+        del stage["producer"]  # as written before stage_cached named its producer
+    paths.summary.write_text(json.dumps(saved))
+    indexed = read_summary(paths, JOB)
+    assert indexed is not None and indexed.view == fold(JOB, read_events(paths.status))
+    assert indexed.view.stages["b"].producer is None
 
 
 def test_a_replaced_stream_is_refolded(tmp_path: Path) -> None:

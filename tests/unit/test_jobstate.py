@@ -13,6 +13,7 @@ from blut.status.events import (
     Log,
     Progress,
     Resources,
+    StageCached,
     StageDone,
     StageFailed,
     StageStarted,
@@ -183,3 +184,17 @@ def test_a_new_job_started_reopens_a_failed_job() -> None:
 def test_cancelling_one_stage_is_not_cancelling_the_job() -> None:
     view = fold(J, [*submitted(), JobStarted(job=J, ts=2.0), CancelRequested(job=J, stage="cube")])
     assert not view.cancel_requested and view.state == "running"
+
+
+def test_a_cached_stage_keeps_the_job_whose_output_it_reused() -> None:
+    events = [
+        *submitted(),
+        StageCached(job=J, stage="make", ts=2.0, artifact="abc", producer="job0"),
+        StageCached(job=J, stage="old", ts=2.0, artifact="def"),  # written before producers
+    ]
+    view = fold(J, events)
+    assert (view.stages["make"].state, view.stages["make"].producer) == ("cached", "job0")
+    assert view.stages["old"].producer is None
+    # run again (a resumed job whose entry was gone): it is no longer someone else's output
+    view.apply(StageStarted(job=J, stage="make", ts=3.0))
+    assert view.stages["make"].producer is None

@@ -12,6 +12,7 @@ from blut.status.events import (
     JobSubmitted,
     Progress,
     Resources,
+    StageCached,
     StageDone,
     StageFailed,
     StageStarted,
@@ -94,3 +95,14 @@ def test_selection_keeps_active_jobs_and_the_newest() -> None:
     shown = select(rows, lambda r: r.active, show_all=False)
     assert [r.id for r in shown] == ["j000", *(f"j{n:03d}" for n in range(10, 30))]
     assert select(rows, lambda r: r.active, show_all=True) == rows
+
+
+def test_a_fully_cached_job_is_about_its_last_stage_done() -> None:
+    events = [
+        JobSubmitted(job=J, ts=0, recipe="smoke"),
+        JobStarted(job=J, ts=1),
+        *(StageCached(job=J, stage=s, ts=2, artifact="a", producer="p") for s in ("make", "total")),
+        JobDone(job=J, ts=3),
+    ]
+    row = job_row(RECIPE, fold(J, events))
+    assert (row.stage, row.progress) == ("total", 1.0)
