@@ -19,11 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from blut.containment.doctor import check_disk
+from blut.containment.result import outcome_from_record, read_record, reserve_record
+from blut.containment.systemd import STOPPOST
 from blut.jobs.store import JobStore
 from tests.conftest import blut
 
 SIZE_KB = 2048
-FREE_KB = [0, 24, 56, 80, 96, 112, 128, 152, 176, 208, 256, 768]
+FREE_KB = [0, 40, 72, 96, 112, 128, 152, 184, 232, 768]
 """Free space left at each level: from nothing to enough for the whole smoke recipe (a run
 needs more than its files: the cache index's write-ahead log grows until a checkpoint)."""
 COMMAND_EVERY = 3
@@ -108,9 +111,8 @@ def _check_jobs(home: Path) -> None:
             assert "disk full (" in (view.detail or ""), f"job {job.id}: {view.detail}"
         driver = job.driver_log.read_text() if job.driver_log.exists() else ""
         assert "Traceback" not in driver, f"job {job.id} driver.log:\n{driver}"
-        for path in job.dir.rglob("*"):
-            name = path.name
-            assert ".tmp" not in name, f"left behind: {path}"
+    for path in home.rglob("*"):
+        assert ".tmp" not in path.name, f"left behind: {path}"
 
 
 def test_a_full_disk_at_any_level_is_a_clean_recorded_outcome(small_home: Path) -> None:
@@ -151,3 +153,31 @@ def test_a_full_disk_at_any_level_is_a_clean_recorded_outcome(small_home: Path) 
     ), listed.stdout
     # Every way of ending was seen: refused at submit, failed for a full disk, and succeeded.
     assert set(outcomes.values()) == {"refused", "failed", "succeeded"}, outcomes
+
+
+def _stoppost(result: Path) -> subprocess.CompletedProcess[str]:
+    """The ExecStopPost helper as systemd runs it after a unit exited with 1."""
+    env = {**os.environ, "SERVICE_RESULT": "exit-code", "EXIT_CODE": "exited", "EXIT_STATUS": "1"}
+    return subprocess.run(
+        ["/bin/sh", str(STOPPOST), str(result)], env=env, capture_output=True, text=True
+    )
+
+
+def test_the_stop_helper_records_on_a_full_disk_over_its_reserve(small_home: Path) -> None:
+    small_home.mkdir()
+    reserved, bare = small_home / "result", small_home / "bare-result"
+    reserve_record(reserved)
+    _fill(small_home.parent, 0)
+    assert _free(small_home) == 0
+    done = _stoppost(reserved)
+    assert done.returncode == 0, done.stderr
+    record = read_record(reserved)
+    assert record is not None and outcome_from_record(record).detail == "exited with code 1"
+    assert _stoppost(bare).returncode != 0  # no reserve, no room: no record ...
+    assert sorted(p.name for p in small_home.iterdir()) == ["result"]  # ... and no temp file
+
+
+def test_doctor_fails_the_disk_check_on_a_nearly_full_home(small_home: Path) -> None:
+    check = check_disk(small_home)
+    assert check.status == "fail"
+    assert "under 1.0 GiB, jobs may soon fail with 'disk full'" in check.summary
