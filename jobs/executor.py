@@ -318,13 +318,16 @@ class Executor:
 
     # -- events and the index ----------------------------------------------------
 
-    def _emit(self, event: Event) -> None:
+    def _stream(self) -> EventWriter:
         if self._writer is None:
             try:
                 self._writer = EventWriter(self.job.status_path)
             except FileNotFoundError as exc:
                 raise JobGone(str(self.job.dir)) from exc
-        self._writer.emit(event)
+        return self._writer
+
+    def _emit(self, event: Event) -> None:
+        self._stream().emit(event)
 
     def _sync(self, *, save: bool = False) -> None:
         """Fold what the stream gained (ours and the stages' events) and save the summary
@@ -450,8 +453,8 @@ class Executor:
             self._stop_all()
         release(self.job.paths.reserve)
         try:
-            if self._writer is not None:
-                self._writer.end_line()  # a line the disk cut short must not swallow ours
+            # A line the disk cut short (ours or a stage's) must not swallow the next one.
+            self._stream().end_line()
             for run in self.runs.values():
                 if run.phase in ("pending", "waiting", "running"):
                     _discard(self._stage_paths(run.stage.name).staging)
