@@ -17,6 +17,8 @@ from pathlib import Path
 from blut.jobs.errors import JobsError
 from blut.jobs.quantities import format_size
 
+DISK_FULL = "disk full ("
+"""How the reason of a failure for want of room starts."""
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 SQLITE_FULL = 13
 SQLITE_IOERR = 10
@@ -45,7 +47,14 @@ def free_bytes(where: Path) -> int | None:
 def disk_full_detail(where: Path) -> str:
     """``disk full (84.0 KiB free under BLUT_HOME)``, measured now at ``where``."""
     free = free_bytes(where)
-    return f"disk full ({'?' if free is None else format_size(free)} free under BLUT_HOME)"
+    return f"{DISK_FULL}{'?' if free is None else format_size(free)} free under BLUT_HOME)"
+
+
+def disk_full_cause(detail: str | None) -> str | None:
+    """The ``disk full (…)`` a recorded failure's detail starts with, if it does."""
+    if detail is None or not detail.startswith(DISK_FULL):
+        return None
+    return detail[: detail.index(")") + 1] if ")" in detail else detail
 
 
 def _full(exc: BaseException, where: Path) -> bool:

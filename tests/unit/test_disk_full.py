@@ -135,3 +135,17 @@ def test_a_torn_last_line_is_ended_before_the_next(tmp_path: Path) -> None:
         writer.emit(Log(job="j", msg="after"))
     lines = stream.read_bytes().splitlines()
     assert len(lines) == 2 and json.loads(lines[1])["msg"] == "after"
+
+
+def test_the_end_of_a_stage_that_ran_out_of_room_says_so() -> None:
+    from blut.cockpit.render import describe_end
+    from blut.status.jobstate import JobView, StageView
+
+    detail = "disk full (84.0 KiB free under BLUT_HOME); exited with code 1"
+    stage = StageView("square", state="failed", reason="exit", exit_code=1, detail=detail)
+    view = JobView("j", state="failed", reason="exit", stages={"square": stage})
+    assert describe_end(view, None) == (
+        "stage square exited with code 1 (disk full (84.0 KiB free under BLUT_HOME))"
+    )
+    stage.detail = "exited with code 1"
+    assert describe_end(view, None) == "stage square exited with code 1"
