@@ -33,13 +33,10 @@ OUT_OF_SPACE_WORDS = (
 
 
 def free_bytes(where: Path) -> int | None:
-    """Bytes an unprivileged writer may still use on the filesystem of ``where`` (or of its
-    nearest existing parent); None when it cannot be told."""
-    path = where.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
+    """Bytes an unprivileged writer may still use on the filesystem of ``where``; None when
+    it cannot be told."""
     try:
-        return shutil.disk_usage(path).free
+        return shutil.disk_usage(where).free
     except OSError:
         return None
 
