@@ -133,7 +133,11 @@ def test_a_full_disk_at_any_level_is_a_clean_recorded_outcome(small_home: Path) 
         outcomes[free_kb] = {0: "succeeded", 1: "failed", 2: "refused"}[submit.returncode]
         new = set(JobStore(small_home).ids()) - kept
         while_full = _at_once(
-            ["jobs", "--all"], ["cache", "ls"], ["cache", "verify"], *(["log", j] for j in new)
+            ["jobs", "--all"],
+            ["cache", "ls"],
+            ["cache", "verify"],
+            ["cache", "prune", "--older-than", "1000d"],
+            *(["log", j] for j in new),
         )
         for result in while_full:
             _clean(result, f"blut {' '.join(result.args)} with {free_kb} KiB free")
