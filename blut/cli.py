@@ -1,7 +1,8 @@
 """The `blut` command: the cockpit (bare `blut`), run, jobs, log, cancel, doctor.
 
-Every user mistake ends as one line on stderr and exit code 2; a job that
-failed ends with exit code 1. Heavy modules are imported inside commands so
+Every user mistake ends as one line on stderr and exit code 2, and so does a
+full disk under BLUT_HOME (whatever the command was doing); a job that failed
+ends with exit code 1. Heavy modules are imported inside commands so
 that `blut --help` stays fast (and never imports torch, pandas or textual).
 """
 
@@ -36,6 +37,7 @@ from blut.commands.common import check_format as _check_format
 from blut.commands.common import store as _store
 from blut.commands.following import follow_job
 from blut.containment.errors import ContainmentError
+from blut.jobs.diskfull import DiskFull, disk_full_detail, is_disk_full
 from blut.jobs.errors import JobsError, UsageError, clip
 from blut.status.errors import StatusError
 from blut.status.private import go_private
@@ -286,14 +288,26 @@ def main() -> None:
     except (click.Abort, KeyboardInterrupt):
         err.print("blut: aborted", markup=False)
         sys.exit(130)
-    except UsageError as exc:
+    except (UsageError, DiskFull) as exc:
         _fail(str(exc), 2)
-    except (JobsError, ContainmentError, StatusError) as exc:
-        _fail(str(exc), 2 if isinstance(exc, ContainmentError) else 1)
-    except OSError as exc:  # e.g. a folder under BLUT_HOME that is not ours: one line, no traceback
-        where = f": {exc.filename}" if exc.filename else ""
-        _fail(f"{exc.strerror or exc}{where}", 2 if exc.errno == errno.ENAMETOOLONG else 1)
+    except Exception as exc:
+        _fail(*_error_line(exc))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error_line(exc: Exception) -> tuple[str, int]:
+    """The line and exit code for blut's own errors, OS errors and a full disk (whatever
+    raised it: a library's sqlite error too); anything else is a bug, raised again."""
+    from blut.jobs.store import home_path
+
+    if is_disk_full(exc, home_path()):
+        return f"{disk_full_detail(home_path())}: {exc}", 2
+    if isinstance(exc, (JobsError, ContainmentError, StatusError)):
+        return str(exc), 2 if isinstance(exc, ContainmentError) else 1
+    if isinstance(exc, OSError):  # e.g. a folder under BLUT_HOME that is not ours
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}", 2 if exc.errno == errno.ENAMETOOLONG else 1
+    raise exc
 
 
 if __name__ == "__main__":

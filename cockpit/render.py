@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 from rich.text import Text
 
+from blut.jobs.diskfull import disk_full_cause
 from blut.jobs.quantities import format_duration, format_size, short_size
 from blut.jobs.rows import JobRow
 from blut.jobs.store import MAIN_STAGE
@@ -48,10 +49,12 @@ def describe_end(view: JobView, memory_max: int | None) -> str:
         return (
             f"{where}killed: out of memory (peak {format_size(stage.peak_memory or peak)}{ceiling})"
         )
+    full = disk_full_cause(stage.detail)
+    because = f" ({full})" if full else ""  # what ended it: e.g. its last write did not fit
     if stage.reason == "exit":
-        return f"{where}exited with code {stage.exit_code}"
+        return f"{where}exited with code {stage.exit_code}{because}"
     if stage.reason == "signal":
-        return f"{where}killed by signal SIG{stage.signal}"
+        return f"{where}killed by signal SIG{stage.signal}{because}"
     if stage.reason == "timeout":
         return f"{where}killed: ran past its time limit"
     return f"{where}failed: {stage.detail or view.detail or 'unknown error'}"

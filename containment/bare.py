@@ -20,7 +20,12 @@ import psutil
 
 from blut.containment.envfile import read_env_file
 from blut.containment.errors import LaunchError
-from blut.containment.result import outcome_from_record, read_record, write_record
+from blut.containment.result import (
+    outcome_from_record,
+    read_record,
+    reserve_record,
+    write_record,
+)
 from blut.containment.spec import Handle, Outcome, UnitSpec, UnitState
 from blut.containment.systemd import resolve_program
 from blut.status.atomic import atomic_write
@@ -137,7 +142,7 @@ class BareLauncher:
         """Start ``spec`` in a new session, output appended to its log."""
         env = _environment(spec)
         program = resolve_program(spec.argv[0], env.get("PATH", os.environ.get("PATH")))
-        spec.result_path.unlink(missing_ok=True)
+        reserve_record(spec.result_path)
         log = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             proc = subprocess.Popen(

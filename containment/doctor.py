@@ -246,11 +246,15 @@ def disk_status(free: int) -> Status:
 
 
 def check_disk(blut_home: Path) -> Check:
-    """(e) Free space on the filesystem that holds BLUT_HOME."""
+    """(e) Free space on the filesystem that holds BLUT_HOME: warn under 10 GiB, fail
+    under 1 GiB (a job that fills it fails with ``disk full``)."""
     where = _existing(blut_home)
     usage = shutil.disk_usage(where)
     status = disk_status(usage.free)
     summary = f"{_gib(usage.free)} free of {_gib(usage.total)} at {where}"
+    if status != "ok":
+        below = DISK_FAIL_BELOW if status == "fail" else DISK_WARN_BELOW
+        summary += f": under {_gib(below)}, jobs may soon fail with 'disk full'"
     fix = None if status == "ok" else f"free space on {where}, or set BLUT_HOME to a bigger disk"
     detail: dict[str, object] = {"path": str(where), "free": usage.free, "total": usage.total}
     return Check("disk", status, summary, fix, detail)

@@ -6,11 +6,13 @@ launcher writes the same ``key=value`` lines itself, so readers need one parser.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from blut.containment.spec import Outcome
-from blut.status.atomic import atomic_write
+from blut.status.atomic import atomic_write, fsync_dir
+from blut.status.reserve import RECORD_RESERVE, hold, record_reserve
 
 # systemd's own exit codes for failures before the program ran (systemd.exec(5)).
 SYSTEMD_EXIT_CODES = {
@@ -21,9 +23,32 @@ SYSTEMD_EXIT_CODES = {
 }
 
 
+def reserve_record(path: Path) -> None:
+    """Pre-fill the space the result record at ``path`` will be written over (before the
+    unit starts), so that a unit ending on a full disk still records how it ended."""
+    path.unlink(missing_ok=True)
+    hold(record_reserve(path), RECORD_RESERVE, b"\n")
+
+
 def write_record(path: Path, record: Mapping[str, str]) -> None:
-    """Atomically write a result record (same format as stoppost.sh)."""
-    atomic_write(path, "".join(f"{k}={v}\n" for k, v in record.items()))
+    """Atomically write a result record (same format and way as stoppost.sh): over its
+    reserve in place, then renamed (no free space needed), else through a temp file."""
+    data = "".join(f"{k}={v}\n" for k, v in record.items()).encode()
+    reserve = record_reserve(path)
+    try:
+        fd = os.open(reserve, os.O_WRONLY | os.O_CLOEXEC)  # no O_TRUNC: keep its blocks
+    except FileNotFoundError:
+        atomic_write(path, data)
+        return
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    reserve.replace(path)  # the padding after the record is blank lines, which readers skip
+    fsync_dir(path.parent)
 
 
 def read_record(path: Path) -> dict[str, str] | None:

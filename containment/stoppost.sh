@@ -3,7 +3,7 @@
 # cgroup just before systemd removes it, so it can still read the memory
 # cgroup's OOM counter and peak usage, which systemd 252 on hybrid hierarchies
 # does not report (an OOM kill there looks exactly like a plain SIGKILL).
-# Usage: stoppost.sh RESULT_FILE   (writes key=value lines atomically)
+# Usage: stoppost.sh RESULT_FILE   (writes key=value lines atomically, see below)
 set -u
 umask 077  # the record is private like everything under BLUT_HOME, whatever the unit's umask
 out=$1
@@ -21,13 +21,23 @@ elif [ -n "$v2" ] && [ -r "/sys/fs/cgroup$v2/memory.events" ]; then
   oom=$(sed -n 's/^oom_kill //p' "/sys/fs/cgroup$v2/memory.events")
   peak=$(cat "/sys/fs/cgroup$v2/memory.peak" 2>/dev/null)
 fi
+record="service_result=${SERVICE_RESULT:-}
+exit_code=${EXIT_CODE:-}
+exit_status=${EXIT_STATUS:-}
+memcg=$memcg
+oom_kill=${oom:-}
+peak_bytes=${peak:-}
+finished=$(date +%s.%N)"
+# The launcher pre-filled "$out.reserve" with blank lines: writing over it in place (1<>
+# opens without truncating) needs no free space, so a unit that ended on a full disk
+# still says how it ended. Then one rename makes the record appear whole.
+reserve="$out.reserve"
+if [ -f "$reserve" ] && printf '%s\n' "$record" 1<>"$reserve" && mv -f "$reserve" "$out"; then
+  exit 0
+fi
 tmp="$out.tmp.$$"
-{
-  echo "service_result=${SERVICE_RESULT:-}"
-  echo "exit_code=${EXIT_CODE:-}"
-  echo "exit_status=${EXIT_STATUS:-}"
-  echo "memcg=$memcg"
-  echo "oom_kill=${oom:-}"
-  echo "peak_bytes=${peak:-}"
-  echo "finished=$(date +%s.%N)"
-} >"$tmp" && mv -f "$tmp" "$out"
+if printf '%s\n' "$record" >"$tmp" && mv -f "$tmp" "$out"; then
+  exit 0
+fi
+rm -f "$tmp"
+exit 1

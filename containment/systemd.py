@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from blut.containment import cgroup
 from blut.containment.errors import LaunchError, ManagerUnavailable
-from blut.containment.result import outcome_from_record, read_record
+from blut.containment.result import outcome_from_record, read_record, reserve_record
 from blut.containment.spec import Handle, Outcome, UnitSpec, UnitState
 from blut.status.private import private_file
 
@@ -129,7 +129,7 @@ class SystemdLauncher:
 
         KNOWN_UNIT_SIGNATURES.setdefault(b"UMask", b"u")  # systemd takes it; pystemd 0.15 lacks it
         props = unit_properties(spec)
-        spec.result_path.unlink(missing_ok=True)
+        reserve_record(spec.result_path)
         private_file(spec.log_path)  # systemd would create it with the unit's umask
         with self._dbus() as bus:
             manager = Manager(bus=bus, _autoload=True)

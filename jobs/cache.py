@@ -23,6 +23,12 @@ same after a full re-hash), so no result of damaged bytes is served again.
 
 Running jobs pin the keys they use; a pin counts while the job holds its
 liveness lock (`Cache.hold`), so a crashed job never pins anything forever.
+
+A full disk (`blut.jobs.diskfull`) makes a write raise `DiskFull`, never leaves
+the index half-written (each write is one transaction), and never stops a
+read: refreshing marks, ``last_used`` and dropping pins are skipped when they
+cannot be written, a commit whose index write failed keeps its journal (the
+next `Cache` with room repairs it), and so does a repair that finds no room.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from typing import Any
 
 from blut.jobs import lineage
 from blut.jobs.artifact import tree_size
+from blut.jobs.diskfull import DiskFull, full_or_raise, is_disk_full
 from blut.jobs.errors import JobsError
 from blut.jobs.filemarks import object_stamp, scan
 from blut.jobs.indextx import writing
@@ -172,9 +179,9 @@ class Cache:
         self.quarantine = self.root / "quarantine"
         self.trash = self.root / "trash"
         self.locks = home / LOCKS_DIR
-        for folder in (self.objects, self.pending, self.quarantine, self.trash, self.locks):
-            private_dir(folder)
         try:
+            for folder in (self.objects, self.pending, self.quarantine, self.trash, self.locks):
+                private_dir(folder)
             index = private_file(index_path(home))  # sqlite would make it 0644
             self._db = sqlite3.connect(index, timeout=60, isolation_level=None)
             # Switching to WAL takes an exclusive lock and does not wait for a busy one:
@@ -184,7 +191,12 @@ class Cache:
                 self._db.executescript(_SCHEMA)
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable commits, fewer fsyncs
         except (sqlite3.Error, OSError) as exc:
-            raise CacheError(f"cache index {self.root / 'index.sqlite'}: {exc}") from exc
+            if hasattr(self, "_db"):
+                self._db.close()
+            where = index_path(home)
+            if is_disk_full(exc, home):
+                raise DiskFull(home, f"cannot open the cache index {where}") from exc
+            raise CacheError(f"cache index {where}: {exc}") from exc
         self.marks = ObjectMarks(self._db)
         self.inputs = InputIndex(self._db)
         """Content hashes of external inputs (files and directories recipe args name)."""
@@ -229,7 +241,7 @@ class Cache:
         try:
             damage = self.marks.check(self.object_path(entry.hash), entry.hash)
         except FileNotFoundError:
-            with self._write() as db:
+            with suppress(DiskFull), self._write() as db:  # dropped by the next one with room
                 db.execute("DELETE FROM entries WHERE key=?", (key,))
             return None
         if damage is not None:
@@ -238,7 +250,7 @@ class Cache:
                 on_damage(damage, condemned)
             return None
         if touch:
-            with self._write() as db:
+            with suppress(DiskFull), self._write() as db:  # a hit on a full disk is still a hit
                 db.execute("UPDATE entries SET last_used=? WHERE key=?", (time.time(), key))
         return entry
 
@@ -264,7 +276,11 @@ class Cache:
         parents: Iterable[str] = (),
     ) -> Entry:
         """Move ``staging`` into the cache as the output of ``parts`` (hold its key lock),
-        computed from the entries ``parents`` (its inputs' keys)."""
+        computed from the entries ``parents`` (its inputs' keys).
+
+        On a full disk it raises `DiskFull`: before the move, ``staging`` is left to the
+        caller; after it, the journal stays and the next `Cache` with room finishes the
+        commit (the index never holds half of one)."""
         if not staging.is_dir():
             raise CacheError(f"stage {stage} left no output directory {staging}")
         found = scan(staging, {}, object_stamp)
@@ -272,9 +288,13 @@ class Cache:
         entry = Entry(key, digest, size, now, now, job, stage, parts)
         journal = self.pending / f"{key}.json"
         parents = sorted(set(parents))
-        atomic_write_json(journal, {**entry.to_dict(), "parents": parents}, indent=None)
+        try:
+            atomic_write_json(journal, {**entry.to_dict(), "parents": parents}, indent=None)
+        except OSError as exc:
+            raise full_or_raise(exc, self.root, f"could not commit stage {stage}") from exc
         if self._place(staging, digest):
-            self.marks.record(digest, found.marks)
+            with suppress(DiskFull):  # unmarked objects are hashed in full at their next hit
+                self.marks.record(digest, found.marks)
         self._insert(entry, parents)
         journal.unlink(missing_ok=True)
         return entry
@@ -296,8 +316,12 @@ class Cache:
             if exc.errno != 18:  # EXDEV: staging is on another filesystem
                 raise CacheError(f"cannot move {staging} into the cache: {exc}") from exc
             tmp = self.objects / f".tmp-{os.urandom(4).hex()}"
-            shutil.copytree(staging, tmp, symlinks=True)
-            tmp.rename(target)
+            try:
+                shutil.copytree(staging, tmp, symlinks=True)
+                tmp.rename(target)
+            except OSError as copy_exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise full_or_raise(copy_exc, self.root, f"cannot copy {staging}") from copy_exc
             shutil.rmtree(staging)
             return False
         return True
@@ -314,8 +338,13 @@ class Cache:
             lineage.record(db, entry.key, parents)
 
     def _repair(self) -> None:
-        """Finish commits that crashed between rename and index write."""
-        for journal in self.pending.glob("*.json"):
+        """Finish commits that crashed (or found the disk full) between rename and index
+        write; on a full disk the journals wait for the next `Cache`."""
+        try:
+            journals = sorted(self.pending.glob("*.json"))
+        except OSError:
+            return
+        for journal in journals:
             lock = self.key_lock(journal.stem)
             if not lock.acquire(blocking=False):
                 continue  # a live commit of this key is in progress
@@ -326,6 +355,8 @@ class Cache:
                 if self.object_path(data["hash"]).is_dir():
                     self._insert(Entry(**{**data, "parts": parts}), parents)
                 journal.unlink(missing_ok=True)
+            except DiskFull:
+                return
             except (OSError, ValueError, KeyError, TypeError):
                 journal.unlink(missing_ok=True)
             finally:
@@ -345,8 +376,9 @@ class Cache:
             )
 
     def unpin(self, job: str) -> None:
-        """Drop every pin of ``job``."""
-        with self._write() as db:
+        """Drop every pin of ``job`` (on a full disk they stay, and count for nothing once
+        the job's liveness lock is free)."""
+        with suppress(DiskFull), self._write() as db:
             db.execute("DELETE FROM pins WHERE job=?", (job,))
 
     def pinned(self) -> set[str]:
@@ -476,7 +508,8 @@ class Cache:
             if found.digest != digest:
                 report.corrupt.append(digest)
             else:
-                self.marks.record(digest, found.marks)
+                with suppress(DiskFull):
+                    self.marks.record(digest, found.marks)
         with self._write() as db:
             db.executemany("DELETE FROM entries WHERE key=?", [(k,) for k in report.missing])
         if report.corrupt:

@@ -25,10 +25,19 @@ machine-wide (the key lock), so no stage ever runs twice at once.
 
 It keeps the job's index summary current as it goes, and exits within a
 second or so when its job folder is deleted (stopping the stage units first).
+
+A full disk is an outcome like any other. A stage that fails while little is
+free under BLUT_HOME, or whose log says it ran out of space, fails with the
+reason ``disk full (N free under BLUT_HOME)``, and so does a stage whose output
+cannot be committed. When the executor cannot write its own records (events,
+keys, launch records, pins) it stops the job's units, releases the space the
+job holds in reserve (``reserve`` in the job folder, made at submit), and
+records the job failed with that reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -40,6 +49,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Literal
 
+from blut.jobs.diskfull import (
+    NEARLY_FULL,
+    DiskFull,
+    disk_full_detail,
+    free_bytes,
+    is_disk_full,
+    ran_out_of_space,
+)
 from blut.jobs.environment import stage_env
 from blut.jobs.errors import JobsError
 from blut.jobs.external import stage_paths
@@ -68,6 +85,7 @@ from blut.status.events import (
 from blut.status.flock import Flock
 from blut.status.layout import LOCKS_DIR, StagePaths, executor_lock
 from blut.status.private import PRIVATE_UMASK, go_private
+from blut.status.reserve import JOB_RESERVE, hold, release
 from blut.status.summary import JobIndex
 from blut.status.writer import EventWriter
 
@@ -89,6 +107,8 @@ SUMMARY_EVERY = 1.0
 """Least seconds between two saves of the index summary for events that are not stage ends."""
 FOLDER_CHECK_EVERY = 0.5
 """Seconds between two checks that the job folder still exists."""
+LOG_TAIL = 8192
+"""Bytes of a failed stage's log searched for the words of a program that ran out of space."""
 
 Phase = Literal["pending", "waiting", "running", "done", "failed"]
 
@@ -249,6 +269,7 @@ class Executor:
         adopt: bool = False,
     ) -> None:
         self.job = job
+        self.home = job.dir.parent.parent
         self.in_process = in_process
         """Run by another process (a fully cached run, reconcile), not as the job's unit."""
         self.adopt = adopt
@@ -297,13 +318,16 @@ class Executor:
 
     # -- events and the index ----------------------------------------------------
 
-    def _emit(self, event: Event) -> None:
+    def _stream(self) -> EventWriter:
         if self._writer is None:
             try:
                 self._writer = EventWriter(self.job.status_path)
             except FileNotFoundError as exc:
                 raise JobGone(str(self.job.dir)) from exc
-        self._writer.emit(event)
+        return self._writer
+
+    def _emit(self, event: Event) -> None:
+        self._stream().emit(event)
 
     def _sync(self, *, save: bool = False) -> None:
         """Fold what the stream gained (ours and the stages' events) and save the summary
@@ -320,6 +344,10 @@ class Executor:
                 self.index.save()
             except FileNotFoundError as exc:  # deleted between the check and the save
                 raise JobGone(str(self.job.dir)) from exc
+            except OSError as exc:
+                if not is_disk_full(exc, self.home):
+                    raise
+                return  # the summary is rebuilt from the stream: saved at the next chance
             self._saved_at, self._saved = now, self.index.indexed.offset
 
     def _check_folder(self, now: float, *, force: bool = False) -> None:
@@ -401,6 +429,10 @@ class Executor:
             )
             self._stop_all()
             return 3
+        except Exception as exc:
+            if not is_disk_full(exc, self.home):
+                raise
+            return self._out_of_space(exc)
         finally:
             for run in self.runs.values():
                 self._release(run)
@@ -408,7 +440,47 @@ class Executor:
                 self.cache.unpin(self.job.id)
             hold.release()
 
+    def _out_of_space(self, exc: BaseException) -> int:
+        """The disk filled up under the executor's own writes: stop the job's units, release
+        the job's reserve, and record every unfinished stage and the job failed with the
+        reason ``disk full (N free under BLUT_HOME)``."""
+        from blut.containment.errors import ContainmentError
+
+        detail = disk_full_detail(self.home)  # what was free before the reserve is released
+        with contextlib.suppress(OSError):
+            print(f"blut: job {self.job.id}: {detail} ({exc})", file=sys.stderr, flush=True)
+        with contextlib.suppress(ContainmentError, OSError):
+            self._stop_all()
+        release(self.job.paths.reserve)
+        try:
+            # A line the disk cut short (ours or a stage's) must not swallow the next one.
+            self._stream().end_line()
+            for run in self.runs.values():
+                if run.phase in ("pending", "waiting", "running"):
+                    _discard(self._stage_paths(run.stage.name).staging)
+                    self._fail(run, "error", detail)
+            return self._finish()
+        except Exception as again:
+            if not is_disk_full(again, self.home):
+                raise
+            with contextlib.suppress(OSError):
+                print(
+                    f"blut: job {self.job.id}: {disk_full_detail(self.home)}: its outcome could "
+                    "not be recorded (the next `blut jobs` with room records it)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return 1
+
+    def _hold_reserve(self) -> None:
+        """Hold the job's reserve (made at submit; released when a run ends)."""
+        try:
+            hold(self.job.paths.reserve, JOB_RESERVE)
+        except FileNotFoundError as exc:
+            raise JobGone(str(self.job.dir)) from exc
+
     def _drive(self) -> int:
+        self._hold_reserve()
         self.index.refresh()
         before = self.index.view
         self._done_before = {
@@ -469,37 +541,43 @@ class Executor:
 
     def _finish(self) -> int:
         with self.job.lock():
-            self._sync()
-            if self.index.view.terminal:  # recorded already (reconcile, or an earlier run)
-                return 0 if self._first_failure is None and not self._cancelling else 1
-            if self._cancelling:
-                self._emit(JobCancelled(job=self.job.id))
-                code = 1
-            elif self._first_failure is not None:
-                first = self._first_failure
-                self._emit(
-                    JobFailed(
-                        job=self.job.id,
-                        reason=first.reason,
-                        detail=f"stage {first.stage}: {first.detail}",
-                    )
+            code = self._record_end()
+        release(self.job.paths.reserve)  # an ended job needs no reserve; a resume makes it again
+        return code
+
+    def _record_end(self) -> int:
+        """Record the job's outcome (under its lock); the exit code."""
+        self._sync()
+        if self.index.view.terminal:  # recorded already (reconcile, or an earlier run)
+            return 0 if self._first_failure is None and not self._cancelling else 1
+        if self._cancelling:
+            self._emit(JobCancelled(job=self.job.id))
+            code = 1
+        elif self._first_failure is not None:
+            first = self._first_failure
+            self._emit(
+                JobFailed(
+                    job=self.job.id,
+                    reason=first.reason,
+                    detail=f"stage {first.stage}: {first.detail}",
                 )
-                code = 1
-            elif unran := [n for n, r in self.runs.items() if r.phase in ("pending", "waiting")]:
-                how = "never started" if self.index.view.started is None else "stopped"
-                detail = (
-                    f"its executor {how} before stage(s) {', '.join(unran)} ran "
-                    f"(see {self.job.driver_log}); continue with `blut plan resume {self.job.id}`"
-                )
-                self._emit(JobFailed(job=self.job.id, reason="error", detail=detail))
-                code = 1
-            else:
-                if self.in_process and not self.adopt:
-                    self._emit(Log(job=self.job.id, msg="every stage is cached: no unit started"))
-                self._emit(JobDone(job=self.job.id))
-                code = 0
-            self._sync(save=True)
-            return code
+            )
+            code = 1
+        elif unran := [n for n, r in self.runs.items() if r.phase in ("pending", "waiting")]:
+            how = "never started" if self.index.view.started is None else "stopped"
+            detail = (
+                f"its executor {how} before stage(s) {', '.join(unran)} ran "
+                f"(see {self.job.driver_log}); continue with `blut plan resume {self.job.id}`"
+            )
+            self._emit(JobFailed(job=self.job.id, reason="error", detail=detail))
+            code = 1
+        else:
+            if self.in_process and not self.adopt:
+                self._emit(Log(job=self.job.id, msg="every stage is cached: no unit started"))
+            self._emit(JobDone(job=self.job.id))
+            code = 0
+        self._sync(save=True)
+        return code
 
     # -- scheduling -------------------------------------------------------------
 
@@ -849,10 +927,13 @@ class Executor:
         name = run.stage.name
         staging = self._stage_paths(name).staging
         if not outcome.ok:
+            full = self._out_of_space_cause(name, outcome)  # measured before the discard
             _discard(staging)
             self._cancel_requested()  # a stage cancel may have stopped it just now
             cancelled = self._cancelling or run.cancelled or name in self._stage_cancels
             detail = "cancelled by request" if cancelled else outcome.detail
+            if full and not cancelled:
+                detail = f"{full}; {outcome.detail}"
             self._fail(run, _reason(outcome, cancelled), detail, outcome)
             return
         artifact = None
@@ -872,9 +953,14 @@ class Executor:
                 entry = self.cache.commit(
                     run.parts, staging, job=self.job.id, stage=name, parents=parents
                 )
-            except (CacheError, OSError) as exc:
+            except (CacheError, DiskFull, OSError) as exc:
                 _discard(staging)
-                self._fail(run, "error", f"could not commit the output: {exc}", outcome)
+                why = (
+                    f"{disk_full_detail(self.home)}; its output was not cached"
+                    if is_disk_full(exc, self.home)
+                    else f"could not commit the output: {exc}"
+                )
+                self._fail(run, "error", why, outcome)
                 return
             self.cache.pin(self.job.id, [entry.key])
             artifact = entry.hash
@@ -890,6 +976,22 @@ class Executor:
         )
         self._release(run)
         self._sync(save=True)
+
+    def _out_of_space_cause(self, name: str, outcome: Outcome) -> str | None:
+        """``disk full (…)`` when stage ``name`` failed (exit, signal, error) while little was
+        free under BLUT_HOME, or its log's last lines say it ran out of space."""
+        if outcome.kind not in ("exit", "signal", "error"):
+            return None  # out of memory, a timeout: their own cause
+        free = free_bytes(self.home)
+        if free is not None and free < NEARLY_FULL:
+            return disk_full_detail(self.home)
+        try:
+            with self._stage_paths(name).log.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - LOG_TAIL))
+                tail = log.read().decode(errors="replace")
+        except OSError:
+            return None
+        return disk_full_detail(self.home) if ran_out_of_space(tail) else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 
+from blut.jobs.diskfull import DiskFull
 from blut.jobs.filemarks import dumps, input_stamp, listing, loads, scan, summary
 from blut.jobs.indextx import writing
 
@@ -52,7 +54,7 @@ class InputIndex:
         digest = now.digest
         racy = not all(m.clean for m in now.marks.values())
         stamps = "" if racy else summary((rel, m.stamp) for rel, m in now.marks.items())
-        with writing(self._db) as db:
+        with suppress(DiskFull), writing(self._db) as db:  # the hash holds, remembered or not
             db.execute(
                 "INSERT OR REPLACE INTO input_marks(path, hash, stamps, files) VALUES (?, ?, ?, ?)",
                 (key, digest, stamps, dumps(now.marks)),

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from blut.jobs.diskfull import DiskFull
 from blut.jobs.filemarks import Marks, dumps, listing, loads, object_stamp, scan, summary
 from blut.jobs.indextx import writing
 
@@ -79,7 +81,8 @@ class ObjectMarks:
             return None
         if now.digest != digest:
             return Damage(digest, tuple(now.changed(known)) if known else ())
-        self.record(digest, now.marks)
+        with suppress(DiskFull):  # intact all the same; marked at a hit with room
+            self.record(digest, now.marks)
         return None
 
     def _known(self, digest: str) -> Marks:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import time
 from collections.abc import Iterator
@@ -16,13 +17,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blut.jobs.diskfull import DiskFull, is_disk_full
 from blut.jobs.errors import JobsError, UsageError, clip
 from blut.status.atomic import atomic_write_json
+from blut.status.errors import StatusError
 from blut.status.events import Event
 from blut.status.flock import locked
 from blut.status.jobstate import JobView
 from blut.status.layout import JOBS_DIR, LOCKS_DIR, JobPaths
 from blut.status.private import private_dir
+from blut.status.reserve import JOB_RESERVE, hold
 from blut.status.summary import JobIndex, current_view
 from blut.status.writer import append_event
 
@@ -212,7 +216,8 @@ class JobStore:
 
         A submitter starts the job's executor inside the block, so reconcile,
         which takes the same lock, never mistakes a job still being submitted
-        for one whose executor died.
+        for one whose executor died. When the disk fills up before the block ends,
+        the folder is removed and `DiskFull` raised: no half-made job is left.
         """
         while True:
             job_id = _new_id()
@@ -223,9 +228,17 @@ class JobStore:
             except FileExistsError:
                 continue
         job = Job(job_dir, JobSpec(id=job_id, created=time.time(), **fields))
-        with job.lock():
-            atomic_write_json(job.paths.spec, asdict(job.spec))
-            yield job
+        try:
+            with job.lock():
+                hold(job.paths.reserve, JOB_RESERVE)
+                atomic_write_json(job.paths.spec, asdict(job.spec))
+                yield job
+        except (OSError, JobsError, StatusError) as exc:
+            if not is_disk_full(exc, self.home):
+                raise
+            # A job is made whole or not at all: a half-written folder would list as failed.
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise DiskFull(self.home, "no job was created") from exc
 
     def load(self, job_dir: Path) -> Job:
         """The job stored in ``job_dir``."""

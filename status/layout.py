@@ -5,6 +5,7 @@
     job.json        what was submitted (frozen)        plan.json   the stages (a typed DAG)
     args.json       a recipe's resolved arguments     status.jsonl the event stream (truth)
     env             the job's environment (0600)
+    reserve         space held while the job is live, to record a full disk (status/reserve.py)
     summary.json    the job index entry (a cache of the fold of status.jsonl)
     driver.log      the executor's own output         driver.result how its unit ended
     stages/<s>/     log, result, launch.json, key.json, args.json, inputs.json,
@@ -128,6 +129,11 @@ class JobPaths:
     def env(self) -> Path:
         """``env``: the job's environment (0600), which its units read (EnvironmentFile=)."""
         return self.dir / "env"
+
+    @cached_property
+    def reserve(self) -> Path:
+        """Space held while the job is live, released to record that the disk filled up."""
+        return self.dir / "reserve"
 
     @cached_property
     def driver_log(self) -> Path:

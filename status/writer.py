@@ -59,7 +59,7 @@ class EventWriter:
         """Open (creating if needed, mode 0600) ``path`` for appending; its folder must exist."""
         self.path = path
         self._fd: int | None = os.open(
-            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+            path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
         )
 
     def emit(self, event: Event) -> None:
@@ -79,11 +79,24 @@ class EventWriter:
             data = _fit_log(event)
         written = os.write(self._fd, data)
         if written != len(data):
-            # End the torn fragment so readers skip it as one garbage line
-            # instead of gluing it to the next writer's line.
-            with contextlib.suppress(OSError):
+            # A full disk took part of the line: the rest tells (ENOSPC) or completes it.
+            try:
+                os.write(self._fd, data[written:])
+            except OSError as exc:
+                self.end_line()
+                raise StatusError(
+                    f"short write to {self.path}: {written} of {len(data)} bytes"
+                ) from exc
+
+    def end_line(self) -> None:
+        """End a torn last line (a write cut short by a full disk, by any writer), so
+        readers skip it as one garbage line instead of gluing it to the next line."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            size = os.fstat(self._fd).st_size
+            if size and os.pread(self._fd, 1, size - 1) != b"\n":
                 os.write(self._fd, b"\n")
-            raise StatusError(f"short write to {self.path}: {written} of {len(data)} bytes")
 
     def close(self) -> None:
         """Close the file; further :meth:`emit` calls raise. Closing twice is fine."""
