@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from blut.jobs import lineage
-from blut.jobs.artifact import tree_size
 from blut.jobs.errors import JobsError
 from blut.jobs.filemarks import object_stamp, scan
 from blut.jobs.indextx import writing
@@ -52,6 +51,7 @@ from blut.status.atomic import atomic_write_json
 from blut.status.flock import Flock, is_held
 from blut.status.layout import LOCKS_DIR, executor_lock
 from blut.status.private import private_dir, private_file
+from blut.status.usage import tree_size
 
 _SCHEMA = (
     """
