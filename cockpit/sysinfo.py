@@ -1,4 +1,5 @@
-"""Samples of this machine: CPU, memory, disk under BLUT_HOME, NVIDIA GPUs (pynvml).
+"""Samples of this machine: CPU, memory, disk under BLUT_HOME (and what its jobs and cache
+take), NVIDIA GPUs (pynvml).
 
 Called from a worker thread; never raises for a missing GPU or driver.
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 import psutil
 
 from blut.containment.nvml import GpuSample, Nvml
+from blut.status.usage import HomeUsage
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,12 @@ class SystemSample:
     disk_total: int
     gpus: list[GpuSample] = field(default_factory=list)
     gpu_note: str | None = None
+    space: HomeUsage | None = None
+    """Bytes of BLUT_HOME's job folders against its cache (measured now and then)."""
 
 
-def sample(home: Path, nvml: Nvml, ts: float) -> SystemSample:
-    """CPU (since the previous call), memory, disk under ``home``, GPUs."""
+def sample(home: Path, nvml: Nvml, ts: float, space: HomeUsage | None = None) -> SystemSample:
+    """CPU (since the previous call), memory, disk under ``home``, GPUs; ``space`` as given."""
     vm = psutil.virtual_memory()
     try:
         disk = shutil.disk_usage(home)
@@ -54,4 +58,5 @@ def sample(home: Path, nvml: Nvml, ts: float) -> SystemSample:
         disk_total=disk_total,
         gpus=nvml.sample(),
         gpu_note=nvml.note,
+        space=space,
     )

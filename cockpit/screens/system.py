@@ -1,4 +1,4 @@
-"""System: CPU, memory, disk under BLUT_HOME, GPUs, with short histories."""
+"""System: CPU, memory, disk under BLUT_HOME (jobs against cache), GPUs, with short histories."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Header, Static
 
+from blut.cockpit import fmt
 from blut.cockpit.plot import Curve, Plot
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.sysinfo import SystemSample
@@ -32,6 +33,8 @@ def system_table(s: SystemSample) -> Table:
         "disk",
         f"{short_size(s.disk_used)} of {short_size(s.disk_total)} used under {s.disk_path}",
     )
+    if s.space is not None:
+        table.add_row("space", fmt.space(s.space))
     if not s.gpus:
         table.add_row("GPUs", Text(s.gpu_note or "no NVIDIA GPU", style="dim"))
     for g in s.gpus:
@@ -66,7 +69,11 @@ class SystemScreen(StateScreen):
     def on_mount(self) -> None:
         self.title = "blut"
         self.sub_title = "system"
+        self.cockpit.space_wanted.set()
         self.update_state()
+
+    def on_unmount(self) -> None:
+        self.cockpit.space_wanted.clear()
 
     def update_state(self) -> None:
         if not self.is_mounted:
