@@ -69,7 +69,8 @@ class PrunedJob:
     id: str
     name: str
     state: str
-    ended: float | None
+    ended: float
+    """When it ended (or, for a job that never recorded it, was last seen starting)."""
     size: int
 
 
@@ -131,9 +132,7 @@ def prune_jobs(
         cutoff = now - rule.older_than
         finished = [(job, view) for job, view in finished if _ended(job, view) <= cutoff]
     jobs_dir = store.jobs_dir.resolve()
-    in_use = (
-        _owners(paths_in_use(store, cache), jobs_dir) if finished and cache is not None else set()
-    )
+    in_use = _owners(paths_in_use(store, cache), jobs_dir) if finished else set()
     report.total_before = tree_size(store.jobs_dir)
     for job, view in finished:
         if job.id in in_use:

@@ -93,14 +93,14 @@ def named_paths(value: Any, under: Path) -> set[Path]:
     return found
 
 
-def paths_in_use(store: JobStore, cache: Cache) -> set[Path]:
-    """Paths under the job folders that a cache entry's args, or an unfinished job's
-    args, name (resolved): what retention never removes."""
+def paths_in_use(store: JobStore, cache: Cache | None) -> set[Path]:
+    """Paths under the job folders that a cache entry's args (``cache`` None: there is no
+    index), or an unfinished job's args, name (resolved): what retention never removes."""
     import json
 
     under = store.jobs_dir.resolve()
     found: set[Path] = set()
-    for entry in cache.entries():
+    for entry in cache.entries() if cache is not None else []:
         found |= named_paths(dict(entry.parts.args), under)
     for job_id in store.ids():
         paths = store.paths(job_id)

@@ -32,7 +32,7 @@ def prune(older_than: str | None, keep_last: int | None, failed: bool, dry_run: 
     verb = "would remove" if dry_run else "removed"
     now = time.time()
     for job in report.removed:
-        ended = f"ended {format_duration(max(0.0, now - job.ended))} ago" if job.ended else ""
+        ended = f"ended {format_duration(max(0.0, now - job.ended))} ago"
         out.print(
             f"{verb} {job.id}  {job.name:<16} {job.state:<9} {ended:<16} {format_size(job.size)}",
             markup=False,

@@ -295,6 +295,15 @@ def test_prune_leaves_a_job_whose_folder_the_cache_names(home: Path) -> None:
     assert named.exists()
 
 
+def test_prune_leaves_a_job_whose_folder_a_running_job_reads(home: Path) -> None:
+    model = home / "jobs" / "20250102-000000-a040" / "stages" / "main"
+    running = home / "jobs" / "20250105-000000-run1"
+    (running / "args.json").write_text(json.dumps({"model": {"path": str(model)}}))
+    report = prune_jobs(JobStore(home), JobsPruneRule(keep_last=0), lambda j: Units(), None)
+    assert report.in_use == ["20250102-000000-a040"] and model.is_dir()
+    assert left(home) == ["a040", "run1"]
+
+
 # ---- the space line ------------------------------------------------------------------
 
 
