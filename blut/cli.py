@@ -1,4 +1,4 @@
-"""The `blut` command: the cockpit (bare `blut`), run, jobs, log, cancel, doctor.
+"""The `blut` command: the cockpit (bare `blut`), run, jobs (and jobs prune), log, cancel, doctor.
 
 Every user mistake ends as one line on stderr and exit code 2, and so does a
 full disk under BLUT_HOME (whatever the command was doing); a job that failed
@@ -19,6 +19,7 @@ from click.exceptions import Exit, NoArgsIsHelpError
 from blut import __version__
 from blut.commands import cache as cache_cmd
 from blut.commands import data as data_cmd
+from blut.commands import jobs as jobs_cmd
 from blut.commands import plan as plan_cmd
 from blut.commands import recipe as recipe_cmd
 from blut.commands import train as train_cmd
@@ -137,12 +138,18 @@ def run(
     raise Exit(follow_job(job))
 
 
-@app.command()
+@app.group(cls=Group, invoke_without_command=True)
 @click.option("--all", "-a", "show_all", is_flag=True, help="Every job, not only recent.")
 @format_option
-def jobs(show_all: bool, fmt: str) -> None:
-    """List jobs: state, reason, exit code, timing, peak memory vs ceiling."""
-    print_jobs(show_all=show_all, fmt=fmt)
+@click.pass_context
+def jobs(ctx: click.Context, show_all: bool, fmt: str) -> None:
+    """List jobs: state, reason, exit code, timing, peak memory vs ceiling
+    (`blut jobs prune` removes finished ones)."""
+    if ctx.invoked_subcommand is None:
+        print_jobs(show_all=show_all, fmt=fmt)
+
+
+jobs.add_command(jobs_cmd.prune)
 
 
 def print_jobs(*, show_all: bool, fmt: str) -> None:

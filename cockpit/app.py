@@ -56,6 +56,8 @@ CHECKED_EVERY = 0.5
 """Least seconds between two "nothing new" reports of the feed (they date the data)."""
 SYSTEM_EVERY = 1.0
 SYSTEM_HISTORY = 300
+SPACE_EVERY = 30.0
+"""Seconds between two walks of BLUT_HOME for the space its jobs and cache take."""
 
 
 class FeedUpdate(Message):
@@ -135,6 +137,8 @@ class CockpitApp(App[int]):
         self.after_update: Callable[[CockpitApp, Sequence[JobDelta]], None] | None = None
         """Test/bench hook, called once an update has been painted."""
         self._stop = threading.Event()
+        self.space_wanted = threading.Event()
+        """Set while the System screen shows: only then is BLUT_HOME walked for its space."""
         self._painted = 0.0
         self._repaint: Timer | None = None
 
@@ -226,13 +230,18 @@ class CockpitApp(App[int]):
     def _system_worker(self) -> None:
         from blut.cockpit.sysinfo import UnitCpu, sample
         from blut.containment.nvml import Nvml
+        from blut.jobs.api import home_usage
 
         nvml = Nvml()
         units = UnitCpu()
+        space, measured = None, -SPACE_EVERY
         try:
             while not self._stop.is_set():
+                stale = time.monotonic() - measured >= SPACE_EVERY
+                if self.space_wanted.is_set() and stale:  # a walk of BLUT_HOME: now and then
+                    space, measured = home_usage(self.home), time.monotonic()
                 cpu = units.sample(self.measured_units, time.monotonic())
-                self.post_message(SystemUpdate(sample(self.home, nvml, self.clock(), cpu)))
+                self.post_message(SystemUpdate(sample(self.home, nvml, self.clock(), cpu, space)))
                 if self._stop.wait(SYSTEM_EVERY):
                     break
         finally:

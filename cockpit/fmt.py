@@ -9,6 +9,7 @@ from rich.text import Text
 from blut.cockpit.render import STATE_STYLES
 from blut.jobs.quantities import format_duration, short_size
 from blut.jobs.store import JobSpec
+from blut.status.usage import HomeUsage
 
 STATE_STYLES_ALL = {**STATE_STYLES, "loading": "dim", "cached": "green", "skipped": "dim"}
 BAR_CELLS = 10
@@ -60,3 +61,9 @@ def rerun_command(spec: JobSpec) -> str:
     if spec.timeout is not None:
         parts += ["--timeout", f"{spec.timeout:g}s"]
     return shlex.join([*parts, "--", *spec.argv])
+
+
+def space(use: HomeUsage) -> str:
+    """``jobs 3.6M in 12 folders · cache 2.6M``: what BLUT_HOME holds."""
+    folders = f"{use.job_count} folder{'' if use.job_count == 1 else 's'}"
+    return f"jobs {short_size(use.jobs)} in {folders} · cache {short_size(use.cache)}"

@@ -1,5 +1,6 @@
-"""Samples of this machine: CPU, memory, disk under BLUT_HOME, NVIDIA GPUs (pynvml), and
-the CPU use of the running stages' units (their cgroups' CPU time counters).
+"""Samples of this machine: CPU, memory, disk under BLUT_HOME (and what its jobs and cache
+take), NVIDIA GPUs (pynvml), and the CPU use of the running stages' units (their cgroups'
+CPU time counters).
 
 Called from a worker thread; never raises for a missing GPU, driver or unit.
 """
@@ -17,6 +18,7 @@ from blut.containment.cgroup import cpu_seconds
 from blut.containment.errors import ContainmentError
 from blut.containment.nvml import GpuSample, Nvml
 from blut.containment.systemd import SystemdLauncher
+from blut.status.usage import HomeUsage
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class SystemSample:
     gpu_note: str | None = None
     unit_cpu: dict[str, float] = field(default_factory=dict)
     """CPU % (100 = one core) of each unit asked about, since the previous sample."""
+    space: HomeUsage | None = None
+    """Bytes of BLUT_HOME's job folders against its cache (measured now and then)."""
 
 
 class UnitCpu:
@@ -90,10 +94,14 @@ class UnitCpu:
 
 
 def sample(
-    home: Path, nvml: Nvml, ts: float, unit_cpu: dict[str, float] | None = None
+    home: Path,
+    nvml: Nvml,
+    ts: float,
+    unit_cpu: dict[str, float] | None = None,
+    space: HomeUsage | None = None,
 ) -> SystemSample:
     """CPU (since the previous call), memory, disk under ``home``, GPUs; ``unit_cpu``
-    from :class:`UnitCpu`."""
+    from :class:`UnitCpu`; ``space`` as given."""
     vm = psutil.virtual_memory()
     try:
         disk = shutil.disk_usage(home)
@@ -115,4 +123,5 @@ def sample(
         gpus=nvml.sample(),
         gpu_note=nvml.note,
         unit_cpu=unit_cpu or {},
+        space=space,
     )

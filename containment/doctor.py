@@ -76,6 +76,7 @@ def run_checks(blut_home: Path) -> list[Check]:
         _guarded("gpus", check_gpus),
         _guarded("disk", lambda: check_disk(blut_home)),
         _guarded("blut-home", lambda: check_home(blut_home)),
+        _guarded("space", lambda: check_space(blut_home)),
         _guarded("oom-detection", lambda: check_stoppost(STOPPOST)),
         _guarded("versions", check_versions),
         _guarded("extras", check_extras),
@@ -283,6 +284,23 @@ def check_home(blut_home: Path) -> Check:
         summary = f"{blut_home} is mode {mode:o}: other users can read job logs and data"
         return Check("blut-home", "warn", summary, f"chmod 700 {blut_home}", detail)
     return Check("blut-home", "ok", f"{blut_home} writable, mode 700", detail=detail)
+
+
+def check_space(blut_home: Path) -> Check:
+    """(f2) What BLUT_HOME holds: job folders against the stage cache (informational)."""
+    from blut.status.usage import home_usage
+
+    use = home_usage(blut_home)
+    detail: dict[str, object] = {"jobs": use.jobs, "job_count": use.job_count, "cache": use.cache}
+    summary = (
+        f"jobs {_size(use.jobs)} in {use.job_count} folder(s), cache {_size(use.cache)} "
+        "(`blut jobs prune`, `blut cache prune` free them)"
+    )
+    return Check("space", "ok", summary, detail=detail)
+
+
+def _size(n: int) -> str:
+    return _gib(n) if n >= GIB else f"{n / 2**20:.1f} MiB"
 
 
 def check_stoppost(script: Path) -> Check:

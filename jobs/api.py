@@ -3,7 +3,8 @@
 - :func:`list_jobs`: every job as a :class:`~blut.jobs.rows.JobRow`, read from the job
   index (no history is re-read) and reconciled with its units;
 - :func:`submit_command`, :func:`submit_recipe`, :func:`submit_points` (a sweep);
-- :func:`cancel`, :func:`cancel_stage`, :func:`resume`, :func:`follow`.
+- :func:`cancel`, :func:`cancel_stage`, :func:`resume`, :func:`follow`;
+- :func:`prune_jobs` (`blut jobs prune`) and :func:`home_usage` (jobs against cache).
 """
 
 from __future__ import annotations
@@ -30,13 +31,16 @@ from blut.status.events import JobSubmitted, Log
 from blut.status.jobstate import JobView
 from blut.status.private import started_umask
 from blut.status.summary import current_view
+from blut.status.usage import CACHE_DIR, HomeUsage, home_usage
 from blut.status.writer import MAX_LINE, encode_line
 
 if TYPE_CHECKING:
     from blut.containment.launcher import Launcher
+    from blut.jobs.prune import JobsPruneReport, JobsPruneRule
     from blut.jobs.recipes import RecipeDef
 
 __all__ = [
+    "HomeUsage",
     "JobRow",
     "Launchers",
     "Listing",
@@ -47,7 +51,9 @@ __all__ = [
     "cancel",
     "cancel_stage",
     "follow",
+    "home_usage",
     "list_jobs",
+    "prune_jobs",
     "recipe_args",
     "reconcile_job",
     "resume",
@@ -265,10 +271,12 @@ def submit_recipe(
     from blut.jobs.cache import Cache
     from blut.jobs.external import resolve_inputs
     from blut.jobs.lifecycle import finish_or_start
+    from blut.jobs.retention import retention_policy
 
     workdir = (cwd or Path.cwd()).resolve()
     args = resolve_inputs(recipe.args_schema, args, workdir)
     plan = recipe.build(args)
+    retention = retention_policy(workdir)
     Cache(store.home).close()  # a broken cache index fails here, before the job exists
     launcher, warning = _choose(contained)
     environment = job_env(os.environ, env or env_policy(cwd=cwd))
@@ -280,6 +288,7 @@ def submit_recipe(
             launcher=launcher.kind,
             stages=plan.order(),
             recipe=recipe.name,
+            retain_checkpoints=retention.checkpoints,
         ) as job:
             plan.save(job.plan_path)
             atomic_write_json(job.paths.args, dict(args))
@@ -437,3 +446,23 @@ def reused_stages(store: JobStore, job: Job, view: JobView | None = None) -> dic
     finally:
         for each in opened:
             each.close()
+
+
+# -- retention -----------------------------------------------------------------------
+
+
+def prune_jobs(store: JobStore, rule: JobsPruneRule, *, dry_run: bool = False) -> JobsPruneReport:
+    """Remove the folders of the finished jobs ``rule`` selects (`blut.jobs.prune`); never
+    a job of which anything runs, nor one holding a path the cache still names."""
+    from blut.jobs.cache import Cache
+    from blut.jobs.prune import prune_jobs as prune
+
+    if rule.empty:
+        raise UsageError("say what to prune: --older-than AGE, --keep-last N and/or --failed")
+    cache = Cache(store.home) if (store.home / CACHE_DIR / "index.sqlite").is_file() else None
+    try:
+        with Launchers() as launchers:
+            return prune(store, rule, launchers.for_job, cache, dry_run=dry_run)
+    finally:
+        if cache is not None:
+            cache.close()

@@ -109,16 +109,3 @@ def hash_dir(root: Path) -> str:
 def hash_path(path: Path) -> str:
     """The hash of a file or a directory."""
     return hash_dir(path) if path.is_dir() else hash_file(path)
-
-
-def tree_size(path: Path) -> int:
-    """Bytes in a file, or in every regular file under a directory."""
-    if not path.is_dir():
-        return path.stat().st_size
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            entry = Path(dirpath) / name
-            if not entry.is_symlink():
-                total += entry.stat().st_size
-    return total

@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 from blut.jobs import lineage
-from blut.jobs.artifact import tree_size
 from blut.jobs.diskfull import DiskFull, full_or_raise, is_disk_full
 from blut.jobs.errors import JobsError
 from blut.jobs.filemarks import object_stamp, scan
@@ -59,6 +58,7 @@ from blut.status.atomic import atomic_write_json
 from blut.status.flock import Flock, is_held
 from blut.status.layout import LOCKS_DIR, executor_lock
 from blut.status.private import private_dir, private_file
+from blut.status.usage import tree_size
 
 _SCHEMA = (
     """

@@ -8,7 +8,8 @@ object; a damaged one is quarantined and recomputed) is recorded as
 ``stage_cached`` and nothing runs; otherwise unit ``blut-<job>-<stage>`` is
 launched once its resources are free, and on success its staging dir is
 committed to the cache with its lineage (``stage_done``), unless an external
-input changed while it ran. A command stage is never cached. A failure skips
+input changed while it ran, and its checkpoints are trimmed to the job's
+retention policy (`blut.jobs.retention`). A command stage is never cached. A failure skips
 the stage's dependents while independent branches finish; the job ends failed
 with the first cause. A cancel request (event or SIGTERM) stops every running
 unit; a request naming one stage stops (or drops) only that stage, which then
@@ -975,6 +976,7 @@ class Executor:
             )
         )
         self._release(run)
+        self._trim_checkpoints(name)
         self._sync(save=True)
 
     def _out_of_space_cause(self, name: str, outcome: Outcome) -> str | None:
@@ -992,6 +994,25 @@ class Executor:
         except OSError:
             return None
         return disk_full_detail(self.home) if ran_out_of_space(tail) else None
+
+    def _trim_checkpoints(self, name: str) -> None:
+        """Trim a succeeded stage's checkpoints to the job's policy (`blut.jobs.retention`);
+        what went is logged, and a failure to trim is only a warning."""
+        import sqlite3
+
+        from blut.jobs.cache import CacheError
+        from blut.jobs.retention import describe, kept_checkpoints, paths_in_use, trim_stage
+
+        keep = kept_checkpoints(self.job)
+        store = JobStore(self.job.dir.parent.parent)
+        try:
+            done = trim_stage(self.job, name, keep, lambda: paths_in_use(store, self.cache))
+        except (OSError, CacheError, sqlite3.Error) as exc:
+            msg = f"could not trim its checkpoints: {exc}"
+            self._emit(Log(job=self.job.id, stage=name, level="warning", msg=msg))
+            return
+        if done is not None and (done.removed or done.protected):
+            self._emit(Log(job=self.job.id, stage=name, msg=describe(done, keep)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,6 +115,12 @@ def running_stages(job: Job, launcher: Launcher) -> list[str]:
     return running
 
 
+def job_active(job: Job, launcher: Launcher) -> bool:
+    """True while anything of the job runs: its executor (or its unit, starting), or a
+    unit of one of its stages."""
+    return executor_alive(job, launcher) or bool(running_stages(job, launcher))
+
+
 def reconcile(job: Job, launcher: Launcher) -> JobView:
     """The job's state, with an outcome its executor could not record recovered.
 

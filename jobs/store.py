@@ -98,6 +98,8 @@ class JobSpec:
     recipe: str | None = None
     umask: int | None = None
     """The submitter's umask, which a command's stage runs with (None: the launcher's)."""
+    retain_checkpoints: int | None = None
+    """Checkpoints each succeeded stage keeps (`blut.jobs.retention`; None: the default)."""
 
     @property
     def driver_unit(self) -> str:

@@ -4,7 +4,7 @@ The ``.pt`` holds model, optimizer and scheduler state; the meta holds epoch,
 step, the config fingerprint, the RNG states of python/numpy/torch and the
 training loop's own state. Both are written to a temp name and renamed, the
 meta last, so a checkpoint exists only once complete. Older ones beyond
-``keep`` are deleted.
+``keep`` are deleted. The names, and trimming, are `blut.status.checkpoints`'s.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,8 @@ import numpy as np
 import torch
 
 from blut.status.atomic import atomic_file, atomic_write
+from blut.status.checkpoints import checkpoints, epoch_files, trim
 from blut.status.private import private_dir
-
-_META = re.compile(r"epoch-(\d+)\.meta\.json")
 
 
 def rng_states() -> dict[str, Any]:
@@ -67,28 +65,19 @@ def save(
 ) -> Path:
     """Write epoch ``epoch``'s checkpoint, prune to the last ``keep``; the ``.pt`` path."""
     private_dir(directory)
-    pt = directory / f"epoch-{epoch:04d}.pt"
+    pt, meta_path = epoch_files(directory, epoch)
     with atomic_file(pt) as f:
         torch.save(tensors, f)
-    meta_path = directory / f"epoch-{epoch:04d}.meta.json"
     body = json.dumps({**meta, "epoch": epoch, "weights": pt.name}, indent=1).encode()
     atomic_write(meta_path, body)
-    for old in epochs(directory)[:-keep] if keep > 0 else []:
-        for path in (directory / f"epoch-{old:04d}.pt", directory / f"epoch-{old:04d}.meta.json"):
-            path.unlink(missing_ok=True)
+    if keep > 0:
+        trim(directory, keep)
     return pt
 
 
 def epochs(directory: Path) -> list[int]:
     """Epochs with a complete checkpoint, ascending."""
-    if not directory.is_dir():
-        return []
-    found = (_META.fullmatch(p.name) for p in directory.iterdir())
-    return sorted(
-        int(m.group(1))
-        for m in found
-        if m and (directory / f"epoch-{int(m.group(1)):04d}.pt").is_file()
-    )
+    return [p.number for p in checkpoints(directory) if p.complete]
 
 
 def latest(directory: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -96,6 +85,6 @@ def latest(directory: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
     done = epochs(directory)
     if not done:
         return None
-    meta = json.loads((directory / f"epoch-{done[-1]:04d}.meta.json").read_text())
+    meta = json.loads(epoch_files(directory, done[-1])[1].read_text())
     tensors = torch.load(directory / meta["weights"], map_location="cpu", weights_only=True)
     return meta, tensors

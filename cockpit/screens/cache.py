@@ -1,4 +1,5 @@
-"""Cache: every entry (size, age, last use, producing job) and pruning with a preview."""
+"""Cache: every entry (size, age, last use, producing job), the space it takes against the
+job folders, and pruning with a preview."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from blut.jobs.quantities import short_size
 
 if TYPE_CHECKING:
     from blut.jobs.cache import Entry, PruneReport
+    from blut.status.usage import HomeUsage
 
 AGES_EVERY = 5.0
 """Seconds between moving the AGE / LAST USED cells on."""
@@ -71,20 +73,25 @@ class CacheListing:
     pinned: set[str] = field(default_factory=set)
     missing: bool = False
     error: str | None = None
+    usage: HomeUsage | None = None
+    """Bytes on disk under BLUT_HOME: job folders against the cache."""
 
 
 def read_cache(home: Path, *, create: bool) -> CacheListing:
-    """The cache's entries (worker thread: opens its own index connection)."""
+    """The cache's entries and the space of jobs against cache (worker thread: opens its
+    own index connection)."""
+    from blut.jobs.api import home_usage
     from blut.jobs.cache import Cache, CacheError
 
+    usage = home_usage(home)
     if not create and not (home / "cache" / "index.sqlite").is_file():
-        return CacheListing(missing=True)
+        return CacheListing(missing=True, usage=usage)
     try:
         cache = Cache(home)
     except (CacheError, OSError) as exc:
-        return CacheListing(error=str(exc))
+        return CacheListing(error=str(exc), usage=usage)
     try:
-        return CacheListing(cache.entries(), cache.total_size(), cache.pinned())
+        return CacheListing(cache.entries(), cache.total_size(), cache.pinned(), usage=usage)
     finally:
         cache.close()
 
@@ -249,6 +256,7 @@ class CacheScreen(StateScreen):
 
     DEFAULT_CSS = """
     CacheScreen #totals { height: 1; padding: 0 1; background: $panel; }
+    CacheScreen #space { height: 1; padding: 0 1; background: $panel; }
     CacheScreen DataTable { height: 1fr; }
     """
     HELP_TITLE = "Cache"
@@ -274,6 +282,7 @@ class CacheScreen(StateScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("reading the cache index…", id="totals")
+        yield Static("", id="space")
         table: DataTable[str | Text] = DataTable(
             id="entries", cursor_type="row", zebra_stripes=True
         )
@@ -351,6 +360,10 @@ class CacheScreen(StateScreen):
         if selected in keys:
             table.move_cursor(row=keys.index(selected), animate=False)
         self.query_one("#totals", Static).update(self.totals_line(listing))
+        if listing.usage is not None:
+            self.query_one("#space", Static).update(
+                Text(f"on disk: {fmt.space(listing.usage)} (`blut jobs prune` frees jobs)")
+            )
 
     def totals_line(self, listing: CacheListing) -> Text:
         """Entries, distinct objects, bytes, pins."""

@@ -1,5 +1,6 @@
-"""System: CPU, memory, disk under BLUT_HOME, GPUs, with short histories, and every
-running stage's CPU, memory against its ceiling, and GPUs (like htop's process list)."""
+"""System: CPU, memory, disk under BLUT_HOME (jobs against cache), GPUs, with short
+histories, and every running stage's CPU, memory against its ceiling, and GPUs (like htop's
+process list)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Static
 
+from blut.cockpit import fmt
 from blut.cockpit.plot import Curve, Mark, Plot
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.state import JobState
@@ -48,6 +50,8 @@ def system_table(s: SystemSample) -> Table:
         "disk",
         f"{short_size(s.disk_used)} of {short_size(s.disk_total)} used under {s.disk_path}",
     )
+    if s.space is not None:
+        table.add_row("space", fmt.space(s.space))
     if not s.gpus:
         table.add_row("GPUs", Text(s.gpu_note or "no NVIDIA GPU", style="dim"))
     for g in s.gpus:
@@ -135,13 +139,20 @@ class SystemScreen(StateScreen):
     def on_mount(self) -> None:
         self.title = "blut"
         self.sub_title = "system"
+        self.cockpit.space_wanted.set()
         self.update_state()
+
+    def on_screen_resume(self) -> None:
+        self.cockpit.space_wanted.set()
+        super().on_screen_resume()
 
     def on_screen_suspend(self) -> None:
         self.cockpit.measured_units = frozenset()
+        self.cockpit.space_wanted.clear()
 
     def on_unmount(self) -> None:
         self.cockpit.measured_units = frozenset()
+        self.cockpit.space_wanted.clear()
 
     def update_state(self) -> None:
         if not self.is_mounted:

@@ -9,7 +9,8 @@ import pytest
 from blake3 import blake3
 
 from blut.jobs import artifact
-from blut.jobs.artifact import Artifact, Kind, hash_dir, hash_file, hash_path, tree_size
+from blut.jobs.artifact import Artifact, Kind, hash_dir, hash_file, hash_path
+from blut.status.usage import tree_size
 
 
 def test_file_hash_is_blake3_of_bytes(tmp_path: Path) -> None:
