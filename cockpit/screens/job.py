@@ -23,6 +23,7 @@ from blut.cockpit.render import describe_end
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.screens.jobs import STALE_AFTER
 from blut.cockpit.state import JobState
+from blut.cockpit.sweeps import point_color
 from blut.jobs.quantities import short_size
 from blut.jobs.rows import focus_stage
 from blut.status.jobstate import StageView
@@ -267,6 +268,8 @@ class JobScreen(StateScreen):
 
     DEFAULT_CSS = """
     JobScreen #title { height: 1; padding: 0 1; background: $panel; }
+    JobScreen #sweep { height: 1; padding: 0 1; display: none; }
+    JobScreen.member #sweep { display: block; }
     JobScreen #stages { height: auto; max-height: 6; }
     JobScreen #plots { height: 8; }
     JobScreen Plot { width: 1fr; height: 8; }
@@ -287,6 +290,7 @@ class JobScreen(StateScreen):
         ("C", "recipe jobs: cancel the selected stage; what needs it is skipped (asks first)"),
         ("u / e", "recipe jobs: resume / re-run with edited args (hidden with --readonly)"),
         ("R", "replay: scrub through the job's event history"),
+        ("w", "a sweep's job: compare the sweep's points"),
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
@@ -298,6 +302,7 @@ class JobScreen(StateScreen):
         Binding("u", "resume", "Resume"),
         Binding("e", "rerun", "Edit+rerun"),
         Binding("f", "follow", "Follow"),
+        Binding("w", "sweep", "Sweep"),
     ]
 
     def __init__(self, job_id: str) -> None:
@@ -319,6 +324,7 @@ class JobScreen(StateScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="title")
+        yield Static(id="sweep")
         known = self.cockpit.state.jobs.get(self.job_id)
         if known is not None:
             self.recipe = known.spec.recipe is not None or known.view.recipe is not None
@@ -349,6 +355,8 @@ class JobScreen(StateScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("rerun", "cancel_stage") and not self.recipe:
             return False
+        if action == "sweep" and self.sweep is None:
+            return False
         return super().check_action(action, parameters)
 
     @work(thread=True, group="plan", exit_on_error=False)
@@ -378,6 +386,34 @@ class JobScreen(StateScreen):
         """Follow the job's running stage again (after the cursor was moved)."""
         self.pinned = None
         self.update_state()
+
+    @property
+    def sweep(self) -> str | None:
+        """The sweep the job belongs to, if any."""
+        job = self.cockpit.state.jobs.get(self.job_id)
+        return job.view.sweep if job is not None else None
+
+    def action_sweep(self) -> None:
+        """Compare the job with the other points of its sweep."""
+        if self.sweep is not None:
+            self.cockpit.open_sweep(self.sweep)
+
+    def _update_sweep(self, job: JobState) -> None:
+        """The line that links a sweep member to its sweep: its id and this point's args."""
+        sweep = job.view.sweep
+        if self.has_class("member") != (sweep is not None):
+            self.set_class(sweep is not None, "member")
+            self.refresh_bindings()
+        if sweep is None:
+            return
+        points = self.cockpit.want_sweep(sweep)
+        line = Text("sweep ", style="dim")
+        line.append(sweep, style="bold")
+        if points is not None and (point := points.point(job.id)) is not None:
+            line.append(f"  point {points.points.index(point) + 1}/{len(points.points)}: ")
+            line.append(points.label(point), style=point_color(points, job.id))
+        line.append("  (w: compare the sweep)", style="cyan")
+        self.query_one("#sweep", Static).update(line)
 
     def action_cancel_stage(self) -> None:
         """Cancel the selected (or current) stage of a recipe job, after asking."""
@@ -439,6 +475,7 @@ class JobScreen(StateScreen):
         if self.recipe:
             head.append_text(stage_summary(job, self.plan))
         title.update(head)
+        self._update_sweep(job)
         self._update_stages(job, now)
         stage = self.selected_stage()
         curves, note = metric_curves(job)

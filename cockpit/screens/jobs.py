@@ -20,6 +20,7 @@ from blut.cockpit.state import (
     compile_filter,
     group_rows,
 )
+from blut.cockpit.sweeps import group_note, member_label
 from blut.jobs.rows import JobRow
 
 STALE_AFTER = 5.0
@@ -44,7 +45,8 @@ class JobsScreen(StateScreen):
         ("c", "cancel the job (asks first; hidden with --readonly)"),
         ("p", "open the job's log in $PAGER"),
         ("R", "replay: scrub through the job's event history"),
-        ("enter / space", "on a sweep row: expand or collapse its jobs"),
+        ("space", "on a sweep row: expand or collapse its jobs (each shows its args, metric)"),
+        ("enter / w", "on a sweep row (w: also on a member): compare the sweep's points"),
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open", "Open"),
@@ -54,6 +56,7 @@ class JobsScreen(StateScreen):
         Binding("c", "cancel", "Cancel"),
         Binding("p", "pager", "Pager"),
         Binding("R", "replay", "Replay"),
+        Binding("w", "sweep", "Sweep"),
         Binding("space", "toggle_group", "Expand", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("home", "first", "Top", show=False, priority=True),
@@ -136,9 +139,13 @@ class JobsScreen(StateScreen):
                 out.append((item.id, hit[1]))
                 continue
             expanded = item.sweep in self.expanded
-            out.append((item.key, group_cells(item, expanded, width)))
+            points = self.cockpit.sweeps.get(item.sweep) if expanded else None
+            out.append((item.key, group_cells(item, expanded, width, group_note(points))))
             if expanded:
-                out.extend((r.id, row_cells(r, width, member=True)) for r in item.members)
+                out.extend(
+                    (r.id, row_cells(r, width, member=member_label(points, r.id, r.name)))
+                    for r in item.members
+                )
         return out
 
     def visible_rows(self) -> list[JobRow]:
@@ -155,11 +162,23 @@ class JobsScreen(StateScreen):
         tick = int(self.cockpit.clock()) if live else None  # elapsed times move each second
         expanded = frozenset(self.expanded)
         width = self.size.width
-        return (state.version, tick, self.filter_text, self.sort, self.reverse, expanded, width)
+        points = self.cockpit.sweeps.version
+        return (
+            state.version,
+            tick,
+            self.filter_text,
+            self.sort,
+            self.reverse,
+            expanded,
+            width,
+            points,
+        )
 
     def update_state(self) -> None:
         if not self.is_mounted:
             return
+        for sweep in self.expanded:  # their members show each point's args and metric
+            self.cockpit.want_sweep(sweep)
         paint = self._paint_key()
         if paint == self._painted:
             self._update_status()
@@ -208,7 +227,7 @@ class JobsScreen(StateScreen):
     def _refresh_keys(self) -> None:
         """Offer only what applies to the job under the cursor (no Cancel for one that ended)."""
         job = self.cockpit.state.jobs.get(self.selected_job_id or "")
-        bound = (self.selected_job_id, job.view.state if job is not None else None)
+        bound = (self.selected_job_id or self.selected_group, job.view.state if job else None)
         if bound != self._bound:
             self._bound = bound
             self.refresh_bindings()
@@ -269,7 +288,7 @@ class JobsScreen(StateScreen):
         if key is None:
             return
         if key.startswith(GROUP_PREFIX):
-            self.action_toggle_group()
+            self.cockpit.open_sweep(key.removeprefix(GROUP_PREFIX))
         else:
             self.cockpit.open_job(key)
 
@@ -278,7 +297,24 @@ class JobsScreen(StateScreen):
         if job_id is not None:
             self.cockpit.open_job(job_id)
         elif self.selected_group is not None:
-            self.action_toggle_group()
+            self.cockpit.open_sweep(self.selected_group)
+
+    @property
+    def selected_sweep(self) -> str | None:
+        """The sweep of the row under the cursor: its group row or one of its members."""
+        job = self.cockpit.state.jobs.get(self.selected_job_id or "")
+        return self.selected_group or (job.view.sweep if job is not None else None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "sweep" and self.selected_sweep is None:
+            return False
+        return super().check_action(action, parameters)
+
+    def action_sweep(self) -> None:
+        """Compare the points of the sweep under the cursor."""
+        sweep = self.selected_sweep
+        if sweep is not None:
+            self.cockpit.open_sweep(sweep)
 
     def action_toggle_group(self) -> None:
         """Expand or collapse the sweep group under the cursor."""
