@@ -122,13 +122,23 @@ def summarize(points: Sequence[tuple[float, float]], better: Direction | None) -
     return MetricSummary(final, best, best_x, last_x)
 
 
+def x_column(columns: Mapping[str, Sequence[Any]]) -> str | None:
+    """The column that places each row: the epoch when each row has its own (one row per
+    epoch), else the step when each row has its own, else None (the row number)."""
+    for name in X_COLUMNS:
+        values = columns.get(name)
+        present = values is not None and None not in values and _numeric(values)
+        if present and values is not None and len(set(values)) == len(values):
+            return name
+    return None
+
+
 def table_curves(columns: Mapping[str, Sequence[Any]]) -> dict[str, Points]:
-    """Each numeric column of a metrics table (``to_pydict()``) as points over the epoch,
-    else the step, else the row number; missing and non-finite values are left out."""
+    """Each numeric column of a metrics table (``to_pydict()``) as points over its
+    :func:`x_column`; missing and non-finite values are left out."""
     rows = max((len(v) for v in columns.values()), default=0)
-    xs: Sequence[Any] = next(
-        (columns[c] for c in X_COLUMNS if c in columns and _numeric(columns[c])), range(rows)
-    )
+    x = x_column(columns)
+    xs: Sequence[Any] = columns[x] if x is not None else range(rows)
     out: dict[str, Points] = {}
     for name, values in columns.items():
         if name in X_COLUMNS or not _numeric(values):

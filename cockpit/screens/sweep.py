@@ -212,11 +212,12 @@ class SweepScreen(StateScreen):
         self._paint_plot(data)
 
     def _paint_title(self, data: Sweep | None) -> None:
-        members = self.cockpit.sweep_members(self.sweep)
-        head = Text(f"{self.sweep}", style="bold")
+        members = self.cockpit.sweep_members(self.sweep)  # the header names the sweep
+        head = Text()
         if members:
             name = members[0].view.recipe or members[0].spec.name
-            head.append(f"  {name} ×{len(members)}  ")
+            head.append(f"{name} ×{len(members)}", style="bold")
+            head.append("  ")
             tally: dict[str, int] = {}
             for job in members:
                 tally[job.view.state] = tally.get(job.view.state, 0) + 1
@@ -263,8 +264,7 @@ class SweepScreen(StateScreen):
         ]
         plot = self.query_one("#curves", Plot)
         plot.heading = metric or "metric"
-        others = len(data.metrics) - 1
-        note = "by epoch" + (" · m: next metric" if others > 0 else "")
+        note = "m: next metric" if len(data.metrics) > 1 else ""
         plot.set_data(curves, log_y=wants_log(curves), note=note)
         plot.border_subtitle = ""  # the legend below has the points' colours
         self.query_one("#legend", Static).update(legend(curves))
