@@ -63,8 +63,6 @@ def short_names(keys: Sequence[str]) -> dict[str, str]:
 
 def format_value(value: Any) -> str:
     """A parameter value as typed on the command line: ``0.01``, ``gru``, ``true``."""
-    if value is _MISSING:
-        return "-"
     if isinstance(value, bool) or value is None or isinstance(value, list | dict):
         return json.dumps(value, sort_keys=True)
     if isinstance(value, float):
@@ -76,7 +74,7 @@ def value_order(value: Any) -> tuple[int, float, str]:
     """A sort key that puts numbers in numeric order and everything else after them."""
     if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
         return (0, float(value), "")
-    return (1, 0.0, format_value(value))
+    return (2, 0.0, "") if value is _MISSING else (1, 0.0, format_value(value))
 
 
 def direction(metric: str) -> Direction | None:
@@ -196,8 +194,16 @@ class SweepPoint:
 
     job_id: str
     params: dict[str, Any]
-    """Varied key → this point's value."""
+    """Varied key → this point's value (a key its args lack is absent)."""
     curves: dict[str, Points] = field(default_factory=dict)
+
+    def value_text(self, key: str) -> str:
+        """This point's value of ``key`` as typed (``-`` when its args lack the key)."""
+        return format_value(self.params[key]) if key in self.params else "-"
+
+    def order(self, key: str) -> tuple[int, float, str]:
+        """Where this point goes when sorted by ``key`` (see :func:`value_order`)."""
+        return value_order(self.params.get(key, _MISSING))
 
     def summary(self, metric: str) -> MetricSummary | None:
         """The final/best of ``metric`` (None when this point has not reported it)."""
@@ -236,7 +242,7 @@ class Sweep:
     def label(self, point: SweepPoint) -> str:
         """``lr=0.01 seed=1`` (the job id when nothing varies)."""
         names = self.names
-        parts = [f"{names[k]}={format_value(point.params.get(k, _MISSING))}" for k in self.varied]
+        parts = [f"{names[k]}={point.value_text(k)}" for k in self.varied]
         return " ".join(parts) or point.job_id
 
 
@@ -249,8 +255,8 @@ def build_sweep(
     keys = varied_keys(args)
     flat = [flatten(a) for a in args]
     points = [
-        SweepPoint(job_id, {k: f.get(k, _MISSING) for k in keys}, dict(curves))
+        SweepPoint(job_id, {k: f[k] for k in keys if k in f}, dict(curves))
         for (job_id, _, curves), f in zip(members, flat, strict=True)
     ]
-    points.sort(key=lambda p: ([value_order(p.params[k]) for k in keys], p.job_id))
+    points.sort(key=lambda p: ([p.order(k) for k in keys], p.job_id))
     return Sweep(sweep_id, tuple(keys), tuple(points))

@@ -21,7 +21,7 @@ from blut.cockpit import fmt
 from blut.cockpit.plot import Curve, Plot, legend, wants_log
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.sweeps import metric_number, point_color
-from blut.jobs.sweeps import Sweep, SweepPoint, direction, format_value, value_order
+from blut.jobs.sweeps import Sweep, SweepPoint, direction
 
 STATE_ORDER = ("running", "queued", "loading", "failed", "cancelled", "succeeded")
 PADDING = 2
@@ -144,7 +144,7 @@ class SweepScreen(StateScreen):
                 "state": fmt.state_text(self.state_of(point.job_id)),
             }
             for key in data.varied:
-                row[f"param:{key}"] = Text(format_value(point.params.get(key)))
+                row[f"param:{key}"] = Text(point.value_text(key))
             for metric in data.metrics:
                 summary = point.summary(metric)
                 final = metric_number(summary.final if summary is not None else None)
@@ -158,7 +158,7 @@ class SweepScreen(StateScreen):
         """Where ``point`` goes when sorted by ``column`` (None: it has no value there)."""
         kind, _, name = column.partition(":")
         if kind == "param":
-            return value_order(point.params.get(name))
+            return point.order(name)
         if kind == "state":
             state = self.state_of(point.job_id)
             return (STATE_ORDER.index(state) if state in STATE_ORDER else len(STATE_ORDER),)

@@ -173,3 +173,53 @@ def test_load_sweep_reads_real_job_folders(blut_home: Path) -> None:
         assert val.best == val.final and val.best_x == 3.0
         failed = found.point("20250615-120003-aaa3")
         assert failed is not None and failed.curves["val_loss"] == ((1.0, 2.2),)
+
+
+def test_a_key_some_members_lack_reads_as_a_dash_and_sorts_last() -> None:
+    with_model = with_train(lr=0.1)
+    with_model["train"]["extra"] = "big"
+    sweep = build_sweep("s", [("a", with_model, {}), ("b", with_train(lr=0.1), {})])
+    assert sweep.varied == ("train.extra",)
+    assert [sweep.label(p) for p in sweep.points] == ["extra=big", "extra=-"]
+    assert "train.extra" not in sweep.points[1].params  # nothing made up for JSON
+
+
+def test_blut_sweep_prints_the_points_table_and_json(blut_home: Path) -> None:
+    import json
+
+    from tests.conftest import blut
+
+    three_point_sweep(blut_home)
+    done = blut("sweep", "abcd", env={"COLUMNS": "100"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"{SWEEP}: 3 points, varies train.lr, train.hidden"
+    head = "JOB lr hidden STATE val_loss min train_loss min"
+    assert lines[1].split() == head.split()
+    assert lines[2].split() == [
+        "20250615-120002-aaa2",
+        "0.001",
+        "64",
+        "succeeded",
+        "1.408",
+        "1.408",
+        "1.28",
+        "1.28",
+    ]
+    assert lines[4].split()[3:5] == ["failed", "(oom)"]
+    data = json.loads(blut("sweep", SWEEP, "--format", "json").stdout)
+    assert data["varied"] == ["train.lr", "train.hidden"]
+    first = data["points"][0]
+    assert first["params"] == {"train.lr": 0.001, "train.hidden": 64}
+    assert first["state"] == "succeeded"
+    assert first["metrics"]["val_loss"]["final"] == pytest.approx(1.408)
+    assert first["metrics"]["lr"]["best"] is None
+
+
+def test_blut_sweep_refuses_an_unknown_sweep_in_one_line(blut_home: Path) -> None:
+    from tests.conftest import blut
+
+    three_point_sweep(blut_home)
+    done = blut("sweep", "nope")
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"blut: error: no sweep matches 'nope' (sweeps: {SWEEP})"
