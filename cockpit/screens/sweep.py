@@ -94,15 +94,12 @@ class SweepScreen(StateScreen):
 
     @property
     def selected_job_id(self) -> str | None:
+        if not self._keys:  # not painted yet (the feed may ask before the table exists)
+            return None
         table = self.query_one(DataTable)
         if 0 <= table.cursor_row < len(self._keys):
             return self._keys[table.cursor_row]
         return None
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("cancel", "resume", "rerun"):
-            return False  # from a point's own Job screen
-        return super().check_action(action, parameters)
 
     # ---- what is shown ----------------------------------------------------------
 

@@ -20,7 +20,7 @@ from blut.cockpit.screens.sweep import SweepScreen
 from blut.cockpit.sweeps import COLORS, SweepCache, member_label
 from blut.jobs.sweeps import build_sweep
 from blut.status.metrics import read_metrics
-from tests.cockpit.conftest import action_names, make_app, static_text, wait_for
+from tests.cockpit.conftest import action_names, make_app, palette_titles, static_text, wait_for
 from tests.cockpit.sweephome import SWEEP, three_point_sweep, with_train
 
 SIZE = (80, 24)
@@ -46,6 +46,11 @@ def test_sweep_cache_loads_once_per_change_and_not_twice_at_once() -> None:
     cache.store("s", None, moved, now=3.0)  # a failed load keeps the old data, retried later
     assert cache.get("s") is data
     assert cache.due("s", moved, now=5.1)
+
+
+def test_a_sweep_screen_not_painted_yet_has_no_selected_job() -> None:
+    # the feed asks the top screen for its job as soon as it is pushed, before compose
+    assert SweepScreen(SWEEP).selected_job_id is None
 
 
 def test_member_label_shows_args_and_the_primary_metric() -> None:
@@ -205,6 +210,19 @@ async def test_a_members_job_screen_links_to_its_sweep(blut_home: Path) -> None:
         await pilot.press("w")
         sweep = app.screen
         assert isinstance(sweep, SweepScreen) and sweep.sweep == SWEEP
+
+
+@pytest.mark.anyio
+async def test_the_sweep_screen_offers_nothing_mutating_when_readonly(blut_home: Path) -> None:
+    three_point_sweep(blut_home)
+    app = make_app(blut_home, readonly=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_sweep(app, pilot)
+        assert {"sort", "reverse", "metric", "open"} <= action_names(app)
+        assert not action_names(app) & {"cancel", "resume", "rerun", "launch", "prune"}
+        titles = palette_titles(app)
+        assert f"Open job {SLOW}" in titles  # the point under the cursor
+        assert not [t for t in titles if t.startswith(("Cancel", "Resume", "Re-run"))]
 
 
 @pytest.mark.anyio
