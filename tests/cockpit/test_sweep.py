@@ -21,7 +21,7 @@ from blut.cockpit.sweeps import COLORS, SweepCache, member_label
 from blut.jobs.sweeps import build_sweep
 from blut.status.metrics import read_metrics
 from tests.cockpit.conftest import action_names, make_app, palette_titles, static_text, wait_for
-from tests.cockpit.sweephome import SWEEP, three_point_sweep, with_train
+from tests.cockpit.sweephome import SWEEP, losses, sweep_member, three_point_sweep, with_train
 
 SIZE = (80, 24)
 GROUP = f"sweep:{SWEEP}"
@@ -191,6 +191,23 @@ async def test_sweep_screen_compares_sorts_and_plots_every_point(blut_home: Path
         assert isinstance(job, JobScreen) and job.job_id == SLOW  # hidden ▼: 64 first
         await pilot.press("escape")
         assert app.screen is screen
+
+
+@pytest.mark.anyio
+async def test_losses_spanning_decades_are_plotted_on_a_log_axis(blut_home: Path) -> None:
+    sweep_member(blut_home, FAST, with_train(lr=0.1), losses(10.0, 0.1))  # 11 → 0.11
+    sweep_member(blut_home, SLOW, with_train(lr=0.01), losses(10.0, 0.5))
+    app = make_app(blut_home)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.state.jobs) == 2 and not app.state.loading)
+        await wait_for(pilot, lambda: jobs_screen(app)._keys == [GROUP])
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, SweepScreen)
+        await wait_for(pilot, lambda: len(screen._keys) == 2)
+        plot = screen.query_one("#curves", Plot)
+        assert plot.log_y and str(plot.border_title).startswith("val_loss (log)")
+        assert [c.label for c in plot.curves] == ["lr=0.01", "lr=0.1"]
 
 
 @pytest.mark.anyio
