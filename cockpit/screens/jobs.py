@@ -160,19 +160,9 @@ class JobsScreen(StateScreen):
         state = self.cockpit.state
         live = state.active > 0
         tick = int(self.cockpit.clock()) if live else None  # elapsed times move each second
-        expanded = frozenset(self.expanded)
+        expanded = (frozenset(self.expanded), self.cockpit.sweeps.version)  # and their points
         width = self.size.width
-        points = self.cockpit.sweeps.version
-        return (
-            state.version,
-            tick,
-            self.filter_text,
-            self.sort,
-            self.reverse,
-            expanded,
-            width,
-            points,
-        )
+        return (state.version, tick, self.filter_text, self.sort, self.reverse, expanded, width)
 
     def update_state(self) -> None:
         if not self.is_mounted:

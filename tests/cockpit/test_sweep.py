@@ -71,9 +71,9 @@ def jobs_screen(app: CockpitApp) -> JobsScreen:
 
 
 def name_cells(screen: JobsScreen) -> dict[str, str]:
-    """Row key → the plain text of its NAME cell."""
-    index = screen._layout.keys.index("name") if screen._layout else 0
-    return {key: cells[index].plain for key, cells in screen._cells.items()}
+    """Row key → the plain text of its NAME cell, as the table shows it."""
+    table = screen.table
+    return {key: table.get_cell(key, "name").plain for key in screen._keys}
 
 
 def cells(screen: SweepScreen) -> list[dict[str, str]]:
