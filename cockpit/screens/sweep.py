@@ -275,7 +275,7 @@ class SweepScreen(StateScreen):
         if column == self.sort_column_now():
             self.reverse = not self.reverse
         else:
-            self.sort, self.reverse = column, False
+            self.sort, self.reverse = column, natural_reverse(column)
         self.update_state()
 
     def sort_column_now(self) -> str | None:
@@ -290,7 +290,8 @@ class SweepScreen(StateScreen):
             return
         now = self.sort_column_now()
         at = columns.index(now) if now in columns else -1
-        self.sort, self.reverse = columns[(at + 1) % len(columns)], False
+        self.sort = columns[(at + 1) % len(columns)]
+        self.reverse = natural_reverse(self.sort)
         self.update_state()
         label = dict(self._columns).get(self.sort, self.sort)
         self.notify(f"sorted by {label}", timeout=1.5)
@@ -325,6 +326,13 @@ class SweepScreen(StateScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def natural_reverse(column: str) -> bool:
+    """A column starts in its natural order, best first: a metric where higher is better
+    (an accuracy) descending, everything else ascending (losses, arguments, running first)."""
+    kind, _, name = column.partition(":")
+    return kind in ("final", "best") and direction(name) == "max"
 
 
 def _state_rank(state: str) -> int:

@@ -163,6 +163,13 @@ async def test_sweep_screen_compares_sorts_and_plots_every_point(blut_home: Path
         await pilot.press("r")
         assert header(screen)[4] == "val_loss ▼"
         assert [r["lr"] for r in cells(screen)] == ["0.1", "0.001", "0.01"]
+        await pilot.resize_terminal(100, 24)  # room for val_accuracy: higher is better
+        await wait_for(pilot, lambda: "val_accuracy" in header(screen))
+        while not header(screen)[8].startswith("val_accuracy "):
+            await pilot.press("s")
+        assert header(screen)[8] == "val_accuracy ▼"  # best first
+        assert [r["lr"] for r in cells(screen)] == ["0.001", "0.01", "0.1"]  # 3 epochs, 3, 1
+        await pilot.resize_terminal(*SIZE)
 
         table = screen.query_one("#points", DataTable)
         columns = list(table.columns.values())
