@@ -22,6 +22,7 @@ from blut.commands import data as data_cmd
 from blut.commands import jobs as jobs_cmd
 from blut.commands import plan as plan_cmd
 from blut.commands import recipe as recipe_cmd
+from blut.commands import sweep as sweep_cmd
 from blut.commands import train as train_cmd
 from blut.commands.common import (
     Group,
@@ -268,6 +269,7 @@ app.add_command(recipe_cmd.app)
 app.add_command(plan_cmd.app)
 app.add_command(cache_cmd.app)
 app.add_command(data_cmd.app)
+app.add_command(sweep_cmd.sweep)
 
 
 MAX_ERROR_LINE = 300

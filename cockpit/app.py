@@ -32,7 +32,8 @@ from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.screens.dialogs import ConfirmScreen, HelpScreen
 from blut.cockpit.screens.job import JobScreen
 from blut.cockpit.screens.jobs import JobsScreen
-from blut.cockpit.state import CockpitState
+from blut.cockpit.state import CockpitState, JobState
+from blut.cockpit.sweeps import Mark, SweepCache
 from blut.jobs.store import JobStore, blut_home
 from blut.status.layout import job_paths
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from blut.cockpit.timeline import StreamReader
     from blut.jobs.api import Launchers
     from blut.jobs.store import Job
+    from blut.jobs.sweeps import Sweep
 
 POST_EVERY = 0.1
 """Least seconds between two feed updates (≤ 10 Hz: no repaint storms on slow links)."""
@@ -127,6 +129,8 @@ class CockpitApp(App[int]):
         self.clock = clock
         self.state = CockpitState()
         self.feed = JobFeed(self.store)
+        self.sweeps = SweepCache()
+        """The sweeps the screens asked about, loaded by a worker (:meth:`want_sweep`)."""
         self.sample_system = system
         self.system_history: deque[SystemSample] = deque(maxlen=SYSTEM_HISTORY)
         self.measured_units: frozenset[str] = frozenset()
@@ -315,6 +319,44 @@ class CockpitApp(App[int]):
     def open_job(self, job_id: str) -> None:
         """Drill into a job."""
         self.push_screen(JobScreen(job_id))
+
+    def open_sweep(self, sweep: str) -> None:
+        """Compare the points of a sweep."""
+        from blut.cockpit.screens.sweep import SweepScreen
+
+        self.push_screen(SweepScreen(sweep))
+
+    def sweep_members(self, sweep: str) -> list[JobState]:
+        """The jobs of ``sweep`` the cockpit knows, oldest first."""
+        return sorted(
+            (j for j in self.state.jobs.values() if j.view.sweep == sweep), key=lambda j: j.id
+        )
+
+    def want_sweep(self, sweep: str) -> Sweep | None:
+        """The last load of ``sweep``'s points; starts another when one is due."""
+        members = self.sweep_members(sweep)
+        mark: Mark = tuple((j.id, j.version) for j in members)
+        if members and self.sweeps.due(sweep, mark, time.monotonic()):
+            self._sweep_worker(sweep, [j.id for j in members], mark)
+        return self.sweeps.get(sweep)
+
+    @work(thread=True, group="sweeps", exit_on_error=False)
+    def _sweep_worker(self, sweep: str, job_ids: list[str], mark: Mark) -> None:
+        from blut.jobs.api import load_sweep
+        from blut.jobs.errors import JobsError
+        from blut.status.errors import StatusError
+
+        try:
+            data: Sweep | None = load_sweep(self.store, sweep, job_ids)
+        except (JobsError, StatusError, OSError):
+            data = None
+        self.call_from_thread(self._sweep_loaded, sweep, data, mark)
+
+    def _sweep_loaded(self, sweep: str, data: Sweep | None, mark: Mark) -> None:
+        self.sweeps.store(sweep, data, mark, time.monotonic())
+        top = self._top_state_screen()
+        if top is not None:
+            top.update_state()
 
     def open_launched(self, job_id: str) -> None:
         """After a launch: leave the recipe screens and show the new job."""

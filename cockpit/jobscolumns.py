@@ -64,12 +64,12 @@ def _short_id(job_id: str, width: int) -> str:
     return job_id if width >= FULL_ID_FROM else short_id(job_id)
 
 
-def row_cells(row: JobRow, width: int, member: bool = False) -> dict[str, Text]:
-    """Every cell of one job's line (``member``: shown under its sweep's group row)."""
-    name = ("└ " if member else "") + row.name
+def row_cells(row: JobRow, width: int, member: Text | None = None) -> dict[str, Text]:
+    """Every cell of one job's line (``member``: its name under its sweep's group row)."""
+    name = Text(row.name) if member is None else Text("└ ").append_text(member)
     return {
         "id": Text(_short_id(row.id, width)),
-        "name": Text(name),
+        "name": name,
         "state": render.state_cell(row) if row.state != "loading" else fmt.state_text("loading"),
         "stage": Text(row.stage or ""),
         "progress": fmt.bar(row.progress, cells=6),
@@ -80,11 +80,13 @@ def row_cells(row: JobRow, width: int, member: bool = False) -> dict[str, Text]:
     }
 
 
-def group_cells(group: SweepGroup, expanded: bool, width: int) -> dict[str, Text]:
-    """Every cell of a sweep's group line: its size, overall state and summary figures."""
+def group_cells(group: SweepGroup, expanded: bool, width: int, note: str = "") -> dict[str, Text]:
+    """Every cell of a sweep's group line: its size, overall state and summary figures
+    (``note``: after the name, e.g. the metric its members show)."""
     head = Text("▾ " if expanded else "▸ ", style="bold")
     name = group.members[0].recipe or group.members[0].name
     head.append(f"{name} ×{len(group.members)}", style="bold")
+    head.append(note, style="dim")
     return {
         "id": Text(_short_id(group.sweep.removeprefix("sweep-"), width), style="bold"),
         "name": head,

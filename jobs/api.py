@@ -5,6 +5,7 @@
 - :func:`submit_command`, :func:`submit_recipe`, :func:`submit_points` (a sweep);
 - :func:`cancel`, :func:`cancel_stage`, :func:`resume`, :func:`follow`;
 - :func:`prune_jobs` (`blut jobs prune`) and :func:`home_usage` (jobs against cache).
+- :func:`load_sweep`: a sweep's points compared (varied args, metrics).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from blut.containment.launcher import Launcher
     from blut.jobs.prune import JobsPruneReport, JobsPruneRule
     from blut.jobs.recipes import RecipeDef
+    from blut.jobs.sweeps import Sweep
 
 __all__ = [
     "HomeUsage",
@@ -53,6 +55,7 @@ __all__ = [
     "follow",
     "home_usage",
     "list_jobs",
+    "load_sweep",
     "prune_jobs",
     "recipe_args",
     "reconcile_job",
@@ -376,6 +379,29 @@ def recipe_args(job: Job) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def load_sweep(store: JobStore, sweep: str, job_ids: Sequence[str] | None = None) -> Sweep:
+    """The points of ``sweep``: each member's varied args and Parquet metrics.
+
+    ``job_ids``: its members when the caller knows them (the cockpit); else every job
+    of the store whose index says it belongs to ``sweep``. A member whose job.json
+    cannot be read is left out.
+    """
+    from blut.jobs.sweeps import build_sweep, read_job_metrics
+
+    if job_ids is None:
+        job_ids = [
+            i for i in store.ids() if current_view(store.paths(i), i, save=False).sweep == sweep
+        ]
+    members = []
+    for job_id in job_ids:
+        try:
+            job = store.load(store.paths(job_id).dir)
+        except JobsError:
+            continue
+        members.append((job_id, recipe_args(job), read_job_metrics(job.paths, job.spec.stages)))
+    return build_sweep(sweep, members)
 
 
 # -- resuming ----------------------------------------------------------------------

@@ -25,6 +25,7 @@ from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.screens.dialogs import TextScreen
 from blut.cockpit.screens.jobs import STALE_AFTER
 from blut.cockpit.state import CockpitState, JobState
+from blut.cockpit.sweeps import point_color
 from blut.jobs.quantities import short_size
 from blut.jobs.rows import focus_stage
 from blut.status.jobstate import StageView
@@ -288,6 +289,8 @@ class JobScreen(StateScreen):
 
     DEFAULT_CSS = """
     JobScreen #title { height: 1; padding: 0 1; background: $panel; }
+    JobScreen #sweep { height: 1; padding: 0 1; display: none; }
+    JobScreen.member #sweep { display: block; }
     JobScreen #stages { height: auto; max-height: 6; }
     JobScreen #plots { height: 8; }
     JobScreen Plot { width: 1fr; height: 8; }
@@ -310,6 +313,7 @@ class JobScreen(StateScreen):
         ("R", "replay: play the job's stream through the Job screen"),
         ("x", "recipe jobs: why the selected stage ran, or which job's output it reused"),
         ("o", "on a reused (cached) stage: open the job that computed its output"),
+        ("w", "a sweep's job: compare the sweep's points"),
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
@@ -323,6 +327,7 @@ class JobScreen(StateScreen):
         Binding("f", "follow", "Follow"),
         Binding("x", "explain", "Explain"),
         Binding("o", "open_producer", "Producer"),
+        Binding("w", "sweep", "Sweep"),
     ]
 
     live = True
@@ -355,6 +360,7 @@ class JobScreen(StateScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="title")
+        yield Static(id="sweep")
         known = self.source.jobs.get(self.job_id)
         if known is not None:
             self.recipe = known.spec.recipe is not None or known.view.recipe is not None
@@ -395,6 +401,8 @@ class JobScreen(StateScreen):
         if action in ("rerun", "cancel_stage", "explain") and not self.recipe:
             return False
         if action == "open_producer" and self._producer is None:
+            return False
+        if action == "sweep" and self.sweep is None:
             return False
         return super().check_action(action, parameters)
 
@@ -443,6 +451,34 @@ class JobScreen(StateScreen):
         """Follow the job's running stage again (after the cursor was moved)."""
         self.pinned = None
         self.update_state()
+
+    @property
+    def sweep(self) -> str | None:
+        """The sweep the job belongs to, if any."""
+        job = self.cockpit.state.jobs.get(self.job_id)
+        return job.view.sweep if job is not None else None
+
+    def action_sweep(self) -> None:
+        """Compare the job with the other points of its sweep."""
+        if self.sweep is not None:
+            self.cockpit.open_sweep(self.sweep)
+
+    def _update_sweep(self, job: JobState) -> None:
+        """The line that links a sweep member to its sweep: its id and this point's args."""
+        sweep = job.view.sweep
+        if self.has_class("member") != (sweep is not None):
+            self.set_class(sweep is not None, "member")
+            self.refresh_bindings()
+        if sweep is None:
+            return
+        points = self.cockpit.want_sweep(sweep)
+        line = Text("sweep ", style="dim")
+        line.append(sweep, style="bold")
+        if points is not None and (point := points.point(job.id)) is not None:
+            line.append(f"  point {points.points.index(point) + 1}/{len(points.points)}: ")
+            line.append(points.label(point), style=point_color(points, job.id))
+        line.append("  (w: compare the sweep)", style="cyan")
+        self.query_one("#sweep", Static).update(line)
 
     def action_cancel_stage(self) -> None:
         """Cancel the selected (or current) stage of a recipe job, after asking."""
@@ -507,6 +543,7 @@ class JobScreen(StateScreen):
         if self.recipe:
             head.append_text(stage_summary(job, self.plan))
         title.update(head)
+        self._update_sweep(job)
         self._update_stages(job, now)
         self._borrow(job)
         stage = self.selected_stage()

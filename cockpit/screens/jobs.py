@@ -32,6 +32,7 @@ from blut.cockpit.state import (
     compile_filter,
     group_rows,
 )
+from blut.cockpit.sweeps import group_note, member_label
 from blut.jobs.rows import JobRow
 
 STALE_AFTER = 5.0
@@ -76,7 +77,8 @@ class JobsScreen(StateScreen):
         ("c", "cancel the job (asks first; hidden with --readonly)"),
         ("p", "open the job's log in $PAGER"),
         ("R", "replay: play the job's stream through the Job screen"),
-        ("enter / space", "on a sweep row: expand or collapse its jobs"),
+        ("space", "on a sweep row: expand or collapse its jobs (each shows its args, metric)"),
+        ("enter / w", "on a sweep row (w: also on a member): compare the sweep's points"),
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open", "Open"),
@@ -86,6 +88,7 @@ class JobsScreen(StateScreen):
         Binding("c", "cancel", "Cancel"),
         Binding("p", "pager", "Pager"),
         Binding("R", "replay", "Replay"),
+        Binding("w", "sweep", "Sweep"),
         Binding("space", "toggle_group", "Expand", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("home", "first", "Top", show=False, priority=True),
@@ -109,7 +112,7 @@ class JobsScreen(StateScreen):
         """The sort column and direction the header's marker shows."""
         self._fitted: dict[str, tuple[dict[str, Text], Layout, Cells]] = {}
         self._widths: dict[str, tuple[dict[str, Text], dict[str, int]]] = {}
-        self._groups: dict[str, tuple[tuple[JobRow, ...], bool, dict[str, Text]]] = {}
+        self._groups: dict[str, tuple[tuple[JobRow, ...], tuple[bool, str], dict[str, Text]]] = {}
         self._painted: tuple[object, ...] | None = None
         self._shown = 0
         self._status: Text | None = None
@@ -173,22 +176,24 @@ class JobsScreen(StateScreen):
                 out.append((item.id, hit[1]))
                 continue
             expanded = item.sweep in self.expanded
+            points = self.cockpit.sweeps.get(item.sweep) if expanded else None
+            note = group_note(points)
             members = tuple(item.members)
             group = self._groups.get(item.key)
             # Its cells are totals: the same member rows in another order give the same.
             if (
                 group is None
-                or group[1] != expanded
+                or group[1] != (expanded, note)
                 or set(map(id, group[0])) != set(map(id, members))
             ):
-                group = self._groups[item.key] = (
-                    members,
-                    expanded,
-                    group_cells(item, expanded, width),
-                )
+                cells = group_cells(item, expanded, width, note)
+                group = self._groups[item.key] = (members, (expanded, note), cells)
             out.append((item.key, group[2]))
             if expanded:
-                out.extend((r.id, row_cells(r, width, member=True)) for r in item.members)
+                out.extend(
+                    (r.id, row_cells(r, width, member=member_label(points, r.id, r.name)))
+                    for r in item.members
+                )
         return out
 
     def visible_rows(self) -> list[JobRow]:
@@ -203,13 +208,15 @@ class JobsScreen(StateScreen):
         state = self.cockpit.state
         live = state.active > 0
         tick = int(self.cockpit.clock()) if live else None  # elapsed times move each second
-        expanded = frozenset(self.expanded)
+        expanded = (frozenset(self.expanded), self.cockpit.sweeps.version)  # and their points
         width = self.size.width
         return (state.version, tick, self.filter_text, self.sort, self.reverse, expanded, width)
 
     def update_state(self) -> None:
         if not self.is_mounted:
             return
+        for sweep in self.expanded:  # their members show each point's args and metric
+            self.cockpit.want_sweep(sweep)
         paint = self._paint_key()
         if paint == self._painted:
             self._update_status()
@@ -300,7 +307,7 @@ class JobsScreen(StateScreen):
     def _refresh_keys(self) -> None:
         """Offer only what applies to the job under the cursor (no Cancel for one that ended)."""
         job = self.cockpit.state.jobs.get(self.selected_job_id or "")
-        bound = (self.selected_job_id, job.view.state if job is not None else None)
+        bound = (self.selected_job_id or self.selected_group, job.view.state if job else None)
         if bound != self._bound:
             self._bound = bound
             self.refresh_bindings()
@@ -361,7 +368,7 @@ class JobsScreen(StateScreen):
         if key is None:
             return
         if key.startswith(GROUP_PREFIX):
-            self.action_toggle_group()
+            self.cockpit.open_sweep(key.removeprefix(GROUP_PREFIX))
         else:
             self.cockpit.open_job(key)
 
@@ -370,7 +377,24 @@ class JobsScreen(StateScreen):
         if job_id is not None:
             self.cockpit.open_job(job_id)
         elif self.selected_group is not None:
-            self.action_toggle_group()
+            self.cockpit.open_sweep(self.selected_group)
+
+    @property
+    def selected_sweep(self) -> str | None:
+        """The sweep of the row under the cursor: its group row or one of its members."""
+        job = self.cockpit.state.jobs.get(self.selected_job_id or "")
+        return self.selected_group or (job.view.sweep if job is not None else None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "sweep" and self.selected_sweep is None:
+            return False
+        return super().check_action(action, parameters)
+
+    def action_sweep(self) -> None:
+        """Compare the points of the sweep under the cursor."""
+        sweep = self.selected_sweep
+        if sweep is not None:
+            self.cockpit.open_sweep(sweep)
 
     def action_toggle_group(self) -> None:
         """Expand or collapse the sweep group under the cursor."""

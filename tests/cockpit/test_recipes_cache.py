@@ -267,7 +267,7 @@ async def test_recipe_job_stages_and_sweep_groups(blut_home: Path) -> None:
         assert isinstance(screen, JobsScreen)
         await wait_for(pilot, lambda: len(screen._keys) == 2)  # one job, one collapsed group
         assert screen._keys[0] == "sweep:sweep-20250615-110000-abcd"
-        await pilot.press("enter")  # expands
+        await pilot.press("space")  # expands
         await wait_for(pilot, lambda: len(screen._keys) == 5)
         await pilot.press("space")  # collapses
         await wait_for(pilot, lambda: len(screen._keys) == 2)
