@@ -410,13 +410,14 @@ class CockpitApp(App[int]):
         from blut.jobs.api import recipe_args
         from blut.jobs.errors import UsageError
         from blut.jobs.recipes import find
+        from blut.jobs.rows import focus_stage
 
         job = self.state.jobs.get(job_id)
         name = (job.view.recipe if job is not None else None) or (
             job.spec.name if job is not None else ""
         )
         args = recipe_args(self.stored_job(job_id)) if job is not None else None
-        if args is None:
+        if job is None or args is None:
             self.notify(f"job {job_id} has no args.json (not a recipe job)", severity="warning")
             return
         try:
@@ -424,7 +425,12 @@ class CockpitApp(App[int]):
         except UsageError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.push_screen(RecipeFormScreen(recipe, args, note=f"re-run of job {job_id}"))
+        note, focus = f"re-run of job {job_id}", None
+        failed = focus_stage(job.view) if job.view.state == "failed" else None
+        if failed is not None and failed.reason == "oom":
+            focus = f"{failed.name}.memory_max"  # what an out-of-memory stage needs raised
+            note += f": {failed.name} ran out of memory; raise its memory_max"
+        self.push_screen(RecipeFormScreen(recipe, args, note=note, focus=focus))
 
     def open_replay(self, job_id: str) -> None:
         """Play a job's stream through the Job screen (speed, scrubber)."""

@@ -199,10 +199,17 @@ class RecipeFormScreen(StateScreen):
     ]
 
     def __init__(
-        self, recipe: RecipeDef, args: Mapping[str, Any] | None = None, *, note: str = ""
+        self,
+        recipe: RecipeDef,
+        args: Mapping[str, Any] | None = None,
+        *,
+        note: str = "",
+        focus: str | None = None,
     ) -> None:
+        """``focus``: the field (dotted key) the cursor starts on, when the form has it."""
         super().__init__()
         self.recipe = recipe
+        self.focus_key = focus
         self.fields = recipeform.fields(recipe.args_schema)
         self.prefilled = args is not None
         self.base: dict[str, Any] = (
@@ -273,7 +280,11 @@ class RecipeFormScreen(StateScreen):
                 self._check(index, field)
         self._summarise()
         if self.fields:
-            self.query_one(f"#{_widget_id(0)}").focus()
+            keys = [field.key for field in self.fields]
+            start = keys.index(self.focus_key) if self.focus_key in keys else 0
+            widget = self.query_one(f"#{_widget_id(start)}")
+            widget.focus()
+            self.call_after_refresh(widget.scroll_visible, animate=False)
         if not self.prefilled:
             self._resolve_layers()
 
