@@ -107,10 +107,13 @@ def _gpus(gpus: tuple[int, ...]) -> Text:
 
 @dataclass(frozen=True)
 class Layout:
-    """The columns shown and the width NAME may take."""
+    """The columns shown, the width NAME may take, and each column's width."""
 
     keys: tuple[str, ...]
     name_width: int
+    widths: tuple[int, ...] = ()
+    """Cells each shown column takes (label included), in :attr:`keys` order."""
+    sorted_by: str = ""
 
     @property
     def labels(self) -> list[tuple[str, str]]:
@@ -127,31 +130,32 @@ def cell_widths(line: Mapping[str, Text]) -> dict[str, int]:
     return {key: cell.cell_len for key, cell in line.items()}
 
 
-def layout(width: int, widths: Sequence[Mapping[str, int]]) -> Layout:
+def layout(width: int, widths: Sequence[Mapping[str, int]], sorted_by: str = "") -> Layout:
     """The columns for ``width``, NAME taking what the others (as wide as their widest
-    cell, within :data:`CAPS`, or their label with room for :data:`SORT_MARK`) leave;
-    ``widths``: :func:`cell_widths` of every line.
-
-    The room for the marker is kept on every column, so a new sort moves rows but never
-    changes the layout (the table reorders its rows instead of rebuilding them)."""
+    cell within :data:`CAPS`, or their label, with :data:`SORT_MARK` on ``sorted_by``)
+    leave; ``widths``: :func:`cell_widths` of every line."""
     keys = columns_for(width)
     used = RESERVED + PADDING * len(keys)
+    taken: dict[str, int] = {}
     for key in keys:
-        if key == "name":
-            continue
-        label = len(LABELS[key]) + len(SORT_MARK)
+        label = len(LABELS[key]) + (len(SORT_MARK) if key == sorted_by else 0)
         widest = max([label] + [line[key] for line in widths])
-        used += min(widest, CAPS.get(key, widest))
-    return Layout(keys, max(MIN_NAME, width - used))
+        taken[key] = max(label, min(widest, CAPS.get(key, widest)))
+        if key != "name":
+            used += taken[key]
+    name_width = max(MIN_NAME, width - used)
+    taken["name"] = min(taken["name"], name_width) if "name" in taken else 0
+    return Layout(keys, name_width, tuple(taken[key] for key in keys), sorted_by)
 
 
 def fit(line: Mapping[str, Text], shown: Layout) -> Cells:
     """The cells of ``line`` for the shown columns, each cut to its column."""
     out = []
     for key in shown.keys:
-        cell = line[key].copy()
+        cell = line[key]
         limit = shown.name_width if key == "name" else CAPS.get(key)
         if limit is not None and cell.cell_len > limit:
+            cell = cell.copy()  # the line's own cell stays whole for a wider layout
             cell.truncate(limit, overflow="ellipsis")
         out.append(cell)
     return tuple(out)

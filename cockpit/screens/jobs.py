@@ -40,7 +40,7 @@ STALE_AFTER = 5.0
 
 
 class JobsTable(DataTable[str | Text]):
-    """The Jobs table, with the two moves a new sort needs that DataTable lacks."""
+    """The Jobs table, with the moves a new sort needs that DataTable lacks."""
 
     def reorder(self, keys: Sequence[str]) -> None:
         """Show the rows (the same ones) in the order of ``keys``, without rebuilding any
@@ -50,11 +50,16 @@ class JobsTable(DataTable[str | Text]):
         self.refresh()
 
     def relabel(self, labels: Mapping[str, Text]) -> None:
-        """Give columns new header labels (room for the widest is kept by the layout)."""
+        """Give columns new header labels (their widths: :meth:`resize`)."""
         for key, label in labels.items():
-            column = self.columns[ColumnKey(key)]
-            column.label = label
-            column.content_width = max(column.content_width, label.cell_len)
+            self.columns[ColumnKey(key)].label = label
+        self._require_update_dimensions = True
+        self.refresh()
+
+    def resize(self, widths: Mapping[str, int]) -> None:
+        """Set columns' widths, narrower too (DataTable only ever widens a column)."""
+        for key, width in widths.items():
+            self.columns[ColumnKey(key)].content_width = width
         self._require_update_dimensions = True
         self.refresh()
 
@@ -225,10 +230,10 @@ class JobsScreen(StateScreen):
         rows = self.visible_rows()
         table = self.table
         lines = self.table_rows(rows, self.size.width)
-        shown = layout(self.size.width, self._measure(lines))
+        shown = layout(self.size.width, self._measure(lines), sorted_by=self.sort)
         keys = [key for key, _ in lines]
         new = self._fit(lines, shown)
-        if shown == self._layout:
+        if self._layout is not None and shown.keys == self._layout.keys:
             self._patch(table, keys, new, shown)
         else:
             selected = (
@@ -294,6 +299,9 @@ class JobsScreen(StateScreen):
         if (self.sort, self.reverse) != self._sorted:
             table.relabel({key: self._label(key, label) for key, label in shown.labels})
             self._sorted = (self.sort, self.reverse)
+        if shown != self._layout:  # a column (NAME, a marked one) narrower or wider now
+            table.resize(dict(zip(shown.keys, shown.widths, strict=True)))
+            self._layout = shown
 
     def _label(self, key: str, label: str) -> Text:
         """A column's header, with ▼ or ▲ on the column the table is sorted by (sort keys
