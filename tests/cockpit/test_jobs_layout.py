@@ -85,3 +85,31 @@ async def test_keys_fit_the_job_under_the_cursor(three_jobs: Path) -> None:
         await pilot.press("g")
         assert screen.selected_job_id == RUNNING
         assert screen.check_action("resume", ()) is None  # greyed while it runs
+
+
+async def test_a_filter_that_drops_most_rows_and_its_undo_keep_the_order(blut_home: Path) -> None:
+    ids = [f"20250615-{10 + i // 60:02d}{i % 60:02d}00-ffff" for i in range(40)]
+    for i, job_id in enumerate(ids):
+        running_job(
+            blut_home, job_id, steps=2, name=f"job-{i:02d}" + ("-keep" if i % 10 == 0 else "")
+        )
+    app = make_app(blut_home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        table = screen.table
+        await wait_for(pilot, lambda: table.row_count == 40)
+        newest_first = sorted(ids, reverse=True)
+        assert screen._keys == newest_first
+        await pilot.press("slash", *"keep")  # 36 rows leave at once
+        await wait_for(pilot, lambda: table.row_count == 4)
+        shown = [table.coordinate_to_cell_key((r, 0)).row_key.value for r in range(4)]
+        assert shown == sorted(ids[::10], reverse=True)
+        await pilot.press("enter", "down")  # back in the table, on the second kept job
+        chosen = screen.selected_job_id
+        assert chosen == shown[1]
+        await pilot.press("escape")  # clears the filter: 36 rows come back
+        await wait_for(pilot, lambda: table.row_count == 40)
+        rows = [table.coordinate_to_cell_key((r, 0)).row_key.value for r in range(40)]
+        assert rows == newest_first
+        assert screen.selected_job_id == chosen  # the cursor stayed on its job
