@@ -1,7 +1,7 @@
 """The cockpit on a realistic home: first screen, full table, RSS, idle CPU, live latency.
 
     python tests/bench/bench_cockpit.py [--home DIR] [--jobs 1000] [--lines 1000000]
-                                        [--idle 10] [--rate 1000] [--seconds 10]
+                                        [--idle 10]
 
 The home is built by realhome.py (from real job folders) unless ``--home`` holds
 one. The cockpit is measured twice, the same way each time the app is built as
@@ -16,8 +16,9 @@ one. The cockpit is measured twice, the same way each time the app is built as
   table has rows. Full table: every row's STATE cell shows the job's final state
   (sweeps are collapsed into one group row each). RSS (VmRSS of this process).
   Idle CPU: ``time.process_time`` (every thread of the app) over ``--idle`` s.
-  Then a real job is started (`blut run -- sleep`) and progress events are
-  appended to its stream at ``--rate``/s: event-to-screen latency (p50/p95/max).
+
+Event → screen and key → screen latency are measured at the terminal by
+bench_cockpit_latency.py (not at an in-app hook).
 
 Goals (issue 10): first screen ≤ 1 s, full table ≤ 2 s, RSS ≤ 150 MB, idle CPU ≤ 2% of a core.
 """
@@ -29,7 +30,6 @@ import asyncio
 import os
 import re
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +42,6 @@ from clirun import (
     blut,
     cli_env,
     compile_bytecode,
-    live_job,
     machine,
     proc_cpu_seconds,
     proc_rss,
@@ -168,78 +167,7 @@ async def in_process(home: Path, manifest: dict[str, Any], opts: argparse.Namesp
         line("RSS after load", f"{rss / MB:.0f} MB", verdict(rss, GOAL_RSS))
         line("  of which before the app", f"{before / MB:.0f} MB", "(interpreter, imports)")
         line(f"idle CPU over {opts.idle:.0f} s", f"{idle:.1%}", verdict(idle, GOAL_IDLE))
-        await live(app, home, opts.rate, opts.seconds)
         await pilot.pause()
-
-
-async def live(app: CockpitApp, home: Path, rate: int, seconds: float) -> None:
-    """Append progress at ``rate``/s to a real running job; event-to-screen latency."""
-    jobs = live_job(home, cli_env(home))
-    job_id = await asyncio.to_thread(jobs.__enter__)
-    try:
-        await until(lambda: job_id in app.state.jobs, timeout=60)
-        latencies = await measure_latency(app, home / "jobs" / job_id, job_id, rate, seconds)
-    finally:
-        await asyncio.to_thread(jobs.__exit__, None, None, None)
-    if latencies:
-        q = statistics.quantiles(latencies, n=100)
-        line(
-            f"event-to-screen at {rate}/s over {seconds:.0f} s",
-            f"{q[49] * 1000:.0f} ms",
-            f"p50; p95 {q[94] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
-            f"({len(latencies)} events)",
-        )
-    line("RSS at end", f"{proc_rss(os.getpid())[0] / MB:.0f} MB")
-
-
-async def measure_latency(
-    app: CockpitApp, job_dir: Path, job_id: str, rate: int, seconds: float
-) -> list[float]:
-    """Write progress lines as a stage does (one O_APPEND write each); paint - write times."""
-    written: dict[int, float] = {}
-    latencies: list[float] = []
-    shown = [0]
-    base = 10_000_000
-
-    def painted(app_: CockpitApp, deltas: object) -> None:
-        now = time.time()
-        job = app_.state.jobs.get(job_id)
-        stage = job.view.stages.get("main") if job is not None else None
-        if stage is None or stage.progress is None:
-            return
-        step = int(stage.progress[0]) - base
-        for s in range(shown[0] + 1, step + 1):
-            if s in written:
-                latencies.append(now - written.pop(s))
-        shown[0] = max(shown[0], step)
-
-    app.after_update = painted
-    stop = threading.Event()
-
-    def writer() -> None:
-        fd = os.open(job_dir / "status.jsonl", os.O_WRONLY | os.O_APPEND)
-        step, t0 = 0, time.perf_counter()
-        while not stop.is_set():
-            step += 1
-            written[step] = now = time.time()
-            os.write(
-                fd,
-                f'{{"v":1,"ts":{now!r},"job":"{job_id}","stage":"main","event":"progress",'
-                f'"step":{base + step},"total":{2 * base},"unit":"step"}}\n'.encode(),
-            )
-            delay = t0 + step / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-        os.close(fd)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    await asyncio.sleep(seconds)
-    stop.set()
-    thread.join()
-    await asyncio.sleep(0.5)
-    app.after_update = None
-    return latencies
 
 
 def main() -> None:
@@ -248,8 +176,6 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--idle", type=float, default=10, help="seconds of idle CPU measured")
-    parser.add_argument("--rate", type=int, default=1000, help="live events per second")
-    parser.add_argument("--seconds", type=float, default=10, help="of live events")
     opts = parser.parse_args()
     print(compile_bytecode(), flush=True)
     os.environ.update(user_manager_env())
