@@ -288,6 +288,8 @@ class Executor:
         self._done_before: dict[str, str | None] = {}
         self._was_running: set[str] = set()
         self._contained = job.spec.launcher == "systemd"
+        self._foreground = job.spec.stage if job.spec.tty is not None else None
+        """The stage that runs attached to the job's terminal (`blut stage run --foreground`)."""
         self._writer: EventWriter | None = None
         self.index = JobIndex(job.paths, job.id)
         self._saved_at = 0.0
@@ -624,8 +626,9 @@ class Executor:
             except InputGone as exc:
                 self._fail(run, "error", str(exc))
                 return True
+        fresh = run.stage.name == self._foreground  # it runs: the cache does not serve it
         if run.stage.cacheable and run.key_lock is None:
-            if self._take_cached(run):
+            if not fresh and self._take_cached(run):
                 return True
             lock = self.cache.key_lock(run.parts.key)
             if not lock.acquire(blocking=False):
@@ -640,7 +643,7 @@ class Executor:
                     )
                 return False
             run.key_lock = lock
-            if self._take_cached(run):  # computed by the job we waited for
+            if not fresh and self._take_cached(run):  # computed by the job we waited for
                 return True
         if self._reattach(run):
             return True
@@ -779,6 +782,7 @@ class Executor:
             memory_max=stage.memory_max,
             timeout=stage.timeout,
             description=f"blut job {job.id} ({self.plan.name}) stage {stage.name}",
+            tty=Path(job.spec.tty) if job.spec.tty and stage.name == self._foreground else None,
         )
         assert run.parts is not None
         run.started = time.time()
@@ -813,6 +817,9 @@ class Executor:
                 gpus=list(gpus) or None,
             )
         )
+        if unit.tty is not None:
+            msg = f"attached to the terminal {unit.tty}: its output goes there, not to its log"
+            self._emit(Log(job=job.id, stage=stage.name, msg=msg))
         if processes > 1:
             how = "one per GPU" if gpus else "CPU, gloo"
             msg = f"running as {processes} processes under torchrun ({how})"
