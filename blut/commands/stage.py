@@ -18,6 +18,7 @@ from blut.commands.common import (
     note,
     out,
     path_option,
+    set_option,
     store,
 )
 from blut.commands.following import follow_job
@@ -100,14 +101,7 @@ def _stage_json(recipe: RecipeDef, stage: StageDef, after: tuple[str, ...]) -> d
 @app.command(context_settings={"allow_interspersed_args": True})
 @click.argument("name", help="The recipe.")
 @click.argument("stage", help="The stage to run (what it depends on runs first unless cached).")
-@click.option(
-    "--set",
-    "-s",
-    "sets",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override an argument of the recipe (repeat).",
-)
+@set_option("Override an argument of the recipe (repeat).")
 @path_option("--config", help="A TOML or JSON file of arguments.")
 @env_options
 @detach_option
