@@ -24,6 +24,10 @@ for stages that never ran ("continue with `blut plan resume`"). One executor per
 job (it holds the job's liveness lock), and one computation per cache key
 machine-wide (the key lock), so no stage ever runs twice at once.
 
+The stage of a `blut stage run --foreground` job (``JobSpec.tty``) is never served
+from the cache and runs on the submitter's terminal; only in the job's first run:
+resumed or adopted, it runs detached like any stage.
+
 It keeps the job's index summary current as it goes, and exits within a
 second or so when its job folder is deleted (stopping the stage units first).
 
@@ -492,6 +496,14 @@ class Executor:
             if view.state in ("succeeded", "cached")
         }
         self._was_running = {n for n, v in before.stages.items() if v.state == "running"}
+        foreground = self._foreground
+        if before.started is not None and foreground is not None:
+            # The terminal was the submitting CLI's, for the first run only: a resumed or
+            # adopted run never writes to a pseudo-terminal that may be someone else's now.
+            self._foreground = None
+            if foreground not in self._done_before:
+                msg = f"stage {foreground} runs detached (its terminal was the first run's)"
+                self._emit(Log(job=self.job.id, stage=foreground, msg=msg))
         if not self.adopt:  # an adopter continues the run it found; it does not start one
             self._emit(
                 JobStarted(

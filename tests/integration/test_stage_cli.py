@@ -80,3 +80,25 @@ def test_foreground_stage_runs_on_the_terminal_contained(blut_home: Path) -> Non
     assert log.returncode == 0 and "total " not in log.stdout
     events = (blut_home / "jobs" / job / "status.jsonl").read_text()
     assert "attached to the terminal /dev/pts/" in events
+
+
+def test_ctrl_c_before_the_foreground_stage_cancels_and_resume_runs_it_detached(
+    blut_home: Path,
+) -> None:
+    argv = ["stage", "run", "smoke", "total", "--foreground", "--set", "make.sleep=10"]
+    term = Terminal([sys.executable, "-m", "blut", *argv])
+    term.expect("stage make started")
+    term.type(b"\x03")
+    assert term.wait() == 130
+    assert "cancelled: stage total runs only on this terminal" in term.text
+    [row] = jobs()
+    assert row["state"] == "cancelled"
+    # the terminal was that CLI's: a resumed run never writes to it
+    resumed = blut("plan", "resume", row["id"], timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "stage total done" in resumed.stderr
+    events = (blut_home / "jobs" / row["id"] / "status.jsonl").read_text()
+    assert "stage total runs detached (its terminal was the first run's)" in events
+    assert "attached to the terminal" not in events
+    log = blut("log", row["id"], "total")
+    assert log.returncode == 0 and log.stdout.startswith("total "), log.stdout
