@@ -298,12 +298,12 @@ def submit_recipe(
     if stage is not None:
         plan = plan.upstream(check_stage(recipe, plan, stage))
     if tty is not None and stage is None:
-        raise UsageError("a terminal is given to one stage: name it")
+        raise UsageError("a terminal is for one stage: name the stage")
     retention = retention_policy(workdir)
     Cache(store.home).close()  # a broken cache index fails here, before the job exists
     launcher, warning = _choose(contained)
     environment = job_env(os.environ, env or env_policy(cwd=cwd))
-    if tty is not None and "TERM" in os.environ:  # the terminal's type, for that stage only
+    if tty is not None and "TERM" in os.environ:  # the terminal's type (left out otherwise)
         environment["TERM"] = os.environ["TERM"]
     try:
         with store.creating(
