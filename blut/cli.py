@@ -1,4 +1,5 @@
-"""The `blut` command: the cockpit (bare `blut`), run, jobs (and jobs prune), log, cancel, doctor.
+"""The `blut` command: the cockpit (bare `blut`), run, jobs (and jobs prune), log, cancel, doctor
+(and the verb groups of `blut.commands`: train, recipe, stage, plan, cache, data, sweep).
 
 Every user mistake ends as one line on stderr and exit code 2, and so does a
 full disk under BLUT_HOME (whatever the command was doing); a job that failed
@@ -22,6 +23,7 @@ from blut.commands import data as data_cmd
 from blut.commands import jobs as jobs_cmd
 from blut.commands import plan as plan_cmd
 from blut.commands import recipe as recipe_cmd
+from blut.commands import stage as stage_cmd
 from blut.commands import sweep as sweep_cmd
 from blut.commands import train as train_cmd
 from blut.commands.common import (
@@ -266,6 +268,7 @@ def doctor(fmt: str, start_user_manager: bool) -> None:
 
 app.add_command(train_cmd.train)
 app.add_command(recipe_cmd.app)
+app.add_command(stage_cmd.app)
 app.add_command(plan_cmd.app)
 app.add_command(cache_cmd.app)
 app.add_command(data_cmd.app)

@@ -139,15 +139,23 @@ class BareLauncher:
         self._watches: dict[str, _Watch] = {}
 
     def launch(self, spec: UnitSpec) -> Handle:
-        """Start ``spec`` in a new session, output appended to its log."""
+        """Start ``spec`` in a new session, output appended to its log (or, with ``spec.tty``,
+        stdin, stdout and stderr on that terminal, which is not made its controlling one)."""
         env = _environment(spec)
         program = resolve_program(spec.argv[0], env.get("PATH", os.environ.get("PATH")))
         reserve_record(spec.result_path)
-        log = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            log = (
+                os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                if spec.tty is None
+                else os.open(spec.tty, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+            )
+        except OSError as exc:
+            raise LaunchError(f"could not open {exc.filename}: {exc.strerror}") from exc
         try:
             proc = subprocess.Popen(
                 [program, *spec.argv[1:]],
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if spec.tty is None else log,
                 stdout=log,
                 stderr=log,
                 env=env,

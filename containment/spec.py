@@ -19,7 +19,9 @@ class UnitSpec:
 
     Its environment is ``env_file``'s variables (a file of `blut.containment.envfile`,
     which stays out of the unit's own definition) over ``env`` (blut's few variables);
-    ``umask`` None keeps the launcher's default.
+    ``umask`` None keeps the launcher's default. ``tty``: run in the foreground, with this
+    terminal (a pseudo-terminal's slave) as stdin, stdout, stderr and controlling terminal
+    instead of the log.
     """
 
     name: str
@@ -34,6 +36,7 @@ class UnitSpec:
     cpu_quota: float | None = None
     timeout: float | None = None
     description: str = ""
+    tty: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.argv or not self.argv[0]:

@@ -1,7 +1,9 @@
 """`SystemdLauncher`: every process a transient service of the user manager.
 
 Each unit gets MemoryMax (+ MemorySwapMax=0), KillMode=control-group, its
-stdout/stderr appended to a log file (created 0600 first), blut's few variables
+stdout/stderr appended to a log file (created 0600 first; a foreground unit
+has a terminal as stdin, stdout, stderr and controlling tty instead, as with
+`systemd-run --pty`, which `blut.containment.ptyforward` serves), blut's few variables
 in Environment= and everything else through EnvironmentFile= (so no value of
 the user's environment lands in the transient unit file systemd writes, 0644,
 under its runtime dir), an optional UMask and RuntimeMaxSec, and an
@@ -67,10 +69,20 @@ def unit_properties(spec: UnitSpec) -> dict[bytes, Any]:
         b"KillMode": b"control-group",
         b"TimeoutStopUSec": STOP_TIMEOUT_USEC,
         b"CollectMode": b"inactive-or-failed",
-        b"StandardOutputFileToAppend": log,
-        b"StandardErrorFileToAppend": log,
         b"Environment": [f"{k}={v}".encode() for k, v in spec.env.items()],
     }
+    if spec.tty is None:
+        props[b"StandardOutputFileToAppend"] = log
+        props[b"StandardErrorFileToAppend"] = log
+    else:  # what `systemd-run --pty` asks for; the caller forwards the terminal (ptyforward)
+        props.update(
+            {
+                b"StandardInput": b"tty",
+                b"StandardOutput": b"tty",
+                b"StandardError": b"tty",
+                b"TTYPath": str(spec.tty).encode(),
+            }
+        )
     if spec.env_file is not None:
         props[b"EnvironmentFiles"] = [(str(spec.env_file).encode(), False)]
     if spec.umask is not None:

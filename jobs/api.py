@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from blut.containment.envfile import write_env_file
 from blut.jobs.cancel import cancel, cancel_stage
 from blut.jobs.environment import EnvPolicy, env_policy, job_env
-from blut.jobs.errors import JobsError, UsageError
+from blut.jobs.errors import JobsError, UsageError, clip
 from blut.jobs.follow import LogLine, Mark, follow
 from blut.jobs.rows import JobRow, job_row, select
 from blut.jobs.store import MAX_NAME, Job, JobStore
@@ -37,6 +37,7 @@ from blut.status.writer import MAX_LINE, encode_line
 
 if TYPE_CHECKING:
     from blut.containment.launcher import Launcher
+    from blut.jobs.plan import Plan
     from blut.jobs.prune import JobsPruneReport, JobsPruneRule
     from blut.jobs.recipes import RecipeDef
     from blut.jobs.sweeps import Sweep
@@ -52,6 +53,7 @@ __all__ = [
     "Submission",
     "cancel",
     "cancel_stage",
+    "check_stage",
     "follow",
     "home_usage",
     "list_jobs",
@@ -249,6 +251,15 @@ def submit_command(
     return job, warning
 
 
+def check_stage(recipe: RecipeDef, plan: Plan, stage: str) -> str:
+    """``stage`` when ``plan`` (``recipe``'s) has it; else a `UsageError` naming its stages."""
+    if stage not in plan.stages:
+        raise UsageError(
+            f"recipe {recipe.name} has no stage {clip(stage)!r} (stages: {', '.join(plan.order())})"
+        )
+    return stage
+
+
 def new_sweep_id() -> str:
     """An id grouping the jobs of one ``--sweep``."""
     return "sweep-" + time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
@@ -263,6 +274,8 @@ def submit_recipe(
     contained: bool = True,
     cwd: Path | None = None,
     env: EnvPolicy | None = None,
+    stage: str | None = None,
+    tty: str | None = None,
 ) -> tuple[Job, str | None]:
     """Compile ``args`` (already resolved), store the job and start its executor (or
     finish it here when every stage is cached). Returns the job and a containment warning.
@@ -270,36 +283,50 @@ def submit_recipe(
     Paths the args name (datasets, model dirs) are made absolute against ``cwd``
     (default: this process's); one that does not exist is a `ConfigError`.
     ``env`` None: the environment policy of the config files.
+
+    ``stage`` (`blut stage run`): run only that stage and what it depends on. ``tty``:
+    that stage runs attached to this pseudo-terminal (it always runs; see `JobSpec.tty`).
     """
     from blut.jobs.cache import Cache
     from blut.jobs.external import resolve_inputs
-    from blut.jobs.lifecycle import finish_or_start
+    from blut.jobs.lifecycle import finish_or_start, start_executor
     from blut.jobs.retention import retention_policy
 
     workdir = (cwd or Path.cwd()).resolve()
     args = resolve_inputs(recipe.args_schema, args, workdir)
     plan = recipe.build(args)
+    if stage is not None:
+        plan = plan.upstream(check_stage(recipe, plan, stage))
+    if tty is not None and stage is None:
+        raise UsageError("a terminal is for one stage: name the stage")
     retention = retention_policy(workdir)
     Cache(store.home).close()  # a broken cache index fails here, before the job exists
     launcher, warning = _choose(contained)
     environment = job_env(os.environ, env or env_policy(cwd=cwd))
+    if tty is not None and "TERM" in os.environ:  # the terminal's type (left out otherwise)
+        environment["TERM"] = os.environ["TERM"]
     try:
         with store.creating(
-            name=recipe.name,
+            name=recipe.name if stage is None else f"{recipe.name}:{stage}",
             argv=[sys.executable, "-m", "blut.jobs.executor"],
             cwd=str(workdir),
             launcher=launcher.kind,
             stages=plan.order(),
             recipe=recipe.name,
             retain_checkpoints=retention.checkpoints,
+            stage=stage,
+            tty=tty,
         ) as job:
             plan.save(job.plan_path)
             atomic_write_json(job.paths.args, dict(args))
             write_env_file(job.paths.env, environment)
-            job.emit(JobSubmitted(job=job.id, name=recipe.name, recipe=recipe.name, sweep=sweep))
+            job.emit(JobSubmitted(job=job.id, name=job.spec.name, recipe=recipe.name, sweep=sweep))
             if warning:
                 job.emit(Log(job=job.id, level="warning", msg=warning))
-            finish_or_start(job, plan, launcher)
+            if tty is None:
+                finish_or_start(job, plan, launcher)
+            else:  # the stage runs whatever the cache holds: the point is to watch it run
+                start_executor(job, launcher)
     finally:
         launcher.close()
     return job, warning

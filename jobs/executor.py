@@ -24,6 +24,10 @@ for stages that never ran ("continue with `blut plan resume`"). One executor per
 job (it holds the job's liveness lock), and one computation per cache key
 machine-wide (the key lock), so no stage ever runs twice at once.
 
+The stage of a `blut stage run --foreground` job (``JobSpec.tty``) is never served
+from the cache and runs on the submitter's terminal; only in the job's first run:
+resumed or adopted, it runs detached like any stage.
+
 It keeps the job's index summary current as it goes, and exits within a
 second or so when its job folder is deleted (stopping the stage units first).
 
@@ -288,6 +292,8 @@ class Executor:
         self._done_before: dict[str, str | None] = {}
         self._was_running: set[str] = set()
         self._contained = job.spec.launcher == "systemd"
+        self._foreground = job.spec.stage if job.spec.tty is not None else None
+        """The stage that runs attached to the job's terminal (`blut stage run --foreground`)."""
         self._writer: EventWriter | None = None
         self.index = JobIndex(job.paths, job.id)
         self._saved_at = 0.0
@@ -490,6 +496,14 @@ class Executor:
             if view.state in ("succeeded", "cached")
         }
         self._was_running = {n for n, v in before.stages.items() if v.state == "running"}
+        foreground = self._foreground
+        if before.started is not None and foreground is not None:
+            # The terminal was the submitting CLI's, for the first run only: a resumed or
+            # adopted run never writes to a pseudo-terminal that may be someone else's now.
+            self._foreground = None
+            if foreground not in self._done_before:
+                msg = f"stage {foreground} runs detached (its terminal was the first run's)"
+                self._emit(Log(job=self.job.id, stage=foreground, msg=msg))
         if not self.adopt:  # an adopter continues the run it found; it does not start one
             self._emit(
                 JobStarted(
@@ -624,8 +638,9 @@ class Executor:
             except InputGone as exc:
                 self._fail(run, "error", str(exc))
                 return True
+        fresh = run.stage.name == self._foreground  # it runs: the cache does not serve it
         if run.stage.cacheable and run.key_lock is None:
-            if self._take_cached(run):
+            if not fresh and self._take_cached(run):
                 return True
             lock = self.cache.key_lock(run.parts.key)
             if not lock.acquire(blocking=False):
@@ -640,7 +655,7 @@ class Executor:
                     )
                 return False
             run.key_lock = lock
-            if self._take_cached(run):  # computed by the job we waited for
+            if not fresh and self._take_cached(run):  # computed by the job we waited for
                 return True
         if self._reattach(run):
             return True
@@ -779,6 +794,7 @@ class Executor:
             memory_max=stage.memory_max,
             timeout=stage.timeout,
             description=f"blut job {job.id} ({self.plan.name}) stage {stage.name}",
+            tty=Path(job.spec.tty) if job.spec.tty and stage.name == self._foreground else None,
         )
         assert run.parts is not None
         run.started = time.time()
@@ -813,6 +829,9 @@ class Executor:
                 gpus=list(gpus) or None,
             )
         )
+        if unit.tty is not None:
+            msg = f"attached to the terminal {unit.tty}: its output goes there, not to its log"
+            self._emit(Log(job=job.id, stage=stage.name, msg=msg))
         if processes > 1:
             how = "one per GPU" if gpus else "CPU, gloo"
             msg = f"running as {processes} processes under torchrun ({how})"

@@ -58,6 +58,18 @@ class Plan:
         reached.discard(name)
         return [s for s in self.order() if s in reached]
 
+    def upstream(self, name: str) -> Plan:
+        """The plan cut down to stage ``name`` and every stage it depends on, directly or not
+        (their keys, hence their cached outputs, are the same as in the whole plan)."""
+        if name not in self.stages:
+            raise PlanError(f"plan {self.name!r} has no stage {name!r}")
+        needed = {name}
+        for stage in reversed(self.order()):
+            if stage in needed:
+                needed.update(self.deps[stage])
+        kept = [s for s in self.stages if s in needed]
+        return Plan(self.name, {s: self.stages[s] for s in kept}, {s: self.deps[s] for s in kept})
+
     @property
     def outputs(self) -> list[str]:
         """Stages no other stage depends on."""

@@ -100,6 +100,11 @@ class JobSpec:
     """The submitter's umask, which a command's stage runs with (None: the launcher's)."""
     retain_checkpoints: int | None = None
     """Checkpoints each succeeded stage keeps (`blut.jobs.retention`; None: the default)."""
+    stage: str | None = None
+    """The stage a `blut stage run` job was cut down to (its plan: it and its upstream)."""
+    tty: str | None = None
+    """The terminal that stage runs attached to (``--foreground``): it always runs, never
+    served from the cache, with this pseudo-terminal as its stdin, stdout and stderr."""
 
     @property
     def driver_unit(self) -> str:

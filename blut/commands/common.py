@@ -37,6 +37,11 @@ job_argument = click.argument("job_ref", metavar="JOB", help="Job id, id prefix 
 detach_option = click.option("--detach", "-d", is_flag=True, help="Do not follow.")
 
 
+def set_option(help: str) -> Callable[[F], F]:
+    """Repeated ``--set/-s KEY=VALUE``: overrides of a recipe's arguments."""
+    return click.option("--set", "-s", "sets", multiple=True, metavar="KEY=VALUE", help=help)
+
+
 def env_options(command: F) -> F:
     """``--env-clear`` and repeated ``--env NAME[=VALUE]``: the job's environment."""
     command = click.option(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from blut.commands.common import err, note
@@ -15,11 +15,18 @@ if TYPE_CHECKING:
     from blut.status.events import Event
 
 
-def follow_job(job: Job, *, since: Mark | None = None, stages: Sequence[str] | None = None) -> int:
+def follow_job(
+    job: Job,
+    *,
+    since: Mark | None = None,
+    stages: Sequence[str] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> int:
     """Stream ``job`` until it ends: 0 succeeded, 1 failed or cancelled, 130 detached (Ctrl-C).
 
     Log lines go to stdout (prefixed with the stage when the job has several);
-    stage events and the outcome go to stderr.
+    stage events and the outcome go to stderr. ``on_event`` sees each event
+    before its line is printed.
     """
     from blut.cockpit.render import describe_end
     from blut.jobs.api import Launchers, LogLine, follow
@@ -44,6 +51,8 @@ def follow_job(job: Job, *, since: Mark | None = None, stages: Sequence[str] | N
                 note(f"job {job.id} {describe_end(item, job.spec.memory_max)}", style)
                 return 0 if item.state == "succeeded" else 1
             else:
+                if on_event is not None:
+                    on_event(item)
                 _announce(item)
     except KeyboardInterrupt:
         stop.set()

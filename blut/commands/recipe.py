@@ -17,6 +17,7 @@ from blut.commands.common import (
     note,
     out,
     path_option,
+    set_option,
     store,
 )
 from blut.commands.following import follow_job
@@ -163,14 +164,7 @@ def plan_tree(plan: Plan) -> Tree:
 
 @app.command(context_settings={"allow_interspersed_args": True})
 @recipe_argument
-@click.option(
-    "--set",
-    "-s",
-    "sets",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override an argument (repeat).",
-)
+@set_option("Override an argument (repeat).")
 @click.option(
     "--sweep",
     "sweeps",

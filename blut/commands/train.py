@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from blut.commands.common import detach_option, note, path_option
+from blut.commands.common import detach_option, note, path_option, set_option
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -35,14 +35,7 @@ if TYPE_CHECKING:
 @click.option("--epochs", type=float, help="Passes over the data (replaces --max-steps).")
 @click.option("--seed", type=int, help="Training seed.")
 @click.option("--eval-every", type=int, help="Steps between evaluations.")
-@click.option(
-    "--set",
-    "-s",
-    "sets",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override any recipe argument (repeat).",
-)
+@set_option("Override any recipe argument (repeat).")
 @path_option("--config", help="A TOML or JSON file of recipe arguments.")
 @detach_option
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan; run nothing.")
