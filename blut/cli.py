@@ -21,6 +21,7 @@ from blut.commands import cache as cache_cmd
 from blut.commands import data as data_cmd
 from blut.commands import jobs as jobs_cmd
 from blut.commands import plan as plan_cmd
+from blut.commands import policy as policy_cmd
 from blut.commands import recipe as recipe_cmd
 from blut.commands import sweep as sweep_cmd
 from blut.commands import train as train_cmd
@@ -267,6 +268,7 @@ def doctor(fmt: str, start_user_manager: bool) -> None:
 app.add_command(train_cmd.train)
 app.add_command(recipe_cmd.app)
 app.add_command(plan_cmd.app)
+app.add_command(policy_cmd.app)
 app.add_command(cache_cmd.app)
 app.add_command(data_cmd.app)
 app.add_command(sweep_cmd.sweep)

@@ -268,17 +268,20 @@ def submit_recipe(
     finish it here when every stage is cached). Returns the job and a containment warning.
 
     Paths the args name (datasets, model dirs) are made absolute against ``cwd``
-    (default: this process's); one that does not exist is a `ConfigError`.
+    (default: this process's); one that does not exist is a `ConfigError`. The policy
+    of the home (`blut.jobs.policy`: learned ceilings, slots) is applied to the plan.
     ``env`` None: the environment policy of the config files.
     """
     from blut.jobs.cache import Cache
     from blut.jobs.external import resolve_inputs
     from blut.jobs.lifecycle import finish_or_start
+    from blut.jobs.policyapply import apply_policy
     from blut.jobs.retention import retention_policy
 
     workdir = (cwd or Path.cwd()).resolve()
     args = resolve_inputs(recipe.args_schema, args, workdir)
-    plan = recipe.build(args)
+    applied = apply_policy(store, recipe.build(args), args, recipe.defaults(), workdir)
+    plan = applied.plan
     retention = retention_policy(workdir)
     Cache(store.home).close()  # a broken cache index fails here, before the job exists
     launcher, warning = _choose(contained)
@@ -292,6 +295,10 @@ def submit_recipe(
             stages=plan.order(),
             recipe=recipe.name,
             retain_checkpoints=retention.checkpoints,
+            input_bytes=applied.input_bytes,
+            cpu_slots=applied.cpu_slots,
+            max_stages=applied.max_stages,
+            policy_notes=applied.notes,
         ) as job:
             plan.save(job.plan_path)
             atomic_write_json(job.paths.args, dict(args))

@@ -1042,6 +1042,9 @@ def main(argv: list[str] | None = None) -> int:
         make_launcher,
         lambda: Cache(home),
         gpus=GpuPool(home / LOCKS_DIR),
+        slots=Slots(
+            cpu=job.spec.cpu_slots or os.cpu_count() or 1, stages=job.spec.max_stages or None
+        ),
         adopt=adopt,
     )
 

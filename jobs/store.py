@@ -35,7 +35,7 @@ MAX_NAME = 200
 """Most characters in a job name or a job reference."""
 
 
-HOME_ENTRIES = frozenset({JOBS_DIR, LOCKS_DIR, "cache"})
+HOME_ENTRIES = frozenset({JOBS_DIR, LOCKS_DIR, "cache", "policy.toml"})
 """What blut keeps directly under ``$BLUT_HOME``."""
 
 
@@ -100,6 +100,14 @@ class JobSpec:
     """The submitter's umask, which a command's stage runs with (None: the launcher's)."""
     retain_checkpoints: int | None = None
     """Checkpoints each succeeded stage keeps (`blut.jobs.retention`; None: the default)."""
+    input_bytes: int | None = None
+    """Bytes of the external inputs its args name (`blut.jobs.history`; None: not recorded)."""
+    cpu_slots: int | None = None
+    """CPU slots its stages share (`blut.jobs.policy`; None or 0: one per core)."""
+    max_stages: int | None = None
+    """Stages running at once (`blut.jobs.policy`; None or 0: no cap)."""
+    policy_notes: dict[str, str] = field(default_factory=dict)
+    """Stage → what the policy decided for it (shown by `blut plan inspect`)."""
 
     @property
     def driver_unit(self) -> str:

@@ -1,0 +1,64 @@
+"""The policy on real jobs (systemd units): peaks recorded by real smoke runs become
+`blut policy suggest`'s ceilings, a learned ceiling is applied at submit and shown by
+`blut plan inspect`, and ``limits.stages`` keeps a job's stages one at a time."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from blut.jobs.policy import MIB
+from blut.jobs.quantities import format_size
+from tests.conftest import blut
+
+
+def run_smoke(*sets: str) -> str:
+    args = [a for s in sets for a in ("--set", s)]
+    result = blut("recipe", "run", "smoke", *args)
+    assert result.returncode == 0, result.stderr
+    found = re.search(r"job (\S+) \(smoke\) submitted", result.stderr)
+    assert found, result.stderr
+    return found.group(1)
+
+
+def inspect(job: str) -> dict[str, dict[str, object]]:
+    data = json.loads(blut("plan", "inspect", job, "--format", "json").stdout)
+    return {s["name"]: s for s in data["stages"]}
+
+
+def test_peaks_of_real_runs_become_the_learned_ceiling(blut_home: Path) -> None:
+    for key, value in [
+        ("ceiling.source", "learned"),
+        ("ceiling.min_runs", "2"),
+        ("ceiling.floor", "16M"),
+        ("limits.stages", "1"),
+    ]:
+        assert blut("policy", "set", key, value).returncode == 0
+    first = run_smoke("make.count=40")
+    before = blut("policy", "suggest", "smoke", "--format", "json")
+    assert before.returncode == 0, before.stderr
+    make = next(s for s in json.loads(before.stdout)["stages"] if s["stage"] == "make")
+    assert make["runs"] == 1 and make["suggested"] is None  # one run of two needed
+    second = run_smoke("make.count=41")  # other args: the stages run again, not reused
+    assert inspect(second)["make"]["memory_max"] == 256 * MIB  # learned from one run only
+
+    peaks = [inspect(j)["make"]["peak_memory"] for j in (first, second)]
+    assert all(isinstance(p, int) and p > 0 for p in peaks)
+    wanted = max(16 * MIB, -(-int(max(peaks) * 1.5) // MIB) * MIB)  # type: ignore[arg-type]
+    suggested = blut("policy", "suggest", "smoke")
+    line = next(x for x in suggested.stdout.splitlines() if x.startswith("make "))
+    assert f"→ {format_size(wanted)}" in line and "2 runs of payload smoke-make" in line, line
+    assert f"max peak {format_size(max(peaks))}" in line  # type: ignore[arg-type]
+
+    third = run_smoke("make.count=42")
+    stages = inspect(third)
+    assert stages["make"]["memory_max"] == wanted and stages["make"]["state"] == "succeeded"
+    assert "learned: 2 runs" in str(stages["make"]["policy"])
+    tree = blut("plan", "inspect", third, env={"COLUMNS": "250"}).stdout
+    assert f"policy: ceiling {format_size(wanted)} learned" in tree
+    assert "at most 1 stages at once" in tree
+    # limits.stages = 1: square and cube (both after make) never overlapped
+    square, cube = stages["square"], stages["cube"]
+    spans = sorted((s["started"], s["finished"]) for s in (square, cube))
+    assert spans[0][1] <= spans[1][0], spans  # type: ignore[operator]
