@@ -17,6 +17,7 @@ import click
 from click.exceptions import Exit, NoArgsIsHelpError
 
 from blut import __version__
+from blut.commands import auto as auto_cmd
 from blut.commands import cache as cache_cmd
 from blut.commands import data as data_cmd
 from blut.commands import jobs as jobs_cmd
@@ -269,6 +270,7 @@ app.add_command(train_cmd.train)
 app.add_command(recipe_cmd.app)
 app.add_command(plan_cmd.app)
 app.add_command(policy_cmd.app)
+app.add_command(auto_cmd.auto)
 app.add_command(cache_cmd.app)
 app.add_command(data_cmd.app)
 app.add_command(sweep_cmd.sweep)

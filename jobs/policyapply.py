@@ -3,18 +3,21 @@ executor may run at once (see `blut.jobs.policy` for the rules)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blut.jobs.history import input_bytes, samples, size_class, suggest
 from blut.jobs.plan import Plan
-from blut.jobs.policy import Policy, load_policy
+from blut.jobs.policy import MIB, Policy, load_policy
 from blut.jobs.quantities import format_size
 from blut.jobs.recipes.payloadplan import MEMORY_KEY
 from blut.jobs.stagedef import StageDef
 from blut.jobs.store import JobStore
+
+if TYPE_CHECKING:
+    from blut.jobs.recipes import RecipeDef
 
 
 @dataclass(frozen=True)
@@ -82,3 +85,23 @@ def apply_policy(
             notes.setdefault(name, []).append(f"{policy.slots_gpu} GPU(s) (policy slots.gpu)")
     shaped = Plan(plan.name, stages, plan.deps) if stages != dict(plan.stages) else plan
     return Applied(shaped, policy, size, {k: "; ".join(v) for k, v in notes.items() if v})
+
+
+def ceiling_sets(store: JobStore, recipe: RecipeDef, sets: Sequence[str], cwd: Path) -> list[str]:
+    """``STAGE.memory_max=…`` overrides for the ceilings the policy would learn for
+    ``recipe`` run with ``sets`` (none unless ``ceiling.source`` is ``learned``), so a
+    printed command says the ceilings it runs with."""
+    from blut.jobs.external import resolve_inputs
+
+    policy = load_policy(store.home)
+    if policy.ceiling_source != "learned":
+        return []
+    [args] = recipe.resolve(sets=sets, cwd=cwd)
+    plan = recipe.build(resolve_inputs(recipe.args_schema, args, cwd))
+    group = size_class(input_bytes(plan, cwd))
+    given = explicit_ceilings(args, recipe.defaults())
+    return [
+        f"{s.stage}.{MEMORY_KEY}={s.ceiling // MIB}M"
+        for s in suggest(policy, plan, group, samples(store))
+        if s.ceiling is not None and MEMORY_KEY in args.get(s.stage, {}) and s.stage not in given
+    ]
