@@ -56,6 +56,7 @@ __all__ = [
     "home_usage",
     "list_jobs",
     "load_sweep",
+    "oom_suggestion",
     "prune_jobs",
     "recipe_args",
     "reconcile_job",
@@ -479,6 +480,31 @@ def reused_stages(store: JobStore, job: Job, view: JobView | None = None) -> dic
     finally:
         for each in opened:
             each.close()
+
+
+# -- the policy ----------------------------------------------------------------------
+
+
+def oom_suggestion(store: JobStore, job: Job, stage: str) -> str | None:
+    """For ``stage`` of ``job``, which ran out of memory: the ceiling to re-run it with and
+    why (`blut.jobs.history.after_oom`); None when the job has no plan or no such stage.
+    Reads every job's index: call it off the UI thread."""
+    from blut.jobs.history import after_oom, samples, size_class, suggest
+    from blut.jobs.planview import load_plan
+    from blut.jobs.policy import load_policy
+
+    try:
+        plan = load_plan(job)
+        policy = load_policy(store.home)
+    except (JobsError, OSError):
+        return None
+    group = size_class(job.spec.input_bytes)
+    found = {s.stage: s for s in suggest(policy, plan, group, samples(store))}
+    if stage not in found:
+        return None
+    state = job.view().stages.get(stage)
+    peak = (state.peak_memory or state.memory_max) if state is not None else None
+    return after_oom(policy, found[stage], peak)
 
 
 # -- retention -----------------------------------------------------------------------

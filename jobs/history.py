@@ -161,3 +161,20 @@ def suggest(policy: Policy, plan: Plan, group: str, history: Iterable[Sample]) -
             )
         )
     return out
+
+
+def after_oom(policy: Policy, failed: Suggestion, peak: int | None) -> str:
+    """The ceiling to offer a stage that ran out of memory at ``peak``, and why: the larger
+    of ``peak`` (the bump a VPA gives after an OOM) and the highest peak of the successful
+    runs of its program, × the margin, at least the floor."""
+    ran_out = peak or failed.current or 0
+    highest = max(ran_out, failed.max_peak or 0)
+    ceiling = max(math.ceil(highest * policy.ceiling_margin / MIB) * MIB, policy.ceiling_floor)
+    if failed.max_peak is None:
+        history = f"no successful runs of {failed.program} yet"
+    else:
+        history = f"max peak {format_size(failed.max_peak)} in {failed.runs} successful runs"
+    return (
+        f"{failed.stage}.memory_max={ceiling // MIB}M: ran out at {format_size(ran_out)}, "
+        f"{history}; the larger × {policy.ceiling_margin:g}"
+    )
