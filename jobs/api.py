@@ -299,6 +299,7 @@ def submit_recipe(
             input_bytes=applied.input_bytes,
             cpu_slots=applied.cpu_slots,
             max_stages=applied.max_stages,
+            retries=applied.retries,
             policy_notes=applied.notes,
         ) as job:
             plan.save(job.plan_path)

@@ -15,6 +15,7 @@ Keys (every one optional; a missing key has its default)::
 
     [limits]
     stages = 0          # stages of one job running at once (0: no limit)
+    retries = 0         # times a stage that exited with an error or a signal runs again
 
 A learned ceiling replaces the recipe's only where the args leave ``memory_max``
 at the recipe default (a ceiling given with ``--set`` or a config file wins).
@@ -51,6 +52,7 @@ class Policy:
     slots_cpu: int = 0
     slots_gpu: int = 1
     limits_stages: int = 0
+    limits_retries: int = 0
 
 
 def _source(value: Any) -> str:
@@ -109,6 +111,7 @@ KEYS = {
         Key("slots.cpu", _count(0), "CPU slots a job's stages share (0: one per core)"),
         Key("slots.gpu", _count(1), "GPUs a GPU stage asks for"),
         Key("limits.stages", _count(0), "stages of one job running at once (0: no limit)"),
+        Key("limits.retries", _count(0), "times a stage that failed (exit, signal) runs again"),
     )
 }
 

@@ -36,6 +36,11 @@ class Applied:
         return self.policy.slots_cpu or None
 
     @property
+    def retries(self) -> int | None:
+        """Times a failed stage runs again (None: never)."""
+        return self.policy.limits_retries or None
+
+    @property
     def max_stages(self) -> int | None:
         """Stages of the job running at once (None: no cap)."""
         return self.policy.limits_stages or None

@@ -106,6 +106,8 @@ class JobSpec:
     """CPU slots its stages share (`blut.jobs.policy`; None or 0: one per core)."""
     max_stages: int | None = None
     """Stages running at once (`blut.jobs.policy`; None or 0: no cap)."""
+    retries: int | None = None
+    """Times a failed stage runs again (`blut.jobs.policy`; None or 0: never)."""
     policy_notes: dict[str, str] = field(default_factory=dict)
     """Stage → what the policy decided for it (shown by `blut plan inspect`)."""
 

@@ -50,6 +50,7 @@ def inspect(job_ref: str, fmt: str) -> None:
     limits = [
         f"{job.spec.cpu_slots} cpu slots" if job.spec.cpu_slots else None,
         f"at most {job.spec.max_stages} stages at once" if job.spec.max_stages else None,
+        f"{job.spec.retries} retries per stage" if job.spec.retries else None,
     ]
     if any(limits):
         title.append("  policy: " + ", ".join(x for x in limits if x), style="cyan")

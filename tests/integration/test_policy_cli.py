@@ -62,3 +62,23 @@ def test_peaks_of_real_runs_become_the_learned_ceiling(blut_home: Path) -> None:
     square, cube = stages["square"], stages["cube"]
     spans = sorted((s["started"], s["finished"]) for s in (square, cube))
     assert spans[0][1] <= spans[1][0], spans  # type: ignore[operator]
+
+
+def test_limits_retries_runs_a_failing_stage_again_then_fails_the_job(blut_home: Path) -> None:
+    assert blut("policy", "set", "limits.retries", "2").returncode == 0
+    result = blut("recipe", "run", "smoke", "--set", "cube.fail=true")
+    assert result.returncode != 0
+    assert "retry 1 of 2" in result.stderr and "retry 2 of 2" in result.stderr
+    job = re.search(r"job (\S+) \(smoke\) submitted", result.stderr)
+    assert job, result.stderr
+    events = [
+        json.loads(line)
+        for line in (blut_home / "jobs" / job.group(1) / "status.jsonl").read_text().splitlines()
+    ]
+    started = [e for e in events if e["event"] == "stage_started" and e["stage"] == "cube"]
+    assert len(started) == 3  # the first run and two retries
+    stages = inspect(job.group(1))
+    assert stages["cube"]["state"] == "failed" and stages["cube"]["reason"] == "exit"
+    assert stages["square"]["state"] == "succeeded" and stages["total"]["reason"] == "skipped"
+    tree = blut("plan", "inspect", job.group(1), env={"COLUMNS": "200"}).stdout
+    assert "policy: 2 retries per stage" in tree
