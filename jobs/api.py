@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +37,7 @@ from blut.status.writer import MAX_LINE, encode_line
 
 if TYPE_CHECKING:
     from blut.containment.launcher import Launcher
+    from blut.jobs.history import Sample
     from blut.jobs.prune import JobsPruneReport, JobsPruneRule
     from blut.jobs.recipes import RecipeDef
     from blut.jobs.sweeps import Sweep
@@ -264,6 +265,7 @@ def submit_recipe(
     contained: bool = True,
     cwd: Path | None = None,
     env: EnvPolicy | None = None,
+    history: Callable[[], list[Sample]] | None = None,
 ) -> tuple[Job, str | None]:
     """Compile ``args`` (already resolved), store the job and start its executor (or
     finish it here when every stage is cached). Returns the job and a containment warning.
@@ -271,7 +273,8 @@ def submit_recipe(
     Paths the args name (datasets, model dirs) are made absolute against ``cwd``
     (default: this process's); one that does not exist is a `ConfigError`. The policy
     of the home (`blut.jobs.policy`: learned ceilings, slots) is applied to the plan.
-    ``env`` None: the environment policy of the config files.
+    ``env`` None: the environment policy of the config files. ``history``: the runs
+    learned ceilings come from (default: read from the job index when needed).
     """
     from blut.jobs.cache import Cache
     from blut.jobs.external import resolve_inputs
@@ -281,7 +284,7 @@ def submit_recipe(
 
     workdir = (cwd or Path.cwd()).resolve()
     args = resolve_inputs(recipe.args_schema, args, workdir)
-    applied = apply_policy(store, recipe.build(args), args, recipe.defaults(), workdir)
+    applied = apply_policy(store, recipe.build(args), args, recipe.defaults(), workdir, history)
     plan = applied.plan
     retention = retention_policy(workdir)
     Cache(store.home).close()  # a broken cache index fails here, before the job exists
@@ -349,6 +352,7 @@ def submit_points(
     """
     from blut.jobs.config import ConfigError
     from blut.jobs.external import resolve_inputs
+    from blut.jobs.history import samples
 
     if not points:
         raise UsageError(f"recipe {recipe.name}: nothing to run (no argument sets)")
@@ -366,12 +370,26 @@ def submit_points(
     points = resolved
     env = env or env_policy(cwd=cwd)
     sweep = new_sweep_id() if len(points) > 1 else None
+    read: list[list[Sample]] = []
+
+    def history() -> list[Sample]:  # read once for the whole sweep (its jobs add no runs)
+        if not read:
+            read.append(samples(store))
+        return read[0]
+
     jobs: list[Job] = []
     warning = None
     for args in points:
         try:
             job, warning = submit_recipe(
-                store, recipe, args, sweep=sweep, contained=contained, cwd=workdir, env=env
+                store,
+                recipe,
+                args,
+                sweep=sweep,
+                contained=contained,
+                cwd=workdir,
+                env=env,
+                history=history,
             )
         except (JobsError, OSError) as exc:
             if not jobs:

@@ -3,12 +3,12 @@ executor may run at once (see `blut.jobs.policy` for the rules)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from blut.jobs.history import input_bytes, samples, size_class, suggest
+from blut.jobs.history import Sample, input_bytes, samples, size_class, suggest
 from blut.jobs.plan import Plan
 from blut.jobs.policy import MIB, Policy, load_policy
 from blut.jobs.quantities import format_size
@@ -64,16 +64,19 @@ def apply_policy(
     args: Mapping[str, Any],
     defaults: Mapping[str, Any],
     cwd: Path,
+    history: Callable[[], list[Sample]] | None = None,
 ) -> Applied:
     """``plan`` with the policy of ``store``'s home applied; ``args`` as resolved and the
-    recipe's ``defaults`` tell which ceilings were given on purpose (those stay)."""
+    recipe's ``defaults`` tell which ceilings were given on purpose (those stay).
+    ``history``: the successful runs (default: read from the job index when needed)."""
     policy = load_policy(store.home)
     size = input_bytes(plan, cwd)
     stages: dict[str, StageDef] = dict(plan.stages)
     notes: dict[str, list[str]] = {}
     if policy.ceiling_source == "learned":
         given = explicit_ceilings(args, defaults)
-        for found in suggest(policy, plan, size_class(size), samples(store)):
+        runs = history() if history is not None else samples(store)
+        for found in suggest(policy, plan, size_class(size), runs):
             said = notes.setdefault(found.stage, [])
             if found.stage in given:
                 said.append("ceiling from the args (kept over the learned one)")

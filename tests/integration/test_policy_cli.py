@@ -10,7 +10,8 @@ from pathlib import Path
 
 from blut.jobs.policy import MIB
 from blut.jobs.quantities import format_size
-from tests.conftest import blut
+from blut.jobs.store import JobStore
+from tests.conftest import blut, wait_for_job
 
 
 def run_smoke(*sets: str) -> str:
@@ -62,6 +63,15 @@ def test_peaks_of_real_runs_become_the_learned_ceiling(blut_home: Path) -> None:
     square, cube = stages["square"], stages["cube"]
     spans = sorted((s["started"], s["finished"]) for s in (square, cube))
     assert spans[0][1] <= spans[1][0], spans  # type: ignore[operator]
+
+    # a sweep's points all get it (history is read once for the whole sweep)
+    swept = blut("recipe", "run", "smoke", "--sweep", "make.count=43,44")
+    assert swept.returncode == 0, swept.stderr
+    ids = swept.stdout.split()
+    assert len(ids) == 2
+    for job_id in ids:
+        assert inspect(job_id)["make"]["memory_max"] == wanted
+        wait_for_job(JobStore(blut_home).get(job_id))
 
 
 def test_limits_retries_runs_a_failing_stage_again_then_fails_the_job(blut_home: Path) -> None:
