@@ -18,10 +18,12 @@ import click
 from click.exceptions import Exit, NoArgsIsHelpError
 
 from blut import __version__
+from blut.commands import auto as auto_cmd
 from blut.commands import cache as cache_cmd
 from blut.commands import data as data_cmd
 from blut.commands import jobs as jobs_cmd
 from blut.commands import plan as plan_cmd
+from blut.commands import policy as policy_cmd
 from blut.commands import recipe as recipe_cmd
 from blut.commands import stage as stage_cmd
 from blut.commands import sweep as sweep_cmd
@@ -270,6 +272,8 @@ app.add_command(train_cmd.train)
 app.add_command(recipe_cmd.app)
 app.add_command(stage_cmd.app)
 app.add_command(plan_cmd.app)
+app.add_command(policy_cmd.app)
+app.add_command(auto_cmd.auto)
 app.add_command(cache_cmd.app)
 app.add_command(data_cmd.app)
 app.add_command(sweep_cmd.sweep)

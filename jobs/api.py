@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +37,7 @@ from blut.status.writer import MAX_LINE, encode_line
 
 if TYPE_CHECKING:
     from blut.containment.launcher import Launcher
+    from blut.jobs.history import Sample
     from blut.jobs.plan import Plan
     from blut.jobs.prune import JobsPruneReport, JobsPruneRule
     from blut.jobs.recipes import RecipeDef
@@ -58,6 +59,7 @@ __all__ = [
     "home_usage",
     "list_jobs",
     "load_sweep",
+    "oom_suggestion",
     "prune_jobs",
     "recipe_args",
     "reconcile_job",
@@ -276,13 +278,16 @@ def submit_recipe(
     env: EnvPolicy | None = None,
     stage: str | None = None,
     tty: str | None = None,
+    history: Callable[[], list[Sample]] | None = None,
 ) -> tuple[Job, str | None]:
     """Compile ``args`` (already resolved), store the job and start its executor (or
     finish it here when every stage is cached). Returns the job and a containment warning.
 
     Paths the args name (datasets, model dirs) are made absolute against ``cwd``
-    (default: this process's); one that does not exist is a `ConfigError`.
-    ``env`` None: the environment policy of the config files.
+    (default: this process's); one that does not exist is a `ConfigError`. The policy
+    of the home (`blut.jobs.policy`: learned ceilings, slots) is applied to the plan.
+    ``env`` None: the environment policy of the config files. ``history``: the runs
+    learned ceilings come from (default: read from the job index when needed).
 
     ``stage`` (`blut stage run`): run only that stage and what it depends on. ``tty``:
     that stage runs attached to this pseudo-terminal (it always runs; see `JobSpec.tty`).
@@ -290,11 +295,13 @@ def submit_recipe(
     from blut.jobs.cache import Cache
     from blut.jobs.external import resolve_inputs
     from blut.jobs.lifecycle import finish_or_start, start_executor
+    from blut.jobs.policyapply import apply_policy
     from blut.jobs.retention import retention_policy
 
     workdir = (cwd or Path.cwd()).resolve()
     args = resolve_inputs(recipe.args_schema, args, workdir)
-    plan = recipe.build(args)
+    applied = apply_policy(store, recipe.build(args), args, recipe.defaults(), workdir, history)
+    plan = applied.plan
     if stage is not None:
         plan = plan.upstream(check_stage(recipe, plan, stage))
     if tty is not None and stage is None:
@@ -316,6 +323,11 @@ def submit_recipe(
             retain_checkpoints=retention.checkpoints,
             stage=stage,
             tty=tty,
+            input_bytes=applied.input_bytes,
+            cpu_slots=applied.cpu_slots,
+            max_stages=applied.max_stages,
+            retries=applied.retries,
+            policy_notes=applied.notes,
         ) as job:
             plan.save(job.plan_path)
             atomic_write_json(job.paths.args, dict(args))
@@ -367,6 +379,7 @@ def submit_points(
     """
     from blut.jobs.config import ConfigError
     from blut.jobs.external import resolve_inputs
+    from blut.jobs.history import samples
 
     if not points:
         raise UsageError(f"recipe {recipe.name}: nothing to run (no argument sets)")
@@ -384,12 +397,26 @@ def submit_points(
     points = resolved
     env = env or env_policy(cwd=cwd)
     sweep = new_sweep_id() if len(points) > 1 else None
+    read: list[list[Sample]] = []
+
+    def history() -> list[Sample]:  # read once for the whole sweep (its jobs add no runs)
+        if not read:
+            read.append(samples(store))
+        return read[0]
+
     jobs: list[Job] = []
     warning = None
     for args in points:
         try:
             job, warning = submit_recipe(
-                store, recipe, args, sweep=sweep, contained=contained, cwd=workdir, env=env
+                store,
+                recipe,
+                args,
+                sweep=sweep,
+                contained=contained,
+                cwd=workdir,
+                env=env,
+                history=history,
             )
         except (JobsError, OSError) as exc:
             if not jobs:
@@ -499,6 +526,31 @@ def reused_stages(store: JobStore, job: Job, view: JobView | None = None) -> dic
     finally:
         for each in opened:
             each.close()
+
+
+# -- the policy ----------------------------------------------------------------------
+
+
+def oom_suggestion(store: JobStore, job: Job, stage: str) -> str | None:
+    """For ``stage`` of ``job``, which ran out of memory: the ceiling to re-run it with and
+    why (`blut.jobs.history.after_oom`); None when the job has no plan or no such stage.
+    Reads every job's index: call it off the UI thread."""
+    from blut.jobs.history import after_oom, samples, size_class, suggest
+    from blut.jobs.planview import load_plan
+    from blut.jobs.policy import load_policy
+
+    try:
+        plan = load_plan(job)
+        policy = load_policy(store.home)
+    except (JobsError, OSError):
+        return None
+    group = size_class(job.spec.input_bytes)
+    found = {s.stage: s for s in suggest(policy, plan, group, samples(store))}
+    if stage not in found:
+        return None
+    state = job.view().stages.get(stage)
+    peak = (state.peak_memory or state.memory_max) if state is not None else None
+    return after_oom(policy, found[stage], peak)
 
 
 # -- retention -----------------------------------------------------------------------

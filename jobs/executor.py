@@ -141,6 +141,8 @@ class StageRun:
     artifact: str | None = None
     cancelled: bool = False
     """Its own cancel was requested (a stage cancel, not the whole job's)."""
+    retried: int = 0
+    """How many times it was run again after failing (the policy's ``limits.retries``)."""
 
 
 class InputGone(JobsError):
@@ -249,6 +251,10 @@ def _discard(staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+RETRIED: frozenset[FailureReason] = frozenset({"exit", "signal"})
+"""Failures worth a retry: not running out of memory or time at the same ceiling."""
+
+
 def _reason(outcome: Outcome, cancelled: bool) -> FailureReason:
     if cancelled:
         return "cancelled"
@@ -285,6 +291,8 @@ class Executor:
         self.gpus = gpus
         self.slots = slots or Slots()
         self.runs = {name: StageRun(plan.stages[name]) for name in plan.order()}
+        self.retries = job.spec.retries or 0
+        """Times a stage that exited with an error or was killed by a signal runs again."""
         self.cancel = False
         self._cancelling = False
         self._stage_cancels: set[str] = set()
@@ -954,7 +962,11 @@ class Executor:
             detail = "cancelled by request" if cancelled else outcome.detail
             if full and not cancelled:
                 detail = f"{full}; {outcome.detail}"
-            self._fail(run, _reason(outcome, cancelled), detail, outcome)
+            reason = _reason(outcome, cancelled)
+            if reason in RETRIED and not full and run.retried < self.retries:
+                self._retry(run, detail)
+                return
+            self._fail(run, reason, detail, outcome)
             return
         artifact = None
         if run.stage.cacheable:
@@ -996,6 +1008,22 @@ class Executor:
         )
         self._release(run)
         self._trim_checkpoints(name)
+        self._sync(save=True)
+
+    def _retry(self, run: StageRun, detail: str) -> None:
+        """Run a failed stage again (it goes back to pending; its unit is launched anew)."""
+        run.retried += 1
+        name = run.stage.name
+        self._emit(
+            Log(
+                job=self.job.id,
+                stage=name,
+                level="warning",
+                msg=f"stage {name} failed ({detail}); retry {run.retried} of {self.retries}",
+            )
+        )
+        self._release(run)
+        run.phase, run.peak, run.last_sample = "pending", None, None
         self._sync(save=True)
 
     def _out_of_space_cause(self, name: str, outcome: Outcome) -> str | None:
@@ -1061,6 +1089,9 @@ def main(argv: list[str] | None = None) -> int:
         make_launcher,
         lambda: Cache(home),
         gpus=GpuPool(home / LOCKS_DIR),
+        slots=Slots(
+            cpu=job.spec.cpu_slots or os.cpu_count() or 1, stages=job.spec.max_stages or None
+        ),
         adopt=adopt,
     )
 

@@ -36,6 +36,10 @@ class StageRow:
     detail: str
     producer: str | None = None
     """A cached stage: the job that computed the output it reused (None: not recorded)."""
+    policy: str = ""
+    """What the policy decided for the stage at submit (`blut.jobs.policy`)."""
+    cpu: int = 1
+    gpu: int = 0
 
     @property
     def seconds(self) -> float | None:
@@ -90,6 +94,9 @@ def stage_rows(job: Job) -> list[StageRow]:
                 reason=state.reason if state else None,
                 detail=state.detail if state else "",
                 producer=state.producer if state else None,
+                policy=job.spec.policy_notes.get(name, ""),
+                cpu=stage.resources.cpu,
+                gpu=stage.resources.gpu,
             )
         )
     return rows

@@ -91,12 +91,18 @@ class GpuPool:
 
 @dataclass
 class Slots:
-    """Per-job capacities of CPU slots, network and disk, and what is in use."""
+    """Per-job capacities of CPU slots, network and disk, and what is in use.
+
+    ``stages`` caps how many stages run at once (None: no cap; the policy's
+    ``limits.stages``).
+    """
 
     cpu: int = field(default_factory=lambda: os.cpu_count() or 1)
     network: int = 2
     disk: int = 2
+    stages: int | None = None
     _used: dict[str, int] = field(default_factory=lambda: {"cpu": 0, "network": 0, "disk": 0})
+    _running: int = 0
 
     def _wants(self, res: Resources) -> dict[str, int]:
         return {"cpu": res.cpu, "network": res.network, "disk": res.disk}
@@ -111,14 +117,18 @@ class Slots:
 
     def fits(self, res: Resources) -> bool:
         """True when ``res`` is free now."""
+        if self.stages is not None and self._running >= self.stages:
+            return False
         return all(self._used[k] + v <= getattr(self, k) for k, v in self._wants(res).items())
 
     def take(self, res: Resources) -> None:
         """Mark ``res`` in use."""
+        self._running += 1
         for key, amount in self._wants(res).items():
             self._used[key] += amount
 
     def give(self, res: Resources) -> None:
         """Mark ``res`` free again."""
+        self._running -= 1
         for key, amount in self._wants(res).items():
             self._used[key] -= amount

@@ -35,7 +35,7 @@ MAX_NAME = 200
 """Most characters in a job name or a job reference."""
 
 
-HOME_ENTRIES = frozenset({JOBS_DIR, LOCKS_DIR, "cache"})
+HOME_ENTRIES = frozenset({JOBS_DIR, LOCKS_DIR, "cache", "policy.toml"})
 """What blut keeps directly under ``$BLUT_HOME``."""
 
 
@@ -105,6 +105,16 @@ class JobSpec:
     tty: str | None = None
     """The terminal that stage runs attached to (``--foreground``): it always runs, never
     served from the cache, with this pseudo-terminal as its stdin, stdout and stderr."""
+    input_bytes: int | None = None
+    """Bytes of the external inputs its args name (`blut.jobs.history`; None: not recorded)."""
+    cpu_slots: int | None = None
+    """CPU slots its stages share (`blut.jobs.policy`; None or 0: one per core)."""
+    max_stages: int | None = None
+    """Stages running at once (`blut.jobs.policy`; None or 0: no cap)."""
+    retries: int | None = None
+    """Times a failed stage runs again (`blut.jobs.policy`; None or 0: never)."""
+    policy_notes: dict[str, str] = field(default_factory=dict)
+    """Stage → what the policy decided for it (shown by `blut plan inspect`)."""
 
     @property
     def driver_unit(self) -> str:

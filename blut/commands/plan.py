@@ -47,6 +47,13 @@ def inspect(job_ref: str, fmt: str) -> None:
     view = job.view()
     title = Text.assemble((f"{job.id} ", "bold"), f"{job.spec.name}: ")
     title.append(view.state, style=STATE_STYLES.get(view.state, ""))
+    limits = [
+        f"{job.spec.cpu_slots} cpu slots" if job.spec.cpu_slots else None,
+        f"at most {job.spec.max_stages} stages at once" if job.spec.max_stages else None,
+        f"{job.spec.retries} retries per stage" if job.spec.retries else None,
+    ]
+    if any(limits):
+        title.append("  policy: " + ", ".join(x for x in limits if x), style="cyan")
     tree = Tree(title)
     nodes: dict[str, Tree] = {}
     for row in rows:
@@ -59,9 +66,12 @@ def inspect(job_ref: str, fmt: str) -> None:
             f"artifact {row.artifact[:12]}" if row.artifact else None,
             format_duration(row.seconds) if row.seconds is not None else None,
             _memory(row.peak_memory, row.memory_max),
+            f"slots cpu {row.cpu}" + (f" gpu {row.gpu}" if row.gpu else ""),
             f"also after {', '.join(row.after[1:])}" if len(row.after) > 1 else None,
         ]
         label.append("  " + "  ".join(f for f in facts if f), style="dim")
+        if row.policy:
+            label.append(f"\npolicy: {row.policy}", style="cyan")
         if row.detail:
             label.append(f"\n{row.detail}", style="yellow")
         parent = nodes[row.after[0]] if row.after else tree

@@ -204,10 +204,11 @@ def stage_cells(
     return (stage.name, ",".join(after) or "-", *cells)
 
 
-def explanation(job: JobState, recipe: bool = False) -> Group:
+def explanation(job: JobState, recipe: bool = False, offer: str | None = None) -> Group:
     """Why a failed job failed: reason, peak vs ceiling, exit code, last log lines, what next.
 
-    ``recipe``: a recipe job (names the failing stage, offers resume and re-run)."""
+    ``recipe``: a recipe job (names the failing stage, offers resume and re-run);
+    ``offer``: the ceiling the policy suggests after an out-of-memory kill, and why."""
     view = job.view
     stage = failed_stage(job)
     reason = (stage.reason if stage else None) or view.reason or "error"
@@ -241,6 +242,8 @@ def explanation(job: JobState, recipe: bool = False) -> Group:
     else:
         hint = "read the log below"
     table.add_row("next", hint)
+    if reason == "oom" and offer is not None:
+        table.add_row("suggested", Text(f"--set {offer}", style="cyan"))
     if recipe:
         skipped = [s.name for s in view.stages.values() if is_skipped(s)]
         if skipped:
@@ -353,6 +356,9 @@ class JobScreen(StateScreen):
         recorded them)."""
         self._looking_up = False
         """The job whose output the shown stage reused (None: it ran, or not recorded)."""
+        self._oom_offer: str | None = None
+        """The ceiling the policy offers a stage that ran out of memory (found by a worker)."""
+        self._oom_asked = False
         self.pinned: str | None = None
         """The stage the user moved the cursor to; None: the screen follows the job's
         running (or failing) stage."""
@@ -423,6 +429,21 @@ class JobScreen(StateScreen):
             return
         known = {stage: job for stage, job in found.items() if job is not None}
         self.app.call_from_thread(self._producers_found, known)
+
+    @work(thread=True, group="ceiling", exit_on_error=False)
+    def _suggest_ceiling(self, stage: str) -> None:
+        """The ceiling the policy offers ``stage``, which ran out of memory (reads history)."""
+        from blut.jobs.api import oom_suggestion
+
+        try:
+            offer = oom_suggestion(self.cockpit.store, self.cockpit.stored_job(self.job_id), stage)
+        except Exception:  # JobsError, OSError: the panel keeps its generic hint
+            return
+        self.app.call_from_thread(self._ceiling_found, offer)
+
+    def _ceiling_found(self, offer: str | None) -> None:
+        self._oom_offer = offer
+        self.update_state()
 
     def _producers_found(self, known: dict[str, str]) -> None:
         self._looked_up = known
@@ -569,7 +590,12 @@ class JobScreen(StateScreen):
         failed = view.state == "failed"
         self.set_class(failed, "failed")
         if failed:
-            self.query_one("#explain-body", Static).update(explanation(job, self.recipe))
+            oom = failed_stage(job)
+            if self.recipe and oom is not None and oom.reason == "oom" and not self._oom_asked:
+                self._oom_asked = True
+                self._suggest_ceiling(oom.name)
+            body = explanation(job, self.recipe, self._oom_offer)
+            self.query_one("#explain-body", Static).update(body)
         else:
             self._update_log(data, stage, producer)
 
