@@ -17,12 +17,12 @@ try:
     ctty = True
 except OSError:
     ctty = False
-print("tty", os.isatty(0), os.isatty(1), os.isatty(2), "ctty", ctty, flush=True)
-if ctty:
-    try:
+try:  # Ctrl-C may come as soon as the line is out: before the sleep too
+    print("tty", os.isatty(0), os.isatty(1), os.isatty(2), "ctty", ctty, flush=True)
+    if ctty:
         time.sleep(60)
-    except KeyboardInterrupt:
-        print("interrupted", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
 print("got", input(), flush=True)
 """
 
