@@ -177,6 +177,12 @@ def plan_tree(plan: Plan) -> Tree:
 @detach_option
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan(s); run nothing.")
 @click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")
+@click.option(
+    "--from-snapshot",
+    "snapshot_ref",
+    metavar="ID",
+    help="Start from a snapshot: its args, --set on top (a change branches from it).",
+)
 def run(
     name: str,
     sets: tuple[str, ...],
@@ -187,15 +193,65 @@ def run(
     detach: bool,
     dry_run: bool,
     uncontained: bool,
+    snapshot_ref: str | None,
 ) -> None:
     """Run a recipe as a job: `blut recipe run smoke --set make.count=100`."""
     from blut.jobs.environment import env_policy
     from blut.jobs.recipes import find
 
     recipe = find(name)
-    points = recipe.resolve(sets=sets, sweeps=sweeps, config_file=config)
     env = env_policy(clear=env_clear, passed=envs)
+    if snapshot_ref is not None:
+        if sweeps or config is not None or dry_run:
+            from blut.jobs.errors import UsageError
+
+            raise UsageError("--from-snapshot takes --set only (no --sweep, --config, --dry-run)")
+        run_from_snapshot(
+            recipe, snapshot_ref, sets, detach=detach, uncontained=uncontained, env=env
+        )
+        return
+    points = recipe.resolve(sets=sets, sweeps=sweeps, config_file=config)
     run_points(recipe, points, detach=detach, dry_run=dry_run, uncontained=uncontained, env=env)
+
+
+def run_from_snapshot(
+    recipe: RecipeDef,
+    ref: str,
+    sets: tuple[str, ...],
+    *,
+    detach: bool,
+    uncontained: bool,
+    env: EnvPolicy,
+) -> None:
+    """Submit one job of ``recipe`` starting from snapshot ``ref`` (its args, ``sets`` on top)."""
+    from blut.containment.select import containment_requested
+    from blut.jobs import snapshots
+    from blut.jobs.api import submit_points
+    from blut.jobs.config import Layer
+    from blut.jobs.errors import UsageError
+    from blut.jobs.store import blut_home
+
+    snap = snapshots.SnapshotStore(blut_home()).get(ref)
+    base = snap.manifest.get("args")
+    if not isinstance(base, dict):
+        raise UsageError(f"snapshot {snap.id[:12]} records no recipe args")
+    layer = Layer(f"snapshot {snap.id[:12]}", base)
+    [args] = recipe.resolve(sets=sets, base=layer)
+    begin = snapshots.start(snap, recipe.name, args, recipe.args_schema)
+    submitted = submit_points(
+        store(),
+        recipe,
+        [snapshots.with_snapshot(args, begin)],
+        contained=containment_requested() and not uncontained,
+        env=env,
+        begin=begin,
+    )
+    [job] = submitted.jobs
+    note(f"job {job.id} ({recipe.name}) {begin.describe()}")
+    if detach:
+        out.print(job.id)
+        return
+    raise Exit(follow_job(job))
 
 
 def run_points(
