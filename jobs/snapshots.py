@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from blake3 import blake3
 
 import blut
 from blut.jobs.errors import UsageError, clip
+from blut.jobs.snapshotorigin import describe_origin
 from blut.jobs.store import Job
 from blut.status.atomic import atomic_file, atomic_write, atomic_write_json
 from blut.status.checkpoints import Checkpoint, checkpoints
@@ -60,17 +61,11 @@ class Snapshot:
     id: str
     path: Path
     manifest: dict[str, Any]
-    origin: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def created(self) -> float:
-        """When this home stored it."""
-        return float(self.origin.get("stored", self.path.stat().st_mtime))
-
-    @property
-    def size(self) -> int:
-        """Bytes of the bundle."""
-        return self.path.stat().st_size
+    origin: dict[str, Any]
+    size: int
+    """Bytes of the bundle."""
+    created: float
+    """When this home stored it."""
 
     def bundle(self) -> Bundle:
         """The bundle, opened."""
@@ -176,6 +171,12 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+def _snapshot(path: Path, manifest: dict[str, Any], origin: dict[str, Any]) -> Snapshot:
+    info = path.stat()
+    created = float(origin.get("stored", info.st_mtime))
+    return Snapshot(path.stem, path, manifest, origin, info.st_size, created)
+
+
 class SnapshotStore:
     """The snapshots of one ``$BLUT_HOME``."""
 
@@ -214,7 +215,7 @@ class SnapshotStore:
         else:
             origin = {**origin, "stored": time.time()}
             atomic_write_json(sidecar, origin)
-        return Snapshot(digest, final, bundle.manifest, origin)
+        return _snapshot(final, bundle.manifest, origin)
 
     def create(
         self,
@@ -274,9 +275,7 @@ class SnapshotStore:
         except StatusError:
             return None
         origin = _read_json(path.with_suffix(".json"))
-        return Snapshot(
-            path.stem, path, bundle.manifest, origin if isinstance(origin, dict) else {}
-        )
+        return _snapshot(path, bundle.manifest, origin if isinstance(origin, dict) else {})
 
     def get(self, ref: str) -> Snapshot:
         """A snapshot by id or unique id prefix."""
@@ -366,12 +365,8 @@ class Start:
         }
 
     def describe(self) -> str:
-        """``branched from snapshot 1a2b… (lr 0.001 → 0.01)`` or ``continued from …``."""
-        where = f"snapshot {self.snapshot.id[:12]} (epoch {self.snapshot.manifest.get('epoch')})"
-        if not self.branch:
-            return f"continued from {where}"
-        diffs = ", ".join(f"{k} {a} → {b}" for k, (a, b) in sorted(self.changed.items()))
-        return f"branched from {where}: {diffs}"
+        """``branched from snapshot 1a2b… (epoch 5): lr 0.001 → 0.01`` or ``continued from …``."""
+        return describe_origin(self.record())
 
 
 def start(snap: Snapshot, recipe: str, args: Mapping[str, Any], schema: Mapping[str, Any]) -> Start:
