@@ -378,14 +378,15 @@ def submit_points(
     contained: bool = True,
     cwd: Path | None = None,
     env: EnvPolicy | None = None,
-    begin: Start | None = None,
+    starts: Sequence[Start] | None = None,
 ) -> Submission:
     """One job per resolved args; more than one form a sweep under a new sweep id.
 
     Every point is validated, and the paths it names resolved against ``cwd``,
     before any job is submitted: a :class:`~blut.jobs.config.ConfigError` lists
     the problems of all of them. A failure after that raises
-    :class:`PartialSubmit` naming the jobs already submitted.
+    :class:`PartialSubmit` naming the jobs already submitted. ``starts``: for each
+    point, the snapshot it starts from (`blut.jobs.snapshots.start`).
     """
     from blut.jobs.config import ConfigError
     from blut.jobs.external import resolve_inputs
@@ -416,7 +417,7 @@ def submit_points(
 
     jobs: list[Job] = []
     warning = None
-    for args in points:
+    for i, args in enumerate(points):
         try:
             job, warning = submit_recipe(
                 store,
@@ -427,7 +428,7 @@ def submit_points(
                 cwd=workdir,
                 env=env,
                 history=history,
-                begin=begin,
+                begin=starts[i] if starts else None,
             )
         except (JobsError, OSError) as exc:
             if not jobs:

@@ -202,12 +202,12 @@ def run(
     recipe = find(name)
     env = env_policy(clear=env_clear, passed=envs)
     if snapshot_ref is not None:
-        if sweeps or config is not None or dry_run:
+        if config is not None or dry_run:
             from blut.jobs.errors import UsageError
 
-            raise UsageError("--from-snapshot takes --set only (no --sweep, --config, --dry-run)")
+            raise UsageError("--from-snapshot takes --set and --sweep (no --config, --dry-run)")
         run_from_snapshot(
-            recipe, snapshot_ref, sets, detach=detach, uncontained=uncontained, env=env
+            recipe, snapshot_ref, sets, sweeps, detach=detach, uncontained=uncontained, env=env
         )
         return
     points = recipe.resolve(sets=sets, sweeps=sweeps, config_file=config)
@@ -218,12 +218,14 @@ def run_from_snapshot(
     recipe: RecipeDef,
     ref: str,
     sets: tuple[str, ...],
+    sweeps: tuple[str, ...],
     *,
     detach: bool,
     uncontained: bool,
     env: EnvPolicy,
 ) -> None:
-    """Submit one job of ``recipe`` starting from snapshot ``ref`` (its args, ``sets`` on top)."""
+    """Submit jobs of ``recipe`` starting from snapshot ``ref``: its args with ``sets`` on
+    top, one job per ``sweeps`` point (each a branch where it changes the config)."""
     from blut.containment.select import containment_requested
     from blut.jobs import snapshots
     from blut.jobs.api import submit_points
@@ -236,21 +238,25 @@ def run_from_snapshot(
     if not isinstance(base, dict):
         raise UsageError(f"snapshot {snap.id[:12]} records no recipe args")
     layer = Layer(f"snapshot {snap.id[:12]}", base)
-    [args] = recipe.resolve(sets=sets, base=layer)
-    begin = snapshots.start(snap, recipe.name, args, recipe.args_schema)
+    points = recipe.resolve(sets=sets, sweeps=sweeps, base=layer)
+    starts = [snapshots.start(snap, recipe.name, p, recipe.args_schema) for p in points]
     submitted = submit_points(
         store(),
         recipe,
-        [snapshots.with_snapshot(args, begin)],
+        [snapshots.with_snapshot(p, b) for p, b in zip(points, starts, strict=True)],
         contained=containment_requested() and not uncontained,
         env=env,
-        begin=begin,
+        starts=starts,
     )
-    [job] = submitted.jobs
-    note(f"job {job.id} ({recipe.name}) {begin.describe()}")
-    if detach:
-        out.print(job.id)
+    if submitted.warning:
+        note(f"warning: {submitted.warning}", "bold yellow")
+    for job, begin in zip(submitted.jobs, starts, strict=True):
+        note(f"job {job.id} ({recipe.name}) {begin.describe()}")
+    if detach or submitted.sweep is not None:
+        for job in submitted.jobs:
+            out.print(job.id)
         return
+    [job] = submitted.jobs
     raise Exit(follow_job(job))
 
 

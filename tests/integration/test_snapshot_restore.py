@@ -12,6 +12,7 @@ from blut.jobs.api import submit_recipe
 from blut.jobs.recipes import find
 from blut.jobs.store import Job, JobStore
 from blut.payload.train import KILL_ENV
+from blut.status.metrics import read_metrics
 from tests.conftest import blut, wait_for_job
 
 pytestmark = pytest.mark.systemd
@@ -47,6 +48,11 @@ def last_weights(job: Job) -> bytes:
     folder = job.paths.stage("train").checkpoints
     [last] = sorted(folder.glob("epoch-*.pt"))[-1:]
     return last.read_bytes()
+
+
+def lrs(job: Job) -> dict[int, float]:
+    rows = read_metrics(job.paths.stage("train").metrics).to_pylist()
+    return {int(r["epoch"]): float(r["lr"]) for r in rows}
 
 
 def test_ten_epochs_equal_five_then_snapshot_then_five_on_a_fresh_home(
@@ -107,9 +113,26 @@ def test_ten_epochs_equal_five_then_snapshot_then_five_on_a_fresh_home(
     )
     assert "train: branched from snapshot" in branch.log_path("train").read_text()
     assert last_weights(branch) != last_weights(whole)
+    branch_lr, whole_lr = lrs(branch), lrs(whole)
+    assert [branch_lr[e] for e in range(1, 6)] == [whole_lr[e] for e in range(1, 6)]  # restored
+    assert branch_lr[6] == pytest.approx(10 * whole_lr[6])  # the same schedule, 10× the peak
     rows = {r["id"]: r for r in json.loads(cli(homes["fresh"], "jobs", "--format", "json"))}
     assert rows[branch.id]["origin"] == f"branch of {snap[:12]}"
     assert rows[continued.id]["origin"] == f"from {snap[:12]}"
+
+    # A sweep from the snapshot: one job per point, each cached from the runs above.
+    ids = cli(
+        homes["fresh"], "recipe", "run", "quant-train", "--from-snapshot", snap, "--sweep",
+        "train.lr=0.001,0.01", "-d",
+    ).split()  # fmt: skip
+    members = [JobStore(homes["fresh"]).get(i) for i in ids]
+    for member in members:
+        assert wait_for_job(member, timeout=120).state == "succeeded"
+    records = [json.loads(m.paths.spec.read_text())["snapshot"] for m in members]
+    assert [r["branch"] for r in records] == [False, True]
+    sweeps = {m.view().sweep for m in members}
+    assert len(sweeps) == 1 and None not in sweeps
+    assert members[1].view().stages["train"].artifact == branch.view().stages["train"].artifact
 
     # Bad input: one line, exit 2, nothing written.
     refused(homes["fresh"], "snapshot", "show", "beef")
