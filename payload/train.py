@@ -274,10 +274,15 @@ class Trainer:
     def restore(self) -> None:
         """Continue from the last checkpoint of this fingerprint; drop stale ones."""
         snapshot = self.opts["from_snapshot"]
+        if snapshot and self._restored_snapshot() != snapshot:
+            raise InputError(
+                f"train: snapshot {snapshot[:12]} was not restored into this stage "
+                "(start from it with `blut recipe run RECIPE --from-snapshot ID`)"
+            )
         wanted = self.opts["resume"] or bool(snapshot)
         found = checkpoints.latest(self.ckpt_dir) if wanted else None
         branch = found is not None and found[0]["fingerprint"] != self.fingerprint
-        if branch and not (snapshot and self._restored_snapshot() == snapshot):
+        if branch and not snapshot:  # a snapshot's checkpoint of another config: a branch
             self.ctx.log("train: checkpoints of another config or input; starting over", "warning")
             found = None
         if found is None:
