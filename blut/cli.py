@@ -25,6 +25,7 @@ from blut.commands import jobs as jobs_cmd
 from blut.commands import plan as plan_cmd
 from blut.commands import policy as policy_cmd
 from blut.commands import recipe as recipe_cmd
+from blut.commands import snapshot as snapshot_cmd
 from blut.commands import stage as stage_cmd
 from blut.commands import sweep as sweep_cmd
 from blut.commands import train as train_cmd
@@ -275,6 +276,7 @@ app.add_command(plan_cmd.app)
 app.add_command(policy_cmd.app)
 app.add_command(auto_cmd.auto)
 app.add_command(cache_cmd.app)
+app.add_command(snapshot_cmd.app)
 app.add_command(data_cmd.app)
 app.add_command(sweep_cmd.sweep)
 

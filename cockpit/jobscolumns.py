@@ -67,6 +67,8 @@ def _short_id(job_id: str, width: int) -> str:
 def row_cells(row: JobRow, width: int, member: Text | None = None) -> dict[str, Text]:
     """Every cell of one job's line (``member``: its name under its sweep's group row)."""
     name = Text(row.name) if member is None else Text("└ ").append_text(member)
+    if row.origin:
+        name.append(f" ({row.origin})", style="dim")
     return {
         "id": Text(_short_id(row.id, width)),
         "name": name,

@@ -98,7 +98,10 @@ def jobs_table(rows: Sequence[JobRow], width: int | None = None, now: float | No
     lines = [
         (
             Text(row.id),
-            Text(row.name if row.sweep is None else f"{row.name} [{row.sweep}]"),
+            Text(
+                (row.name if row.sweep is None else f"{row.name} [{row.sweep}]")
+                + (f" ({row.origin})" if row.origin else "")
+            ),
             state_cell(row),
             Text(_clock(row.started or row.submitted, today)),
             Text(format_duration(row.elapsed_seconds)),

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from blut.jobs.plan import Plan
     from blut.jobs.prune import JobsPruneReport, JobsPruneRule
     from blut.jobs.recipes import RecipeDef
+    from blut.jobs.snapshots import Start
     from blut.jobs.sweeps import Sweep
 
 __all__ = [
@@ -279,6 +280,7 @@ def submit_recipe(
     stage: str | None = None,
     tty: str | None = None,
     history: Callable[[], list[Sample]] | None = None,
+    begin: Start | None = None,
 ) -> tuple[Job, str | None]:
     """Compile ``args`` (already resolved), store the job and start its executor (or
     finish it here when every stage is cached). Returns the job and a containment warning.
@@ -291,6 +293,7 @@ def submit_recipe(
 
     ``stage`` (`blut stage run`): run only that stage and what it depends on. ``tty``:
     that stage runs attached to this pseudo-terminal (it always runs; see `JobSpec.tty`).
+    ``begin``: the snapshot a stage starts from (restored into it before the executor starts).
     """
     from blut.jobs.cache import Cache
     from blut.jobs.external import resolve_inputs
@@ -328,6 +331,7 @@ def submit_recipe(
             max_stages=applied.max_stages,
             retries=applied.retries,
             policy_notes=applied.notes,
+            snapshot=begin.record() if begin is not None else None,
         ) as job:
             plan.save(job.plan_path)
             atomic_write_json(job.paths.args, dict(args))
@@ -335,6 +339,11 @@ def submit_recipe(
             job.emit(JobSubmitted(job=job.id, name=job.spec.name, recipe=recipe.name, sweep=sweep))
             if warning:
                 job.emit(Log(job=job.id, level="warning", msg=warning))
+            if begin is not None:
+                from blut.jobs.snapshots import restore
+
+                restore(job, begin)
+                job.emit(Log(job=job.id, stage=begin.stage, msg=begin.describe()))
             if tty is None:
                 finish_or_start(job, plan, launcher)
             else:  # the stage runs whatever the cache holds: the point is to watch it run
@@ -369,13 +378,15 @@ def submit_points(
     contained: bool = True,
     cwd: Path | None = None,
     env: EnvPolicy | None = None,
+    starts: Sequence[Start] | None = None,
 ) -> Submission:
     """One job per resolved args; more than one form a sweep under a new sweep id.
 
     Every point is validated, and the paths it names resolved against ``cwd``,
     before any job is submitted: a :class:`~blut.jobs.config.ConfigError` lists
     the problems of all of them. A failure after that raises
-    :class:`PartialSubmit` naming the jobs already submitted.
+    :class:`PartialSubmit` naming the jobs already submitted. ``starts``: for each
+    point, the snapshot it starts from (`blut.jobs.snapshots.start`).
     """
     from blut.jobs.config import ConfigError
     from blut.jobs.external import resolve_inputs
@@ -406,7 +417,7 @@ def submit_points(
 
     jobs: list[Job] = []
     warning = None
-    for args in points:
+    for i, args in enumerate(points):
         try:
             job, warning = submit_recipe(
                 store,
@@ -417,6 +428,7 @@ def submit_points(
                 cwd=workdir,
                 env=env,
                 history=history,
+                begin=starts[i] if starts else None,
             )
         except (JobsError, OSError) as exc:
             if not jobs:

@@ -378,12 +378,17 @@ def resolve(
     config_file: Path | None = None,
     cwd: Path | None = None,
     environ: Mapping[str, str] = os.environ,
+    base: Layer | None = None,
 ) -> list[dict[str, Any]]:
-    """The args of every job to run: one per sweep point (one without sweeps)."""
-    base = layers(recipe, schema, config_file=config_file, cwd=cwd, environ=environ)
+    """The args of every job to run: one per sweep point (one without sweeps).
+
+    ``base``: a layer above the files and below ``sets`` (a snapshot's args).
+    """
+    found = layers(recipe, schema, config_file=config_file, cwd=cwd, environ=environ)
+    base_layers = [*found, base] if base is not None else found
     edits = parse_overrides(sets)
     points = sweep_points(sweeps)
     clash = {e.key for e in edits} & {e.key for p in points[:1] for e in p}
     if clash:
         raise UsageError(f"{sorted(clash)[0]} is given by both --set and --sweep")
-    return [merge(base, [*edits, *point], schema) for point in points]
+    return [merge(base_layers, [*edits, *point], schema) for point in points]

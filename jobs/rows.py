@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from blut.jobs.snapshotorigin import origin_label
 from blut.jobs.store import JobSpec
 from blut.status.jobstate import JobView, StageView
 
@@ -62,6 +63,8 @@ class JobRow:
     sweep: str | None = None
     gpus: tuple[int, ...] = ()
     """The GPUs its running stages hold."""
+    origin: str | None = None
+    """``branch of <snapshot>`` or ``from <snapshot>`` for a job started from a snapshot."""
 
     @property
     def active(self) -> bool:
@@ -155,6 +158,7 @@ def job_row(spec: JobSpec, view: JobView, now: float | None = None) -> JobRow:
         contained=focus.contained if focus is not None else spec.launcher == "systemd",
         recipe=view.recipe,
         sweep=view.sweep,
+        origin=origin_label(spec.snapshot),
         gpus=tuple(gpus),
     )
 

@@ -35,7 +35,7 @@ MAX_NAME = 200
 """Most characters in a job name or a job reference."""
 
 
-HOME_ENTRIES = frozenset({JOBS_DIR, LOCKS_DIR, "cache", "policy.toml"})
+HOME_ENTRIES = frozenset({JOBS_DIR, LOCKS_DIR, "cache", "policy.toml", "snapshots"})
 """What blut keeps directly under ``$BLUT_HOME``."""
 
 
@@ -115,6 +115,8 @@ class JobSpec:
     """Times a failed stage runs again (`blut.jobs.policy`; None or 0: never)."""
     policy_notes: dict[str, str] = field(default_factory=dict)
     """Stage → what the policy decided for it (shown by `blut plan inspect`)."""
+    snapshot: dict[str, Any] | None = None
+    """The snapshot a stage started from (`blut.jobs.snapshots.Start.record`; None: none)."""
 
     @property
     def driver_unit(self) -> str:

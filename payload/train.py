@@ -62,7 +62,8 @@ from blut.status.private import private_dir
 
 KIND = "model"
 KILL_ENV = "BLUT_TEST_KILL_AFTER_EPOCH"  # fault injection: SIGKILL self after that epoch
-_NOT_CONFIG = ("workers", "resume", "metric_every", "logger", "keep_checkpoints")
+_NOT_CONFIG = ("workers", "resume", "metric_every", "logger", "keep_checkpoints", "from_snapshot")
+SNAPSHOT_MARKER = "snapshot"  # a restored snapshot's id, beside its checkpoint (jobs/snapshots.py)
 
 
 def fingerprint(opts: dict[str, Any], input_hashes: list[str]) -> str:
@@ -272,8 +273,16 @@ class Trainer:
 
     def restore(self) -> None:
         """Continue from the last checkpoint of this fingerprint; drop stale ones."""
-        found = checkpoints.latest(self.ckpt_dir) if self.opts["resume"] else None
-        if found is not None and found[0]["fingerprint"] != self.fingerprint:
+        snapshot = self.opts["from_snapshot"]
+        if snapshot and self._restored_snapshot() != snapshot:
+            raise InputError(
+                f"train: snapshot {snapshot[:12]} was not restored into this stage "
+                "(start from it with `blut recipe run RECIPE --from-snapshot ID`)"
+            )
+        wanted = self.opts["resume"] or bool(snapshot)
+        found = checkpoints.latest(self.ckpt_dir) if wanted else None
+        branch = found is not None and found[0]["fingerprint"] != self.fingerprint
+        if branch and not snapshot:  # a snapshot's checkpoint of another config: a branch
             self.ctx.log("train: checkpoints of another config or input; starting over", "warning")
             found = None
         if found is None:
@@ -282,8 +291,12 @@ class Trainer:
                 shutil.rmtree(self.ckpt_dir, ignore_errors=True)
             return
         meta, tensors = found
-        self.net.load_state_dict(tensors["model"])
-        self.optimizer.load_state_dict(tensors["optimizer"])
+        try:
+            self.net.load_state_dict(tensors["model"])
+            self.optimizer.load_state_dict(tensors["optimizer"])
+        except (RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise InputError(f"train: the checkpoint does not fit this model ({first})") from exc
         self.scheduler.load_state_dict(tensors["scheduler"])
         ranks = meta.get("rng_ranks") or [meta["rng"]]
         if len(ranks) == self.world:
@@ -298,7 +311,30 @@ class Trainer:
                 "warning",
             )
         self.state = meta["loop"]
+        if branch:
+            self._branch()
+            self.ctx.log(
+                f"train: branched from snapshot {snapshot[:12]} after epoch {meta['epoch']}"
+            )
+            return
         self.ctx.log(f"train: resumed after epoch {self.state['epoch']} (step {meta['step']})")
+
+    def _restored_snapshot(self) -> str:
+        try:
+            return (self.ckpt_dir / SNAPSHOT_MARKER).read_text().strip()
+        except OSError:
+            return ""
+
+    def _branch(self) -> None:
+        """Continue a restored snapshot's state with this run's hyperparameters: the peak
+        lr, weight decay and schedule length of these args, early stopping re-armed."""
+        lr, scheduler = self.opts["lr"], self.scheduler
+        scheduler.base_lrs = [lr for _ in self.optimizer.param_groups]
+        factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+        for group in self.optimizer.param_groups:
+            group.update(initial_lr=lr, lr=lr * factor, weight_decay=self.opts["weight_decay"])
+        scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        self.state["stopped"] = False
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """One pass over the train windows; the epoch's metric row (without val)."""

@@ -177,6 +177,12 @@ def plan_tree(plan: Plan) -> Tree:
 @detach_option
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan(s); run nothing.")
 @click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")
+@click.option(
+    "--from-snapshot",
+    "snapshot_ref",
+    metavar="ID",
+    help="Start from a snapshot: its args, --set on top (a change branches from it).",
+)
 def run(
     name: str,
     sets: tuple[str, ...],
@@ -187,15 +193,71 @@ def run(
     detach: bool,
     dry_run: bool,
     uncontained: bool,
+    snapshot_ref: str | None,
 ) -> None:
     """Run a recipe as a job: `blut recipe run smoke --set make.count=100`."""
     from blut.jobs.environment import env_policy
     from blut.jobs.recipes import find
 
     recipe = find(name)
-    points = recipe.resolve(sets=sets, sweeps=sweeps, config_file=config)
     env = env_policy(clear=env_clear, passed=envs)
+    if snapshot_ref is not None:
+        if config is not None or dry_run:
+            from blut.jobs.errors import UsageError
+
+            raise UsageError("--from-snapshot takes --set and --sweep (no --config, --dry-run)")
+        run_from_snapshot(
+            recipe, snapshot_ref, sets, sweeps, detach=detach, uncontained=uncontained, env=env
+        )
+        return
+    points = recipe.resolve(sets=sets, sweeps=sweeps, config_file=config)
     run_points(recipe, points, detach=detach, dry_run=dry_run, uncontained=uncontained, env=env)
+
+
+def run_from_snapshot(
+    recipe: RecipeDef,
+    ref: str,
+    sets: tuple[str, ...],
+    sweeps: tuple[str, ...],
+    *,
+    detach: bool,
+    uncontained: bool,
+    env: EnvPolicy,
+) -> None:
+    """Submit jobs of ``recipe`` starting from snapshot ``ref``: its args with ``sets`` on
+    top, one job per ``sweeps`` point (each a branch where it changes the config)."""
+    from blut.containment.select import containment_requested
+    from blut.jobs import snapshots
+    from blut.jobs.api import submit_points
+    from blut.jobs.config import Layer
+    from blut.jobs.errors import UsageError
+    from blut.jobs.store import blut_home
+
+    snap = snapshots.SnapshotStore(blut_home()).get(ref)
+    base = snap.manifest.get("args")
+    if not isinstance(base, dict):
+        raise UsageError(f"snapshot {snap.id[:12]} records no recipe args")
+    layer = Layer(f"snapshot {snap.id[:12]}", base)
+    points = recipe.resolve(sets=sets, sweeps=sweeps, base=layer)
+    starts = [snapshots.start(snap, recipe.name, p, recipe.args_schema) for p in points]
+    submitted = submit_points(
+        store(),
+        recipe,
+        [snapshots.with_snapshot(p, b) for p, b in zip(points, starts, strict=True)],
+        contained=containment_requested() and not uncontained,
+        env=env,
+        starts=starts,
+    )
+    if submitted.warning:
+        note(f"warning: {submitted.warning}", "bold yellow")
+    for job, begin in zip(submitted.jobs, starts, strict=True):
+        note(f"job {job.id} ({recipe.name}) {begin.describe()}")
+    if detach or submitted.sweep is not None:
+        for job in submitted.jobs:
+            out.print(job.id)
+        return
+    [job] = submitted.jobs
+    raise Exit(follow_job(job))
 
 
 def run_points(

@@ -28,6 +28,7 @@ from blut.cockpit.state import CockpitState, JobState
 from blut.cockpit.sweeps import point_color
 from blut.jobs.quantities import short_size
 from blut.jobs.rows import focus_stage
+from blut.jobs.snapshotorigin import describe_origin
 from blut.status.jobstate import StageView
 from blut.status.layout import JobPaths, job_paths
 
@@ -485,12 +486,16 @@ class JobScreen(StateScreen):
             self.cockpit.open_sweep(self.sweep)
 
     def _update_sweep(self, job: JobState) -> None:
-        """The line that links a sweep member to its sweep: its id and this point's args."""
-        sweep = job.view.sweep
-        if self.has_class("member") != (sweep is not None):
-            self.set_class(sweep is not None, "member")
+        """The line that links a sweep member to its sweep: its id and this point's args;
+        for a job started from a snapshot, the snapshot and what the job changed."""
+        sweep, origin = job.view.sweep, job.spec.snapshot
+        if self.has_class("member") != (sweep is not None or bool(origin)):
+            self.set_class(sweep is not None or bool(origin), "member")
             self.refresh_bindings()
         if sweep is None:
+            if origin:
+                line = Text(describe_origin(origin), style="cyan")
+                self.query_one("#sweep", Static).update(line)
             return
         points = self.cockpit.want_sweep(sweep)
         line = Text("sweep ", style="dim")

@@ -10,10 +10,13 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blut.jobs.artifact import Kind
 from blut.jobs.plan import Plan, PlanError
+
+if TYPE_CHECKING:
+    from blut.jobs.config import Layer
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class RecipeDef:
         config_file: Path | None = None,
         cwd: Path | None = None,
         environ: Mapping[str, str] = os.environ,
+        base: Layer | None = None,
     ) -> list[dict[str, Any]]:
         """Validated args for each job to run (see `blut.jobs.config.resolve`)."""
         from blut.jobs import config
@@ -65,6 +69,7 @@ class RecipeDef:
             config_file=config_file,
             cwd=cwd,
             environ=environ,
+            base=base,
         )
 
     def build(self, args: Mapping[str, Any]) -> Plan:

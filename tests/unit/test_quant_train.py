@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
-from blut.payload.train import KILL_ENV
+from blut.payload.errors import InputError
+from blut.payload.train import KILL_ENV, SNAPSHOT_MARKER
 from blut.status.metrics import read_metrics_pandas
 from tests.unit.quant_support import env, run_stage, write_stage_files
 
@@ -128,3 +130,51 @@ def test_regression_target_trains_and_evaluates(data: dict[str, Path]) -> None:
     out = run_stage(job, "evaluate", {}, {"model": model, "labeled": labeled, "splits": splits})
     row = pd.read_parquet(out / "metrics.parquet").iloc[0]
     assert row["mse"] > 0 and -1 <= row["ic"] <= 1
+
+
+def from_checkpoints(source: Path, job: Path, snapshot: str) -> None:
+    """Put ``source``'s train checkpoints, and a restored-snapshot marker, into ``job``."""
+    folder = job / "stages" / "train" / "checkpoints"
+    shutil.copytree(source / "stages" / "train" / "checkpoints", folder)
+    (folder / SNAPSHOT_MARKER).write_text(snapshot + "\n")
+
+
+def test_a_snapshot_continues_or_branches_with_new_hyperparameters(
+    data: dict[str, Path],
+) -> None:
+    root, snap = data["root"], "ab" * 32
+    base = {"epochs": 4, "keep_checkpoints": 2}
+    inputs = {"labeled": data["labeled"], "splits": data["splits"]}
+    full = weights(train(root / "snap-full", data, **base))
+    half = root / "snap-half"
+    write_stage_files(half, "train", {**TRAIN, **base}, inputs)
+    proc = subprocess.run(
+        [sys.executable, "-m", "blut.payload", "train"],
+        env={**os.environ, **env(half, "train"), KILL_ENV: "2"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == -9, proc.stderr
+
+    same = root / "snap-same"
+    from_checkpoints(half, same, snap)
+    continued = weights(train(same, data, **base, from_snapshot=snap))
+    assert all(torch.equal(full[k], continued[k]) for k in full)
+    assert "resumed after epoch 2" in (same / "status.jsonl").read_text()
+
+    branch = root / "snap-branch"
+    from_checkpoints(half, branch, snap)
+    train(branch, data, **base, lr=0.01, from_snapshot=snap)
+    log = (branch / "status.jsonl").read_text()
+    assert f"branched from snapshot {snap[:12]} after epoch 2" in log
+    lr_same = read_metrics_pandas(same / "stages" / "train" / "metrics").set_index("epoch")["lr"]
+    lr_branch = read_metrics_pandas(branch / "stages" / "train" / "metrics").set_index("epoch")[
+        "lr"
+    ]
+    assert lr_branch[3] == pytest.approx(10 * lr_same[3])
+
+    wider = root / "snap-wider"
+    from_checkpoints(half, wider, snap)
+    with pytest.raises(InputError, match="checkpoint does not fit this model"):
+        train(wider, data, **base, hidden=32, from_snapshot=snap)
+    with pytest.raises(InputError, match="was not restored into this stage"):
+        train(root / "snap-none", data, **base, from_snapshot=snap)

@@ -1,0 +1,28 @@
+"""How a job that started from a snapshot says so (job.json's ``snapshot`` record).
+
+Kept apart from `blut.jobs.snapshots` so listings (`blut jobs`, the cockpit) need
+no tar or hashing code to show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def origin_label(record: Mapping[str, Any] | None) -> str | None:
+    """``branch of 1a2b3c4d5e6f`` or ``from 1a2b3c4d5e6f``; None for a job from scratch."""
+    if not record:
+        return None
+    short = str(record.get("id", ""))[:12]
+    return f"branch of {short}" if record.get("branch") else f"from {short}"
+
+
+def describe_origin(record: Mapping[str, Any]) -> str:
+    """``branched from snapshot 1a2b… (epoch 5): lr 0.001 → 0.01`` or ``continued from …``."""
+    where = f"snapshot {str(record.get('id', ''))[:12]} (epoch {record.get('epoch')})"
+    changed = record.get("changed") or {}
+    if not record.get("branch"):
+        return f"continued from {where}"
+    diffs = ", ".join(f"{k} {a} → {b}" for k, (a, b) in sorted(changed.items()))
+    return f"branched from {where}: {diffs}"
