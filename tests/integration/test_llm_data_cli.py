@@ -80,3 +80,31 @@ def test_chat_pairs_on_a_model_without_a_chat_template(blut_home: Path, tmp_path
     (model / "chat_template.jinja").unlink()
     with pytest.raises(DataProblem, match="no chat template"):
         preflight(recipe.build({**args, "prefs": {"source": str(pairs)}}))
+
+
+def test_an_error_found_in_the_stage_is_printed_once(blut_home: Path, tmp_path: Path) -> None:
+    """A problem only the stage can see (it needs the tokenizer) is reported by one line."""
+    pytest.importorskip("trl", reason="needs the llm extra: pip install 'blut[llm]'")
+    long = {"role": "user", "content": "word " * 50}
+    source = tmp_path / "long.jsonl"
+    source.write_text(
+        json.dumps({"messages": [long, {"role": "assistant", "content": "ok"}]}) + "\n"
+    )
+    result = blut(
+        "recipe",
+        "run",
+        "llm-sft",
+        "--set",
+        f"tokenize.source={source}",
+        "--set",
+        "tokenize.max_length=8",
+        "--set",
+        "model.threads=1",
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    message = f"{source}: line 1: no target tokens left within max_length 8"
+    both = result.stdout + result.stderr
+    assert both.count(message) == 1, both
+    assert "blut.payload" not in both and "Traceback" not in both
+    assert "stage tokenize exit: exited with code 2" in result.stderr

@@ -50,7 +50,9 @@ def test_a_line_that_is_not_an_object_is_one_line(tmp_path: Path, line: str, kin
     path.write_text(json.dumps({"text": "ok"}) + "\n" + line + "\n")
     [first, second] = records.read(path)
     assert records.plain(str(path), first) == "ok"
-    with pytest.raises(RecordError, match=rf"sft\.jsonl: line 2: expected an object .*JSON {kind}$"):
+    with pytest.raises(
+        RecordError, match=rf"sft\.jsonl: line 2: expected an object .*JSON {kind}$"
+    ):
         records.plain(str(path), second)
     with pytest.raises(RecordError, match=r"line 2: expected an object"):
         records.conversation(str(path), second)
