@@ -3,7 +3,8 @@
 The stages ``tokenize``, ``prefs`` and ``prompts`` read a ``source`` file; the
 first `records.PREFLIGHT` records of each are checked here with the same code
 the stage checks every record with (`blut.status.records`), and chat data is
-refused when the plan's model dir has no chat template. A problem is one line
+refused when the plan's model dir has no chat template (a dir without
+tokenizer_config.json is left to the stage). A problem is one line
 (`DataProblem`, exit 2) and no job is created.
 """
 
@@ -59,7 +60,7 @@ def _check(program: str, args: Any, no_template: bool) -> None:
 def preflight(plan: Plan) -> None:
     """Check every data file ``plan`` reads; the first problem → `DataProblem`."""
     tokenizer = _template_dir(plan)
-    no_template = tokenizer is not None and not records.has_chat_template(tokenizer)
+    no_template = tokenizer is not None and records.has_chat_template(tokenizer) is False
     for stage in plan.stages.values():
         try:
             _check(_program(stage.argv), stage.args, no_template)

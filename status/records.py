@@ -265,13 +265,12 @@ def no_template(stage: str, what: str) -> str:
     )
 
 
-def has_chat_template(tokenizer_dir: Path) -> bool:
-    """Whether a saved HF tokenizer dir carries a chat template (read from its files)."""
+def has_chat_template(tokenizer_dir: Path) -> bool | None:
+    """Whether a saved HF tokenizer dir carries a chat template (None: no tokenizer_config.json)."""
     if any((tokenizer_dir / name).is_file() for name in TEMPLATE_FILES):
         return True
-    config = tokenizer_dir / "tokenizer_config.json"
     try:
-        data = json.loads(config.read_text("utf-8"))
+        data = json.loads((tokenizer_dir / "tokenizer_config.json").read_text("utf-8"))
     except (OSError, ValueError):
-        return False
+        return None
     return isinstance(data, dict) and bool(data.get("chat_template"))
