@@ -296,6 +296,7 @@ def submit_recipe(
     ``begin``: the snapshot a stage starts from (restored into it before the executor starts).
     """
     from blut.jobs.cache import Cache
+    from blut.jobs.datacheck import preflight
     from blut.jobs.external import resolve_inputs
     from blut.jobs.lifecycle import finish_or_start, start_executor
     from blut.jobs.policyapply import apply_policy
@@ -303,7 +304,9 @@ def submit_recipe(
 
     workdir = (cwd or Path.cwd()).resolve()
     args = resolve_inputs(recipe.args_schema, args, workdir)
-    applied = apply_policy(store, recipe.build(args), args, recipe.defaults(), workdir, history)
+    built = recipe.build(args)
+    preflight(built)  # malformed data: one line, exit 2, no job
+    applied = apply_policy(store, built, args, recipe.defaults(), workdir, history)
     plan = applied.plan
     if stage is not None:
         plan = plan.upstream(check_stage(recipe, plan, stage))
@@ -389,6 +392,7 @@ def submit_points(
     point, the snapshot it starts from (`blut.jobs.snapshots.start`).
     """
     from blut.jobs.config import ConfigError
+    from blut.jobs.datacheck import DataProblem, preflight
     from blut.jobs.external import resolve_inputs
     from blut.jobs.history import samples
 
@@ -400,7 +404,9 @@ def submit_points(
     for args in points:
         try:
             resolved.append(resolve_inputs(recipe.args_schema, args, workdir))
-            recipe.build(resolved[-1])
+            preflight(recipe.build(resolved[-1]))
+        except DataProblem as exc:
+            problems.append(str(exc))
         except ConfigError as exc:
             problems.extend(p for p in exc.problems if p not in problems)
     if problems:

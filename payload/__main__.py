@@ -37,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return stage(ctx, ns.args)
         except PayloadError as exc:
-            ctx.log(str(exc), level="error")
-            print(f"blut.payload: {exc}", file=sys.stderr)
+            ctx.log(str(exc), level="error")  # the one report: an event and a line in the log
             return 2
         except Exception as exc:
             ctx.log(f"stage {ns.stage} crashed: {type(exc).__name__}: {exc}", level="error")

@@ -53,7 +53,8 @@ def follow_job(
             else:
                 if on_event is not None:
                     on_event(item)
-                _announce(item)
+                if not _streamed(item, followed):
+                    _announce(item)
     except KeyboardInterrupt:
         stop.set()
         err.print(
@@ -65,6 +66,13 @@ def follow_job(
     finally:
         launchers.close()
     return 1
+
+
+def _streamed(event: Event, followed: Sequence[str]) -> bool:
+    """An error a followed stage reported: its log line, already on stdout, is the one report."""
+    from blut.status.events import Log
+
+    return isinstance(event, Log) and event.level == "error" and event.stage in followed
 
 
 def _announce(event: Event) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from blut.payload.context import StageContext
-from blut.payload.errors import DataError, InputError, PayloadError
+from blut.payload.errors import InputError, PayloadError
 
 EXTRA_MODULES = ("torch", "transformers", "trl", "tokenizers", "datasets")
 KILL_ENV = "BLUT_TEST_KILL_AFTER_STEP"
@@ -330,30 +330,6 @@ def read_table(path: Path) -> Any:
 
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
-
-
-def read_rows(path: Path) -> list[Any]:
-    """The records of a JSONL or Parquet file, as Python values.
-
-    JSONL is parsed line by line (blank lines skipped), so records of different
-    shapes (a string here, a message list there) survive until they are checked,
-    and a line that is not JSON is named.
-    """
-    if not path.is_file():
-        raise InputError(f"no such data file: {path}")
-    if path.suffix not in JSONL_SUFFIXES:
-        rows: list[Any] = read_table(path).to_pylist()
-        return rows
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {number}: not JSON ({exc.msg})") from exc
-    return rows
 
 
 def to_dataset(table: Any) -> Any:

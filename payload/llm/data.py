@@ -1,14 +1,17 @@
 """Data stages: ``tokenize`` (→ ``tokens``), ``prefs`` (→ ``preferences``), ``prompts`` (→ ``prompts``).
 
-Sources are ``toy`` (the seeded generators of `toy`) or a local ``.jsonl`` /
-``.parquet`` file. Every record is checked and the first bad one is named by
-its line (1-based, as an editor shows a JSONL file) in a one-line error.
+Sources are ``toy`` (the seeded generators of `toy`) or a local JSONL, JSON
+array or Parquet file, read and checked by `blut.status.records` (the same
+code ``blut recipe run`` checks them with before it submits): the first bad
+record is named by its file line (or Parquet row) in a one-line error.
 Outputs are one Parquet file plus a small JSON manifest each.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,65 +19,28 @@ from blut.payload import args
 from blut.payload.context import StageContext
 from blut.payload.errors import DataError
 from blut.payload.llm import common, toy
+from blut.status import records
 
 TOKENS_FILE = "tokens.parquet"
 PREFS_FILE = "prefs.parquet"
 PROMPTS_FILE = "prompts.parquet"
-ROLES = ("system", "user", "assistant")
 
 
-def _rows(source: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = common.read_rows(Path(source).expanduser())
-    if not rows:
-        raise DataError(f"{source}: no records")
-    return rows
+@contextmanager
+def _checked() -> Iterator[None]:
+    """`records.RecordError` (the shared reader's one-line error) as this room's DataError."""
+    try:
+        yield
+    except records.RecordError as exc:
+        raise DataError(str(exc)) from None
 
 
-def _bad(source: str, line: int, problem: str) -> DataError:
-    return DataError(f"{source}: record {line}: {problem}")
-
-
-def _text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
-# --- tokenize ---------------------------------------------------------------------------
-
-
-def _check_messages(source: str, line: int, messages: Any) -> list[dict[str, str]]:
-    if not isinstance(messages, list) or not messages:
-        raise _bad(source, line, "'messages' must be a non-empty list")
-    for i, msg in enumerate(messages):
-        if (
-            not isinstance(msg, dict)
-            or msg.get("role") not in ROLES
-            or not _text(msg.get("content"))
-        ):
-            raise _bad(
-                source, line, f"message {i} needs a role in {ROLES} and non-empty text content"
-            )
-    if messages[-1]["role"] != "assistant":
-        raise _bad(source, line, "the last message must be the assistant's (the training target)")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
-
-
-def _conversation(source: str, line: int, row: dict[str, Any]) -> list[dict[str, str]]:
-    if "messages" in row:
-        return _check_messages(source, line, row["messages"])
-    if _text(row.get("prompt")) and _text(row.get("completion")):
-        return [
-            {"role": "user", "content": row["prompt"]},
-            {"role": "assistant", "content": row["completion"]},
-        ]
-    raise _bad(source, line, "expected 'messages', or 'prompt' and 'completion' text")
-
-
-def _plain(source: str, line: int, row: dict[str, Any]) -> str:
-    if _text(row.get("text")):
-        return str(row["text"])
-    if _text(row.get("prompt")) and _text(row.get("completion")):
-        return f"{row['prompt']}{row['completion']}"
-    raise _bad(source, line, "expected non-empty 'text' (or 'prompt' and 'completion')")
+def _records(source: str, rows: list[Any] | None = None) -> list[records.Record]:
+    """Every record of ``source`` (a file), or ``rows`` (toy data) numbered as records."""
+    if rows is not None:
+        return [records.Record(f"record {n}", row) for n, row in enumerate(rows, 1)]
+    with _checked():
+        return records.read(Path(source).expanduser())
 
 
 def encode_chat(
@@ -111,27 +77,24 @@ def tokenize(ctx: StageContext, argv: list[str]) -> int:
     opts = args.resolve("tokenize", ctx.args, argv)
     tok = common.load_tokenizer(common.input_lm(ctx))
     source, chat = opts["source"], opts["format"] == "chat"
+    toy_rows = None
     if source == "toy":
-        rows = (
-            toy.sft(opts["examples"], opts["seed"])
-            if chat
-            else toy.text(opts["examples"], opts["seed"])
-        )
-    else:
-        rows = _rows(source)
+        make = toy.sft if chat else toy.text
+        toy_rows = make(opts["examples"], opts["seed"])
     if chat and tok.chat_template is None:
-        raise DataError("tokenize: format 'chat' but the tokenizer has no chat template")
+        raise DataError(records.no_template("tokenize", "format 'chat'"))
     ids: list[list[int]] = []
     masks: list[list[int]] = []
-    for line, row in enumerate(rows, 1):
-        if chat:
-            pair = encode_chat(tok, _conversation(source, line, row), opts["max_length"])
-        else:
-            pair = encode_text(tok, _plain(source, line, row), opts["max_length"])
-        if not any(pair[1]):
-            raise _bad(
-                source, line, f"no target tokens left within max_length {opts['max_length']}"
-            )
+    for record in _records(source, toy_rows):
+        with _checked():
+            if chat:
+                pair = encode_chat(tok, records.conversation(source, record), opts["max_length"])
+            else:
+                pair = encode_text(tok, records.plain(source, record), opts["max_length"])
+            if not any(pair[1]):
+                raise records.bad(
+                    source, record, f"no target tokens left within max_length {opts['max_length']}"
+                )
         ids.append(pair[0])
         masks.append(pair[1])
     table = pa.table(
@@ -157,70 +120,6 @@ def tokenize(ctx: StageContext, argv: list[str]) -> int:
 # --- prefs -----------------------------------------------------------------------------
 
 
-def _messages(source: str, line: int, key: str, value: Any) -> list[dict[str, str]]:
-    """A checked message list (the chat form of a prompt, chosen or rejected)."""
-    if not value:
-        raise _bad(source, line, f"{key!r} must be non-empty text or a non-empty message list")
-    for i, msg in enumerate(value):
-        if (
-            not isinstance(msg, dict)
-            or msg.get("role") not in ROLES
-            or not _text(msg.get("content"))
-        ):
-            raise _bad(
-                source,
-                line,
-                f"{key!r} message {i} needs a role in {ROLES} and non-empty text content",
-            )
-    return [{"role": m["role"], "content": m["content"]} for m in value]
-
-
-def check_pair(source: str, line: int, row: Any) -> dict[str, Any]:
-    """One validated preference pair, or a DataError naming the record.
-
-    Each of prompt, chosen and rejected is text or (chat form) a list of
-    ``{role, content}`` messages; chosen and rejected must then end with the
-    assistant's message. Mixed records are made conversational: a text prompt
-    becomes one user message, a text answer one assistant message.
-    """
-    if not isinstance(row, dict):
-        raise _bad(source, line, "expected an object with prompt, chosen and rejected")
-    pair: dict[str, Any] = {}
-    for key in ("prompt", "chosen", "rejected"):
-        if key not in row:
-            raise _bad(source, line, f"missing {key!r}")
-        value = row[key]
-        if isinstance(value, list):
-            pair[key] = _messages(source, line, key, value)
-        elif _text(value):
-            pair[key] = value
-        else:
-            raise _bad(
-                source,
-                line,
-                f"{key!r} must be non-empty text or a message list, got {json.dumps(value)[:60]}",
-            )
-    if any(isinstance(v, list) for v in pair.values()):
-        pair = {k: _as_messages(k, v) for k, v in pair.items()}
-        for key in ("chosen", "rejected"):
-            if pair[key][-1]["role"] != "assistant":
-                raise _bad(source, line, f"{key!r} must end with the assistant's message")
-    if pair["chosen"] == pair["rejected"]:
-        raise _bad(source, line, "'chosen' and 'rejected' are identical")
-    return pair
-
-
-def _as_messages(key: str, value: Any) -> list[dict[str, str]]:
-    if isinstance(value, list):
-        return value
-    return [{"role": "user" if key == "prompt" else "assistant", "content": value}]
-
-
-def is_chat_pair(pair: dict[str, Any]) -> bool:
-    """Whether a checked pair is in chat form (message lists)."""
-    return isinstance(pair["chosen"], list)
-
-
 def prefs(ctx: StageContext, argv: list[str]) -> int:
     """Preference pairs → ``prefs.parquet`` (prompt, chosen, rejected), validated.
 
@@ -233,11 +132,12 @@ def prefs(ctx: StageContext, argv: list[str]) -> int:
 
     opts = args.resolve("prefs", ctx.args, argv)
     source = opts["source"]
-    rows = toy.prefs(opts["examples"], opts["seed"]) if source == "toy" else _rows(source)
-    pairs = [check_pair(source, line, row) for line, row in enumerate(rows, 1)]
-    chat = any(is_chat_pair(p) for p in pairs)
+    toy_rows = toy.prefs(opts["examples"], opts["seed"]) if source == "toy" else None
+    with _checked():
+        pairs = [records.pair(source, r) for r in _records(source, toy_rows)]
+    chat = any(records.is_chat_pair(p) for p in pairs)
     if chat:
-        pairs = [{k: _as_messages(k, v) for k, v in p.items()} for p in pairs]
+        pairs = records.chat_pairs(pairs)
     pq.write_table(pa.Table.from_pylist(pairs), ctx.staging / PREFS_FILE)
     manifest = {"rows": len(pairs), "chat": chat, "args": opts}
     (ctx.staging / "prefs.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -255,15 +155,12 @@ def prompts(ctx: StageContext, argv: list[str]) -> int:
 
     opts = args.resolve("prompts", ctx.args, argv)
     source = opts["source"]
-    rows = toy.prompts(opts["examples"], opts["seed"]) if source == "toy" else _rows(source)
+    toy_rows = toy.prompts(opts["examples"], opts["seed"]) if source == "toy" else None
     out = []
-    for line, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or not _text(row.get("prompt")):
-            raise _bad(source, line, "'prompt' must be non-empty text")
-        answer = row.get("answer")
-        if answer is not None and not isinstance(answer, str):
-            answer = json.dumps(answer)
-        out.append({"index": line - 1, "prompt": row["prompt"], "answer": answer})
+    for index, record in enumerate(_records(source, toy_rows)):
+        with _checked():
+            text, answer = records.prompt(source, record)
+        out.append({"index": index, "prompt": text, "answer": answer})
     table = pa.Table.from_pylist(
         out,
         schema=pa.schema([("index", pa.int64()), ("prompt", pa.string()), ("answer", pa.string())]),

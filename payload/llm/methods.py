@@ -16,9 +16,10 @@ from typing import Any
 
 from blut.payload import args
 from blut.payload.context import StageContext
-from blut.payload.errors import InputError
+from blut.payload.errors import DataError, InputError
 from blut.payload.llm import common
 from blut.payload.llm.data import PREFS_FILE, TOKENS_FILE, read_prompts
+from blut.status import records
 
 
 class Run:
@@ -75,10 +76,15 @@ def _tokens(ctx: StageContext) -> Any:
     return common.to_dataset(common.read_table(path))
 
 
-def _prefs(ctx: StageContext) -> Any:
+def _prefs(ctx: StageContext, tok: Any) -> Any:
+    """The preference pairs; chat pairs need the tokenizer's chat template (one-line DataError)."""
     path = ctx.input("preferences") / PREFS_FILE
     if not path.is_file():
         raise InputError(f"{ctx.stage}: the preferences input has no {PREFS_FILE}")
+    manifest = path.parent / "prefs.json"
+    chat = manifest.is_file() and bool(json.loads(manifest.read_text()).get("chat"))
+    if chat and tok.chat_template is None:
+        raise DataError(records.no_template(ctx.stage, "chat preference pairs"))
     return common.to_dataset(common.read_table(path))
 
 
@@ -123,7 +129,7 @@ def reward(ctx: StageContext, argv: list[str]) -> int:
 
     model_dir = common.input_lm(ctx)
     tok = common.load_tokenizer(model_dir)
-    train, held = run.split(_prefs(ctx))
+    train, held = run.split(_prefs(ctx, tok))
     config = RewardConfig(**run.config(max_length=run.opts["max_length"]))
     trainer = RewardTrainer(
         model=_sequence_classifier(model_dir, tok),
@@ -153,7 +159,7 @@ def dpo(ctx: StageContext, argv: list[str]) -> int:
     run = Run(ctx, "dpo", argv)
     model_dir = common.input_lm(ctx)
     tok = common.load_tokenizer(model_dir)
-    train, held = run.split(_prefs(ctx))
+    train, held = run.split(_prefs(ctx, tok))
     loss = run.opts["loss"]
     shared = run.config(max_length=run.opts["max_length"], beta=run.opts["beta"])
     if loss == "kto":
@@ -223,6 +229,7 @@ def grpo(ctx: StageContext, argv: list[str]) -> int:
             temperature=opts["temperature"],
             beta=opts["beta"],
             reward_weights=weights,
+            remove_unused_columns=False,  # TRL's default: rewards get the dataset's columns
             eval_strategy="no",
             eval_steps=None,
         )

@@ -24,10 +24,11 @@ def text_of(completion: Any) -> str:
 
 
 def exact_match(completions: list[Any], answer: list[str] | None = None, **kw: Any) -> list[float]:
-    """1.0 when the stripped completion equals the reference answer, else 0.0."""
+    """1.0 when the stripped completion equals the (non-empty) reference answer, else 0.0."""
     answers = answer or [""] * len(completions)
     return [
-        float(text_of(c).strip() == a.strip()) for c, a in zip(completions, answers, strict=True)
+        float(bool(a.strip()) and text_of(c).strip() == a.strip())
+        for c, a in zip(completions, answers, strict=True)
     ]
 
 

@@ -72,10 +72,10 @@ def test_prefs_names_the_bad_record(tmp_path: Path) -> None:
         {"prompt": "p", "chosen": "same", "rejected": "same"},
     ]
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(DataError, match=r"record 2: 'chosen' and 'rejected' are identical"):
+    with pytest.raises(DataError, match=r"line 2: 'chosen' and 'rejected' are identical"):
         run_stage(tmp_path / "job", "prefs", {"source": str(bad)})
     bad.write_text(json.dumps({"prompt": "p", "chosen": "a"}) + "\n")
-    with pytest.raises(DataError, match=r"record 1: missing 'rejected'"):
+    with pytest.raises(DataError, match=r"line 1: missing 'rejected'"):
         run_stage(tmp_path / "job2", "prefs", {"source": str(bad)})
 
 
@@ -370,7 +370,7 @@ def test_prefs_accepts_chat_pairs_and_dpo_trains_on_them(
         ({"chosen": [{"role": "robot", "content": "x"}]}, "'chosen' message 0 needs a role"),
         ({"rejected": [{"role": "assistant", "content": " "}]}, "'rejected' message 0 needs"),
         ({"chosen": [{"role": "user", "content": "x"}]}, "'chosen' must end with the assistant"),
-        ({"rejected": []}, "'rejected' must be non-empty text or a non-empty message list"),
+        ({"rejected": []}, "'rejected' must be a non-empty message list"),
         ({"prompt": 3}, "'prompt' must be non-empty text or a message list, got 3"),
         ({"rejected": [{"role": "assistant", "content": "5"}]}, "are identical"),
     ],
@@ -380,7 +380,7 @@ def test_prefs_names_the_bad_chat_record(
 ) -> None:
     rows: list[object] = [CHAT_PAIRS[1], {**CHAT_PAIRS[0], **bad}]
     source = _jsonl(tmp_path / "bad.jsonl", rows)
-    with pytest.raises(DataError, match=r"bad\.jsonl: record 2: ") as info:
+    with pytest.raises(DataError, match=r"bad\.jsonl: line 2: ") as info:
         run_stage(tmp_path / "job", "prefs", {"source": str(source)})
     assert needle in str(info.value)
 
@@ -401,7 +401,8 @@ def test_model_path_with_a_separate_tokenizer(base: dict[str, Path], tmp_path: P
 
     tok_dir = tmp_path / "tok"
     tok_dir.mkdir()
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+    names = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+    for name in (*names, "chat_template.jinja"):
         if (base["lm"] / name).exists():
             shutil.copy(base["lm"] / name, tok_dir / name)
     ref = run_stage(
@@ -414,3 +415,69 @@ def test_model_path_with_a_separate_tokenizer(base: dict[str, Path], tmp_path: P
     assert common.load_tokenizer(model_dir).name_or_path == str(tok_dir)
     with pytest.raises(Exception, match="tokenizer needs path"):
         run_stage(tmp_path / "job2", "tiny-model", {"tokenizer": str(tok_dir)})
+
+
+SEEN: dict[str, object] = {}
+
+
+def probe_reward(completions: list[object], **kw: object) -> list[float]:
+    """Records the keyword arguments GRPO passes to a reward (the dataset's columns)."""
+    SEEN.update(kw)
+    return [0.0] * len(completions)
+
+
+def test_grpo_rewards_see_the_answer_column(base: dict[str, Path], tmp_path: Path) -> None:
+    """Every answer is "e", which the tiny model's sampled text holds almost always.
+
+    contains-answer is therefore > 0 from the first step, but only when the
+    reward receives the ``answer`` column (it scored 0.0 at every step when
+    the trainer dropped the dataset's unused columns).
+    """
+    source = _jsonl(tmp_path / "p.jsonl", [{"prompt": f"Say {w}", "answer": "e"} for w in "abcd"])
+    prompts = run_stage(tmp_path / "data", "prompts", {"source": str(source)})
+    job = base["root"] / "grpo-answers"
+    args = {
+        **FAST,
+        "max_steps": 2,
+        "max_completion_length": 16,
+        "temperature": 1.0,
+        "rewards": ["contains-answer", "exact-match", "tests.unit.test_llm_stages:probe_reward"],
+    }
+    inputs = [("model", "lm", base["lm"]), ("prompts", "prompts", prompts)]
+    run_program(job, "grpo", "grpo", args, inputs)
+    assert SEEN["answer"] == ["e"] * 4
+    frame = metrics(job, "grpo")
+    assert frame["rewards/contains_answer/mean"].iloc[0] > 0  # from the first step
+    assert (frame["rewards/exact_match/mean"] == 0).all()  # no completion is exactly "e"
+
+
+def test_a_pretty_json_array_of_pairs_is_read(tmp_path: Path) -> None:
+    source = tmp_path / "pairs.json"
+    source.write_text(json.dumps(CHAT_PAIRS, indent=2))
+    out = run_stage(tmp_path / "job", "prefs", {"source": str(source)})
+    assert len(pq.read_table(out / "prefs.parquet")) == len(CHAT_PAIRS)
+
+
+def test_dpo_refuses_chat_pairs_without_a_chat_template(
+    base: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(base["lm"], model)
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    for name in ("chat_template.jinja", "chat_template.json"):
+        (model / name).unlink(missing_ok=True)
+    out = run_stage(
+        tmp_path / "data", "prefs", {"source": str(_jsonl(tmp_path / "c.jsonl", CHAT_PAIRS))}
+    )
+    with pytest.raises(DataError, match=r"^dpo: chat preference pairs but .* no chat template"):
+        run_program(
+            tmp_path / "job",
+            "dpo",
+            "dpo",
+            FAST,
+            [("model", "lm", model), ("prefs", "preferences", out)],
+        )

@@ -1,0 +1,68 @@
+"""Preflight: check the LLM data files a plan reads before its job is submitted.
+
+The stages ``tokenize``, ``prefs`` and ``prompts`` read a ``source`` file; the
+first `records.PREFLIGHT` records of each are checked here with the same code
+the stage checks every record with (`blut.status.records`), and chat data is
+refused when the plan's model dir has no chat template (a dir without
+tokenizer_config.json is left to the stage). A problem is one line
+(`DataProblem`, exit 2) and no job is created.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from blut.jobs.errors import UsageError
+from blut.jobs.plan import Plan
+from blut.status import records
+
+
+class DataProblem(UsageError):
+    """A data file a stage would read is malformed (one line: file, line, field)."""
+
+
+def _program(argv: tuple[str, ...]) -> str:
+    return argv[-1] if len(argv) >= 3 and argv[-2] == "blut.payload" else ""
+
+
+def _template_dir(plan: Plan) -> Path | None:
+    """The tokenizer dir of a user model dir in the plan (None: the tiny model, or unknown)."""
+    for stage in plan.stages.values():
+        if _program(stage.argv) == "tiny-model" and stage.args.get("path"):
+            path = Path(str(stage.args.get("tokenizer") or stage.args["path"]))
+            return path if path.is_dir() else None
+    return None
+
+
+def _check(program: str, args: Any, no_template: bool) -> None:
+    source = str(args.get("source", "toy"))
+    if program not in ("tokenize", "prefs", "prompts") or source == "toy":
+        return
+    found = records.read(Path(source), records.PREFLIGHT)
+    chat = False
+    for record in found:
+        if program == "tokenize":
+            if args.get("format", "chat") == "chat":
+                records.conversation(source, record)
+                chat = True
+            else:
+                records.plain(source, record)
+        elif program == "prefs":
+            chat = records.is_chat_pair(records.pair(source, record)) or chat
+        else:
+            records.prompt(source, record)
+    if chat and no_template:
+        what = "format 'chat'" if program == "tokenize" else "chat preference pairs"
+        raise records.RecordError(records.no_template(program, what))
+
+
+def preflight(plan: Plan) -> None:
+    """Check every data file ``plan`` reads; the first problem → `DataProblem`."""
+    tokenizer = _template_dir(plan)
+    no_template = tokenizer is not None and records.has_chat_template(tokenizer) is False
+    for stage in plan.stages.values():
+        try:
+            _check(_program(stage.argv), stage.args, no_template)
+        except records.RecordError as exc:
+            raise DataProblem(str(exc)) from None

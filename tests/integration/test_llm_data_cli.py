@@ -1,0 +1,110 @@
+"""Malformed LLM data is refused by `blut recipe run` before submit: one line, exit 2, no job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from blut.jobs.datacheck import DataProblem, preflight
+from blut.jobs.recipes import find
+from tests.conftest import blut
+
+PAIR = {"prompt": "p", "chosen": "a", "rejected": "b"}
+CHAT_PAIR = {
+    "prompt": [{"role": "user", "content": "hi"}],
+    "chosen": [{"role": "assistant", "content": "hello"}],
+    "rejected": [{"role": "assistant", "content": "go away"}],
+}
+
+
+def _refused(home: Path, recipe: str, *sets: str) -> str:
+    result = blut("recipe", "run", recipe, *(a for s in sets for a in ("--set", s)))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("blut: error: "), lines
+    assert not (home / "jobs").exists() or not any((home / "jobs").iterdir())
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("one-line.json", json.dumps([PAIR, {"prompt": "p"}]), "line 1: missing 'chosen'"),
+        ("pretty.json", json.dumps([PAIR, {"prompt": "p"}], indent=2), "line 7: missing 'chosen'"),
+        ("blank.jsonl", f"{json.dumps(PAIR)}\n\n\n\n{json.dumps([1])}\n", "line 5: expected an"),
+        ("string.jsonl", json.dumps("text") + "\n", "line 1: expected an object"),
+    ],
+)
+def test_malformed_prefs_are_one_line_before_submit(
+    blut_home: Path, tmp_path: Path, name: str, content: str, needle: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    line = _refused(blut_home, "llm-dpo", f"prefs.source={path}")
+    assert f"{path}: {needle}" in line
+
+
+def test_sft_rows_and_encoding_before_submit(blut_home: Path, tmp_path: Path) -> None:
+    rows = tmp_path / "sft.jsonl"
+    rows.write_text(json.dumps({"text": "ok"}) + "\n" + json.dumps(["a", "b"]) + "\n")
+    line = _refused(blut_home, "llm-sft", f"tokenize.source={rows}", "tokenize.format=text")
+    assert f"{rows}: line 2: expected an object" in line and "JSON list" in line
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
+    line = _refused(blut_home, "llm-sft", f"tokenize.source={latin}")
+    assert line.endswith(f"{latin}: line 2: not UTF-8 text")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "q", "answer": "a"}\n{"question": "q"}\n')
+    line = _refused(blut_home, "llm-grpo", f"prompts.source={prompts}")
+    assert line.endswith(f"{prompts}: line 2: 'prompt' must be non-empty text")
+
+
+def test_chat_pairs_on_a_model_without_a_chat_template(blut_home: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>"}))
+    pairs = tmp_path / "chat.jsonl"
+    pairs.write_text(json.dumps(CHAT_PAIR) + "\n")
+    line = _refused(blut_home, "llm-dpo", f"prefs.source={pairs}", f"model.path={model}")
+    assert "prefs: chat preference pairs but the model's tokenizer has no chat template" in line
+    text_pairs = tmp_path / "text.jsonl"
+    text_pairs.write_text(json.dumps(PAIR) + "\n")
+    recipe = find("llm-dpo")
+    args = {"prefs": {"source": str(text_pairs)}, "model": {"path": str(model)}}
+    preflight(recipe.build(args))  # text pairs need no template
+    (model / "chat_template.jinja").write_text("{{ messages }}")
+    preflight(recipe.build({**args, "prefs": {"source": str(pairs)}}))
+    (model / "chat_template.jinja").unlink()
+    with pytest.raises(DataProblem, match="no chat template"):
+        preflight(recipe.build({**args, "prefs": {"source": str(pairs)}}))
+
+
+def test_an_error_found_in_the_stage_is_printed_once(blut_home: Path, tmp_path: Path) -> None:
+    """A problem only the stage can see (it needs the tokenizer) is reported by one line."""
+    pytest.importorskip("trl", reason="needs the llm extra: pip install 'blut[llm]'")
+    long = {"role": "user", "content": "word " * 50}
+    source = tmp_path / "long.jsonl"
+    source.write_text(
+        json.dumps({"messages": [long, {"role": "assistant", "content": "ok"}]}) + "\n"
+    )
+    result = blut(
+        "recipe",
+        "run",
+        "llm-sft",
+        "--set",
+        f"tokenize.source={source}",
+        "--set",
+        "tokenize.max_length=8",
+        "--set",
+        "model.threads=1",
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    message = f"{source}: line 1: no target tokens left within max_length 8"
+    both = result.stdout + result.stderr
+    assert both.count(message) == 1, both
+    assert "blut.payload" not in both and "Traceback" not in both
+    assert "stage tokenize exit: exited with code 2" in result.stderr
