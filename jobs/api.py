@@ -302,7 +302,7 @@ def submit_recipe(
     from blut.jobs.retention import retention_policy
 
     workdir = (cwd or Path.cwd()).resolve()
-    args = resolve_inputs(recipe.args_schema, args, workdir)
+    args = resolve_inputs(recipe.args_schema, args, workdir, store.home)
     applied = apply_policy(store, recipe.build(args), args, recipe.defaults(), workdir, history)
     plan = applied.plan
     if stage is not None:
@@ -399,7 +399,7 @@ def submit_points(
     resolved = []
     for args in points:
         try:
-            resolved.append(resolve_inputs(recipe.args_schema, args, workdir))
+            resolved.append(resolve_inputs(recipe.args_schema, args, workdir, store.home))
             recipe.build(resolved[-1])
         except ConfigError as exc:
             problems.extend(p for p in exc.problems if p not in problems)

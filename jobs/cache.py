@@ -169,12 +169,17 @@ def _readonly(root: Path) -> None:
                 path.chmod(path.stat().st_mode & 0o555)
 
 
+def objects_dir(home: Path) -> Path:
+    """Where the cache of ``home`` keeps its objects."""
+    return index_path(home).parent / "objects"
+
+
 class Cache:
     """The cache of one ``$BLUT_HOME``; open one per process."""
 
     def __init__(self, home: Path) -> None:
         self.root = index_path(home).parent
-        self.objects = self.root / "objects"
+        self.objects = objects_dir(home)
         self.pending = self.root / "pending"
         self.quarantine = self.root / "quarantine"
         self.trash = self.root / "trash"
