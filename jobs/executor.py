@@ -64,8 +64,7 @@ from blut.jobs.diskfull import (
 )
 from blut.jobs.environment import stage_env
 from blut.jobs.errors import JobsError
-from blut.jobs.external import stage_paths
-from blut.jobs.outputs import launch_args, reference_hash
+from blut.jobs.external import launch_args, reference_hash, stage_paths
 from blut.jobs.keys import KeyParts, upstream_id
 from blut.jobs.plan import Plan
 from blut.jobs.slots import GpuPool, Slots

@@ -16,6 +16,7 @@ of those kinds: ``job:<id>[:stage]`` or ``artifact:<hash>``, recorded as
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,33 @@ from typing import Any
 from blut.jobs.stagedef import StageDef
 
 MARK = "x-blut-input"
+JOB = "job:"
+ARTIFACT = "artifact:"
+HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def is_reference(value: object) -> bool:
+    """Whether an arg value names a job output rather than a path."""
+    return isinstance(value, str) and value.startswith((JOB, ARTIFACT))
+
+
+def reference_hash(value: object) -> str | None:
+    """The hash a canonical ``artifact:<hash>`` value names (None for anything else)."""
+    if isinstance(value, str) and value.startswith(ARTIFACT):
+        digest = value[len(ARTIFACT) :]
+        if HASH.fullmatch(digest):
+            return digest
+    return None
+
+
+def launch_args(args: Mapping[str, Any], objects: Path) -> dict[str, Any]:
+    """``args`` with each canonical ``artifact:<hash>`` replaced by its object's path."""
+    out = dict(args)
+    for name, value in args.items():
+        digest = reference_hash(value)
+        if digest is not None:
+            out[name] = str(objects / digest)
+    return out
 
 
 def input_args(section: Mapping[str, Any]) -> dict[str, frozenset[str]]:
@@ -56,8 +84,6 @@ def stage_paths(stage: StageDef, cwd: Path, objects: Path | None = None) -> dict
     """Arg name → the path it names, for each external input of ``stage`` (absolute since
     submit; a relative one, from a job submitted before, is the job's ``cwd``'s; a job
     output, the object under ``objects`` — left out when that is None)."""
-    from blut.jobs.outputs import reference_hash
-
     out = {}
     for name, builtin in input_args(stage.args_schema).items():
         value = _named(stage.args.get(name), builtin)
@@ -81,7 +107,7 @@ def resolve_inputs(
     """
     from blut.jobs.config import ConfigError
     from blut.jobs.errors import UsageError
-    from blut.jobs.outputs import is_reference, resolve_reference
+    from blut.jobs.outputs import resolve_reference
 
     out = copy.deepcopy(dict(args))
     problems = []
@@ -98,7 +124,11 @@ def resolve_inputs(
             try:
                 if home is None and is_reference(value):
                     raise UsageError(f"{arg}: {value}: no blut home to find job outputs in")
-                ref = None if home is None else resolve_reference(home, arg, value, kinds.get(name, ()), cwd)
+                ref = (
+                    None
+                    if home is None
+                    else resolve_reference(home, arg, value, kinds.get(name, ()), cwd)
+                )
             except UsageError as exc:
                 problems.append(str(exc))
                 continue

@@ -7,7 +7,7 @@ the job's last one whose output is of a wanted kind) or ``artifact:<hash or
 unique prefix>`` (a bare 64-hex hash too, when no such path exists). At submit
 it resolves to the canonical ``artifact:<hash>``, recorded in the job's args:
 the stage's key then names the output by its hash, never by a path, and the
-executor hands the stage the object's path (`launch_args`). `export` copies an
+executor hands the stage the object's path (`blut.jobs.external.launch_args`). `export` copies an
 output out of the cache as a plain folder (an ``lm`` one as a standard HF
 model dir).
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,10 @@ from typing import Any
 from blut.jobs.artifact import Kind
 from blut.jobs.cache import Cache
 from blut.jobs.errors import UsageError
+from blut.jobs.external import ARTIFACT, HASH, JOB, is_reference
 from blut.jobs.planview import load_plan, stage_rows
 from blut.jobs.store import Job, JobStore
 
-JOB = "job:"
-ARTIFACT = "artifact:"
-_HASH = re.compile(r"[0-9a-f]{64}")
 _HEX = re.compile(r"[0-9a-f]{6,64}")
 REF_FILE = "ref.json"
 """What the ``model`` stage writes instead of a model when ``model.path`` names one."""
@@ -75,30 +73,6 @@ def job_outputs(job: Job, cache: Cache, stage: str | None = None) -> list[Output
     return out
 
 
-def is_reference(value: object) -> bool:
-    """Whether an arg value names a job output rather than a path."""
-    return isinstance(value, str) and value.startswith((JOB, ARTIFACT))
-
-
-def reference_hash(value: object) -> str | None:
-    """The hash a canonical ``artifact:<hash>`` value names (None for anything else)."""
-    if isinstance(value, str) and value.startswith(ARTIFACT):
-        digest = value[len(ARTIFACT) :]
-        if _HASH.fullmatch(digest):
-            return digest
-    return None
-
-
-def launch_args(args: Mapping[str, Any], objects: Path) -> dict[str, Any]:
-    """``args`` with each canonical ``artifact:<hash>`` replaced by its object's path."""
-    out = dict(args)
-    for name, value in args.items():
-        digest = reference_hash(value)
-        if digest is not None:
-            out[name] = str(objects / digest)
-    return out
-
-
 def resolve_reference(
     home: Path, arg: str, value: str, kinds: Iterable[str], cwd: Path | None = None
 ) -> str | None:
@@ -109,7 +83,7 @@ def resolve_reference(
     is of a kind ``arg`` does not take.
     """
     wanted = tuple(kinds)
-    bare = _HASH.fullmatch(value) is not None and not (cwd is not None and (cwd / value).exists())
+    bare = HASH.fullmatch(value) is not None and not (cwd is not None and (cwd / value).exists())
     if not is_reference(value) and not bare:
         return None
     if not wanted:
@@ -178,7 +152,9 @@ def _hash_reference(store: JobStore, cache: Cache, arg: str, prefix: str) -> Out
             continue
         path = cache.object_path(digests[0])
         return Output(job.id, entry.stage, kind, digests[0], path, path.exists())
-    raise UsageError(f"{arg}: artifact {prefix}: the job that made it is gone, so its kind is unknown")
+    raise UsageError(
+        f"{arg}: artifact {prefix}: the job that made it is gone, so its kind is unknown"
+    )
 
 
 def export(output: Output, dest: Path) -> Path:
@@ -198,7 +174,9 @@ def export(output: Output, dest: Path) -> Path:
     ref = output.path / REF_FILE
     if output.kind == Kind.LM and ref.is_file():
         data = json.loads(ref.read_text())
-        sources = [Path(data["path"])] + ([Path(data["tokenizer"])] if data.get("tokenizer") else [])
+        sources = [Path(data["path"])] + (
+            [Path(data["tokenizer"])] if data.get("tokenizer") else []
+        )
     dest.mkdir(parents=True, exist_ok=True)
     for source in sources:
         if source.is_dir():

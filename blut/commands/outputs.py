@@ -37,7 +37,9 @@ def outputs(job_ref: str, stage: str | None, fmt: str) -> None:
         note(f"job {job.id} has no outputs (yet)")
         return
     rows = [("STAGE", "KIND", "HASH", "PATH")]  # plain lines: a path is never cut short
-    rows += [(o.stage, o.kind, o.hash[:12], str(o.path) if o.present else "(pruned)") for o in found]
+    rows += [
+        (o.stage, o.kind, o.hash[:12], str(o.path) if o.present else "(pruned)") for o in found
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         click.echo("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[3]]))
@@ -46,7 +48,9 @@ def outputs(job_ref: str, stage: str | None, fmt: str) -> None:
 @click.command()
 @job_argument
 @click.argument("stage", help="The stage whose output to copy.")
-@click.argument("dest", metavar="DIR", type=click.Path(path_type=Path), help="An empty or new folder.")
+@click.argument(
+    "dest", metavar="DIR", type=click.Path(path_type=Path), help="An empty or new folder."
+)
 def export(job_ref: str, stage: str, dest: Path) -> None:
     """Copy a job stage's output into DIR as plain files (an lm: a standard HF model dir)."""
     from blut.jobs.cache import Cache

@@ -80,7 +80,9 @@ def suggest(recipe_name: str, sets: tuple[str, ...], fmt: str) -> None:
     cwd = Path.cwd()
     plan = recipe.build(resolve_inputs(recipe.args_schema, args, cwd, jobs.home))
     objects = objects_dir(jobs.home)
-    found = suggest_ceilings(policy, plan, size_class(input_bytes(plan, cwd, objects)), samples(jobs))
+    found = suggest_ceilings(
+        policy, plan, size_class(input_bytes(plan, cwd, objects)), samples(jobs)
+    )
     if fmt == "json":
         rows = [
             {
