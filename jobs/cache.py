@@ -380,6 +380,14 @@ class Cache:
                 "INSERT OR IGNORE INTO pins(job, key) VALUES (?, ?)", [(job, k) for k in keys]
             )
 
+    def keys_of(self, digests: Iterable[str]) -> list[str]:
+        """The keys of the entries that map to the objects ``digests``."""
+        found = []
+        for digest in digests:
+            rows = self._db.execute("SELECT key FROM entries WHERE hash=?", (digest,))
+            found.extend(k for (k,) in rows)
+        return found
+
     def unpin(self, job: str) -> None:
         """Drop every pin of ``job`` (on a full disk they stay, and count for nothing once
         the job's liveness lock is free)."""

@@ -647,6 +647,9 @@ class Executor:
             for d in deps
         }
         parts = key_parts(stage, inputs, stage_sources(stage, self._cwd, lambda: self.cache))
+        named = [d for d in map(reference_hash, stage.args.values()) if d is not None]
+        if named:  # the job outputs its args name stay in the cache until this job ends
+            self.cache.pin(self.job.id, self.cache.keys_of(named))
         if stage.cacheable:
             self.job.stage_dir(stage.name)
             atomic_write_json(

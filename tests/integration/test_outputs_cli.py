@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import blut
+from blut.jobs.api import submit_recipe
+from blut.jobs.recipes import find
+from blut.jobs.store import JobStore
+from tests.conftest import blut, wait_for_job
 
 pytestmark = pytest.mark.systemd
 
@@ -136,6 +139,17 @@ def test_chain_sft_into_dpo_by_job_reference(blut_home: Path, tmp_path: Path) ->
     assert (ref_export / "model.safetensors").read_bytes() == (
         dest / "model.safetensors"
     ).read_bytes()
+
+    # A running job keeps the output it names: a prune meanwhile leaves it in place.
+    recipe = find("llm-dpo")  # submitted here, so the wait starts at once
+    (args,) = recipe.resolve(sets=[*LLM_MODEL, *DPO, f"model.path=job:{sft_job}", "dpo.seed=1"])
+    running, _ = submit_recipe(
+        JobStore(blut_home), recipe, {**args, "dpo": {**args["dpo"], "max_steps": 40}}
+    )
+    wait_for_job(running, lambda v: "dpo" in v.stages and v.stages["dpo"].state == "running", 120)
+    run("cache", "prune", "--max-size", "1")
+    assert Path(sft["path"]).is_dir()
+    assert wait_for_job(running, timeout=120).state == "succeeded"
 
     # A pruned output is refused by name.
     run("cache", "prune", "--max-size", "1")
