@@ -382,7 +382,7 @@ class Cache:
 
     def keys_of(self, digests: Iterable[str]) -> list[str]:
         """The keys of the entries that map to the objects ``digests``."""
-        found = []
+        found: list[str] = []
         for digest in digests:
             rows = self._db.execute("SELECT key FROM entries WHERE hash=?", (digest,))
             found.extend(k for (k,) in rows)
