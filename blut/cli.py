@@ -22,6 +22,7 @@ from blut.commands import auto as auto_cmd
 from blut.commands import cache as cache_cmd
 from blut.commands import data as data_cmd
 from blut.commands import jobs as jobs_cmd
+from blut.commands import outputs as outputs_cmd
 from blut.commands import plan as plan_cmd
 from blut.commands import policy as policy_cmd
 from blut.commands import recipe as recipe_cmd
@@ -279,6 +280,8 @@ app.add_command(cache_cmd.app)
 app.add_command(snapshot_cmd.app)
 app.add_command(data_cmd.app)
 app.add_command(sweep_cmd.sweep)
+app.add_command(outputs_cmd.outputs)
+app.add_command(outputs_cmd.export)
 
 
 MAX_ERROR_LINE = 300

@@ -303,7 +303,7 @@ def submit_recipe(
     from blut.jobs.retention import retention_policy
 
     workdir = (cwd or Path.cwd()).resolve()
-    args = resolve_inputs(recipe.args_schema, args, workdir)
+    args = resolve_inputs(recipe.args_schema, args, workdir, store.home)
     built = recipe.build(args)
     preflight(built)  # malformed data: one line, exit 2, no job
     applied = apply_policy(store, built, args, recipe.defaults(), workdir, history)
@@ -403,7 +403,7 @@ def submit_points(
     resolved = []
     for args in points:
         try:
-            resolved.append(resolve_inputs(recipe.args_schema, args, workdir))
+            resolved.append(resolve_inputs(recipe.args_schema, args, workdir, store.home))
             preflight(recipe.build(resolved[-1]))
         except DataProblem as exc:
             problems.append(str(exc))

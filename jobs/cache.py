@@ -169,12 +169,17 @@ def _readonly(root: Path) -> None:
                 path.chmod(path.stat().st_mode & 0o555)
 
 
+def objects_dir(home: Path) -> Path:
+    """Where the cache of ``home`` keeps its objects."""
+    return index_path(home).parent / "objects"
+
+
 class Cache:
     """The cache of one ``$BLUT_HOME``; open one per process."""
 
     def __init__(self, home: Path) -> None:
         self.root = index_path(home).parent
-        self.objects = self.root / "objects"
+        self.objects = objects_dir(home)
         self.pending = self.root / "pending"
         self.quarantine = self.root / "quarantine"
         self.trash = self.root / "trash"
@@ -374,6 +379,14 @@ class Cache:
             db.executemany(
                 "INSERT OR IGNORE INTO pins(job, key) VALUES (?, ?)", [(job, k) for k in keys]
             )
+
+    def keys_of(self, digests: Iterable[str]) -> list[str]:
+        """The keys of the entries that map to the objects ``digests``."""
+        found: list[str] = []
+        for digest in digests:
+            rows = self._db.execute("SELECT key FROM entries WHERE hash=?", (digest,))
+            found.extend(k for (k,) in rows)
+        return found
 
     def unpin(self, job: str) -> None:
         """Drop every pin of ``job`` (on a full disk they stay, and count for nothing once

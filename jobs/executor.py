@@ -64,7 +64,7 @@ from blut.jobs.diskfull import (
 )
 from blut.jobs.environment import stage_env
 from blut.jobs.errors import JobsError
-from blut.jobs.external import stage_paths
+from blut.jobs.external import launch_args, reference_hash, stage_paths
 from blut.jobs.keys import KeyParts, upstream_id
 from blut.jobs.plan import Plan
 from blut.jobs.slots import GpuPool, Slots
@@ -166,8 +166,26 @@ def key_parts(
 
 def stage_sources(stage: StageDef, cwd: Path, cache: Callable[[], Cache]) -> dict[str, str]:
     """The content hash of each external input of ``stage`` (by arg; see `stage_paths`),
-    from the cache's index of file marks (``cache`` is asked for only when it has some)."""
+    from the cache's index of file marks (``cache`` is asked for only when it has some);
+    a job output (``artifact:<hash>``) is its hash, once its object is found intact."""
     out = {}
+    for name, value in stage.args.items():
+        digest = reference_hash(value)
+        if digest is None:
+            continue
+        path = cache().object_path(digest)
+        try:
+            damage = cache().marks.check(path, digest)
+        except FileNotFoundError:
+            raise InputGone(
+                f"input {stage.name}.{name}: the job output {digest[:12]} was pruned from the cache"
+            ) from None
+        if damage is not None:
+            raise InputGone(
+                f"input {stage.name}.{name}: the job output {digest[:12]} is damaged "
+                f"({damage.describe()})"
+            )
+        out[name] = digest
     for name, path in stage_paths(stage, cwd).items():
         try:
             out[name] = cache().inputs.content(path)
@@ -629,6 +647,9 @@ class Executor:
             for d in deps
         }
         parts = key_parts(stage, inputs, stage_sources(stage, self._cwd, lambda: self.cache))
+        named = [d for d in map(reference_hash, stage.args.values()) if d is not None]
+        if named:  # the job outputs its args name stay in the cache until this job ends
+            self.cache.pin(self.job.id, self.cache.keys_of(named))
         if stage.cacheable:
             self.job.stage_dir(stage.name)
             atomic_write_json(
@@ -778,7 +799,8 @@ class Executor:
             files.staging.mkdir(mode=0o700)
             # What the stage reads as it starts, and what a restarted executor re-attaches
             # by: records of this boot (units do not outlive it), so not fsynced.
-            atomic_write_json(files.args, dict(stage.args), durable=False)
+            args = launch_args(stage.args, self.cache.objects)
+            atomic_write_json(files.args, args, durable=False)
             atomic_write_json(files.inputs, self._inputs(stage.name), durable=False)
         env = stage_env(
             os.environ,

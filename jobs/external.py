@@ -7,11 +7,16 @@ is resolved against the submitter's working directory and recorded absolute in
 the args; a stage's cache key then holds the content hash of what each names
 (`KeyParts.sources`), so editing a file in place, or naming other data by the
 same relative path elsewhere, is a miss.
+
+A mark that lists ``kinds`` (``{"kinds": ["lm"]}``) also takes a job's output
+of those kinds: ``job:<id>[:stage]`` or ``artifact:<hash>``, recorded as
+``artifact:<hash>`` (see `blut.jobs.outputs`).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,33 @@ from typing import Any
 from blut.jobs.stagedef import StageDef
 
 MARK = "x-blut-input"
+JOB = "job:"
+ARTIFACT = "artifact:"
+HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def is_reference(value: object) -> bool:
+    """Whether an arg value names a job output rather than a path."""
+    return isinstance(value, str) and value.startswith((JOB, ARTIFACT))
+
+
+def reference_hash(value: object) -> str | None:
+    """The hash a canonical ``artifact:<hash>`` value names (None for anything else)."""
+    if isinstance(value, str) and value.startswith(ARTIFACT):
+        digest = value[len(ARTIFACT) :]
+        if HASH.fullmatch(digest):
+            return digest
+    return None
+
+
+def launch_args(args: Mapping[str, Any], objects: Path) -> dict[str, Any]:
+    """``args`` with each canonical ``artifact:<hash>`` replaced by its object's path."""
+    out = dict(args)
+    for name, value in args.items():
+        digest = reference_hash(value)
+        if digest is not None:
+            out[name] = str(objects / digest)
+    return out
 
 
 def input_args(section: Mapping[str, Any]) -> dict[str, frozenset[str]]:
@@ -33,29 +65,49 @@ def input_args(section: Mapping[str, Any]) -> dict[str, frozenset[str]]:
     return out
 
 
+def input_kinds(section: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """The args of ``section`` that also take job outputs, with the kinds they take."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, prop in section.get("properties", {}).items():
+        mark = prop.get(MARK) if isinstance(prop, Mapping) else None
+        if isinstance(mark, Mapping) and mark.get("kinds"):
+            out[name] = tuple(mark["kinds"])
+    return out
+
+
 def _named(value: Any, builtin: frozenset[str]) -> str | None:
     """``value`` when it names a path (not a built-in, not empty)."""
     return value if isinstance(value, str) and value and value not in builtin else None
 
 
-def stage_paths(stage: StageDef, cwd: Path) -> dict[str, Path]:
+def stage_paths(stage: StageDef, cwd: Path, objects: Path | None = None) -> dict[str, Path]:
     """Arg name → the path it names, for each external input of ``stage`` (absolute since
-    submit; a relative one, from a job submitted before, is the job's ``cwd``'s)."""
+    submit; a relative one, from a job submitted before, is the job's ``cwd``'s; a job
+    output, the object under ``objects`` — left out when that is None)."""
     out = {}
     for name, builtin in input_args(stage.args_schema).items():
         value = _named(stage.args.get(name), builtin)
-        if value is not None:
+        digest = reference_hash(value)
+        if digest is not None:
+            if objects is not None:
+                out[name] = objects / digest
+        elif value is not None:
             out[name] = cwd / value
     return out
 
 
-def resolve_inputs(schema: Mapping[str, Any], args: Mapping[str, Any], cwd: Path) -> dict[str, Any]:
-    """``args`` with every external input made absolute against ``cwd``.
+def resolve_inputs(
+    schema: Mapping[str, Any], args: Mapping[str, Any], cwd: Path, home: Path | None = None
+) -> dict[str, Any]:
+    """``args`` with every external input made absolute against ``cwd``, and each job
+    output it names (``job:…``, ``artifact:…``) made ``artifact:<hash>`` from ``home``'s cache.
 
     A path that does not exist is a `ConfigError` line naming the arg, the path
-    and, for a relative one, the directory it was resolved in.
+    and, for a relative one, the directory it was resolved in; so is a bad reference.
     """
     from blut.jobs.config import ConfigError
+    from blut.jobs.errors import UsageError
+    from blut.jobs.outputs import resolve_reference
 
     out = copy.deepcopy(dict(args))
     problems = []
@@ -63,9 +115,25 @@ def resolve_inputs(schema: Mapping[str, Any], args: Mapping[str, Any], cwd: Path
         values = out.get(section)
         if not isinstance(values, dict):
             continue
+        kinds = input_kinds(section_schema)
         for name, builtin in input_args(section_schema).items():
             value = _named(values.get(name), builtin)
             if value is None:
+                continue
+            arg = f"{section}.{name}"
+            try:
+                if home is None and is_reference(value):
+                    raise UsageError(f"{arg}: {value}: no blut home to find job outputs in")
+                ref = (
+                    None
+                    if home is None
+                    else resolve_reference(home, arg, value, kinds.get(name, ()), cwd)
+                )
+            except UsageError as exc:
+                problems.append(str(exc))
+                continue
+            if ref is not None:
+                values[name] = ref
                 continue
             given = Path(value).expanduser()
             path = (cwd / given).resolve()

@@ -49,9 +49,10 @@ def _tree_bytes(path: Path) -> int:
     return total
 
 
-def input_bytes(plan: Plan, cwd: Path) -> int:
-    """The bytes of every external input (file or folder) the plan's stages name."""
-    paths = {p for stage in plan.stages.values() for p in stage_paths(stage, cwd).values()}
+def input_bytes(plan: Plan, cwd: Path, objects: Path | None = None) -> int:
+    """The bytes of every external input (file or folder) the plan's stages name (job
+    outputs among them when ``objects``, the cache's objects folder, is given)."""
+    paths = {p for s in plan.stages.values() for p in stage_paths(s, cwd, objects).values()}
     return sum(_tree_bytes(p) for p in paths if p.exists())
 
 

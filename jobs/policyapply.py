@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blut.jobs.cache import objects_dir
 from blut.jobs.history import Sample, input_bytes, samples, size_class, suggest
 from blut.jobs.plan import Plan
 from blut.jobs.policy import MIB, Policy, load_policy
@@ -70,7 +71,7 @@ def apply_policy(
     recipe's ``defaults`` tell which ceilings were given on purpose (those stay).
     ``history``: the successful runs (default: read from the job index when needed)."""
     policy = load_policy(store.home)
-    size = input_bytes(plan, cwd)
+    size = input_bytes(plan, cwd, objects_dir(store.home))
     stages: dict[str, StageDef] = dict(plan.stages)
     notes: dict[str, list[str]] = {}
     if policy.ceiling_source == "learned":
@@ -105,8 +106,8 @@ def ceiling_sets(store: JobStore, recipe: RecipeDef, sets: Sequence[str], cwd: P
     if policy.ceiling_source != "learned":
         return []
     [args] = recipe.resolve(sets=sets, cwd=cwd)
-    plan = recipe.build(resolve_inputs(recipe.args_schema, args, cwd))
-    group = size_class(input_bytes(plan, cwd))
+    plan = recipe.build(resolve_inputs(recipe.args_schema, args, cwd, store.home))
+    group = size_class(input_bytes(plan, cwd, objects_dir(store.home)))
     given = explicit_ceilings(args, recipe.defaults())
     return [
         f"{s.stage}.{MEMORY_KEY}={s.ceiling // MIB}M"

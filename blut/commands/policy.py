@@ -64,6 +64,7 @@ def suggest(recipe_name: str, sets: tuple[str, ...], fmt: str) -> None:
     """The ceiling the policy would learn for each stage of RECIPE, and why."""
     from pathlib import Path
 
+    from blut.jobs.cache import objects_dir
     from blut.jobs.external import resolve_inputs
     from blut.jobs.history import input_bytes, samples, size_class
     from blut.jobs.history import suggest as suggest_ceilings
@@ -77,8 +78,11 @@ def suggest(recipe_name: str, sets: tuple[str, ...], fmt: str) -> None:
     recipe = find(recipe_name)
     [args] = recipe.resolve(sets=sets)
     cwd = Path.cwd()
-    plan = recipe.build(resolve_inputs(recipe.args_schema, args, cwd))
-    found = suggest_ceilings(policy, plan, size_class(input_bytes(plan, cwd)), samples(jobs))
+    plan = recipe.build(resolve_inputs(recipe.args_schema, args, cwd, jobs.home))
+    objects = objects_dir(jobs.home)
+    found = suggest_ceilings(
+        policy, plan, size_class(input_bytes(plan, cwd, objects)), samples(jobs)
+    )
     if fmt == "json":
         rows = [
             {

@@ -283,7 +283,7 @@ def run_points(
         from blut.jobs.external import resolve_inputs
 
         for args in points:
-            resolved = resolve_inputs(recipe.args_schema, args, Path.cwd())
+            resolved = resolve_inputs(recipe.args_schema, args, Path.cwd(), store().home)
             out.print(plan_tree(recipe.build(resolved)))
             out.print_json(json.dumps(resolved))
         return

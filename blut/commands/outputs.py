@@ -1,0 +1,72 @@
+"""`blut outputs` and `blut export`: where a job's outputs live, and copying one out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from blut.commands.common import check_format, format_option, job_argument, note, out, store
+
+
+@click.command()
+@job_argument
+@click.argument("stage", required=False, help="One stage (default: every stage with an output).")
+@format_option
+def outputs(job_ref: str, stage: str | None, fmt: str) -> None:
+    """Each output of a job: stage, kind, hash and its path in the cache.
+
+    Name one in a recipe arg that takes a model or dataset as job:JOB[:STAGE].
+    """
+    from blut.jobs.cache import Cache
+    from blut.jobs.outputs import job_outputs
+
+    check_format(fmt)
+    jobs = store()
+    job = jobs.get(job_ref)
+    cache = Cache(jobs.home)
+    try:
+        found = job_outputs(job, cache, stage)
+    finally:
+        cache.close()
+    if fmt == "json":
+        out.print_json(json.dumps({"job": job.id, "outputs": [o.to_dict() for o in found]}))
+        return
+    if not found:
+        note(f"job {job.id} has no outputs (yet)")
+        return
+    rows = [("STAGE", "KIND", "HASH", "PATH")]  # plain lines: a path is never cut short
+    rows += [
+        (o.stage, o.kind, o.hash[:12], str(o.path) if o.present else "(pruned)") for o in found
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[3]]))
+
+
+@click.command()
+@job_argument
+@click.argument("stage", help="The stage whose output to copy.")
+@click.argument(
+    "dest", metavar="DIR", type=click.Path(path_type=Path), help="An empty or new folder."
+)
+def export(job_ref: str, stage: str, dest: Path) -> None:
+    """Copy a job stage's output into DIR as plain files (an lm: a standard HF model dir)."""
+    from blut.jobs.cache import Cache
+    from blut.jobs.outputs import export as export_output
+    from blut.jobs.outputs import job_outputs
+
+    jobs = store()
+    job = jobs.get(job_ref)
+    cache = Cache(jobs.home)
+    try:
+        found = job_outputs(job, cache, stage)
+    finally:
+        cache.close()
+    if not found:
+        from blut.jobs.errors import UsageError
+
+        raise UsageError(f"job {job.id} stage {stage} has no output (yet)")
+    written = export_output(found[0], dest)
+    note(f"exported {job.id} {stage} ({found[0].kind}, {found[0].hash[:12]}) to {written}")
