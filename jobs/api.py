@@ -38,6 +38,7 @@ from blut.status.writer import MAX_LINE, encode_line
 if TYPE_CHECKING:
     from blut.containment.launcher import Launcher
     from blut.jobs.history import Sample
+    from blut.jobs.outputs import Output
     from blut.jobs.plan import Plan
     from blut.jobs.prune import JobsPruneReport, JobsPruneRule
     from blut.jobs.recipes import RecipeDef
@@ -58,6 +59,7 @@ __all__ = [
     "check_stage",
     "follow",
     "home_usage",
+    "job_outputs",
     "list_jobs",
     "load_sweep",
     "oom_suggestion",
@@ -502,6 +504,22 @@ def resume(store: JobStore, job: Job) -> None:
             if view.state == "succeeded":
                 raise UsageError(f"job {job.id} already succeeded; nothing to resume")
             finish_or_start(job, plan, launcher)  # re-attaches to stages still running
+
+
+# -- outputs ------------------------------------------------------------------------
+
+
+def job_outputs(store: JobStore, job: Job, stage: str | None = None) -> list[Output]:
+    """`blut outputs` / `blut export`: each cached output of ``job`` (of ``stage`` only, when
+    given), with its path in the cache or marked pruned."""
+    from blut.jobs.cache import Cache
+    from blut.jobs.outputs import job_outputs as outputs_in
+
+    cache = Cache(store.home)
+    try:
+        return outputs_in(job, cache, stage)
+    finally:
+        cache.close()
 
 
 # -- why a stage ran, or what it reused ----------------------------------------------

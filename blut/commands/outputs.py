@@ -19,17 +19,12 @@ def outputs(job_ref: str, stage: str | None, fmt: str) -> None:
 
     Name one in a recipe arg that takes a model or dataset as job:JOB[:STAGE].
     """
-    from blut.jobs.cache import Cache
-    from blut.jobs.outputs import job_outputs
+    from blut.jobs.api import job_outputs
 
     check_format(fmt)
     jobs = store()
     job = jobs.get(job_ref)
-    cache = Cache(jobs.home)
-    try:
-        found = job_outputs(job, cache, stage)
-    finally:
-        cache.close()
+    found = job_outputs(jobs, job, stage)
     if fmt == "json":
         out.print_json(json.dumps({"job": job.id, "outputs": [o.to_dict() for o in found]}))
         return
@@ -53,17 +48,12 @@ def outputs(job_ref: str, stage: str | None, fmt: str) -> None:
 )
 def export(job_ref: str, stage: str, dest: Path) -> None:
     """Copy a job stage's output into DIR as plain files (an lm: a standard HF model dir)."""
-    from blut.jobs.cache import Cache
+    from blut.jobs.api import job_outputs
     from blut.jobs.outputs import export as export_output
-    from blut.jobs.outputs import job_outputs
 
     jobs = store()
     job = jobs.get(job_ref)
-    cache = Cache(jobs.home)
-    try:
-        found = job_outputs(job, cache, stage)
-    finally:
-        cache.close()
+    found = job_outputs(jobs, job, stage)
     if not found:
         from blut.jobs.errors import UsageError
 
