@@ -52,6 +52,17 @@ def make_job(
     return Job(job_dir, spec)
 
 
+def recipe_job(home: Path, job_id: str, recipe: str) -> Job:
+    """A job folder of ``recipe`` run with its defaults: job.json, args.json, plan.json."""
+    from blut.jobs.recipes import find
+
+    found = find(recipe)
+    job = make_job(home, job_id, name=recipe)
+    (job.dir / "args.json").write_text(json.dumps(found.defaults()))
+    found.build(found.defaults()).save(job.dir / "plan.json")
+    return job
+
+
 def emit(job: Job, *events: Event) -> None:
     """Append events with the real writer."""
     with EventWriter(job.status_path) as writer:

@@ -4,17 +4,15 @@ runs of its program (real job folders, real Textual)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from textual.widgets import Static
 
 from blut.cockpit.screens.job import JobScreen
-from blut.jobs.recipes import find
 from blut.status.events import JobDone, StageDone, StageStarted
 from tests.cockpit.conftest import make_app, static_text, wait_for
-from tests.cockpit.fakejobs import T0, emit, make_job
+from tests.cockpit.fakejobs import T0, emit, recipe_job
 from tests.cockpit.test_rerun_focus import JOB, failed_quant_job
 
 pytestmark = pytest.mark.anyio
@@ -24,10 +22,7 @@ M = 1 << 20
 
 def succeeded_quant_job(home: Path, train_peak: int) -> None:
     """An earlier quant-train job whose train stage succeeded at ``train_peak``."""
-    recipe = find("quant-train")
-    job = make_job(home, EARLIER, name="quant-train")
-    (job.dir / "args.json").write_text(json.dumps(recipe.defaults()))
-    recipe.build(recipe.defaults()).save(job.dir / "plan.json")
+    job = recipe_job(home, EARLIER, "quant-train")
     emit(
         job,
         StageStarted(job=EARLIER, stage="train", ts=T0 - 9, memory_max=2048 * M),

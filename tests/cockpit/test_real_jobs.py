@@ -34,7 +34,7 @@ from tests.cockpit.conftest import (
     static_text,
     wait_for,
 )
-from tests.cockpit.fakejobs import T0, emit, make_job
+from tests.cockpit.fakejobs import T0, emit, recipe_job
 
 SIZE = (100, 30)
 pytestmark = pytest.mark.anyio
@@ -165,10 +165,7 @@ async def test_resume_after_the_executor_was_killed(
 
 def failed_recipe_job(home: Path, job_id: str) -> None:
     """A smoke job folder whose `square` failed (no executor: display only)."""
-    recipe = find("smoke")
-    job = make_job(home, job_id, name="smoke")
-    (job.dir / "args.json").write_text(json.dumps(recipe.defaults()))
-    recipe.build(recipe.defaults()).save(job.dir / "plan.json")
+    job = recipe_job(home, job_id, "smoke")
     emit(
         job,
         JobSubmitted(job=job_id, ts=T0, name="smoke", recipe="smoke"),

@@ -22,7 +22,7 @@ from blut.jobs.recipes import find
 from blut.jobs.store import JobStore
 from blut.status.events import JobStarted, JobSubmitted
 from tests.cockpit.conftest import make_app, static_text, wait_for
-from tests.cockpit.fakejobs import T0, emit, make_job
+from tests.cockpit.fakejobs import T0, emit, recipe_job
 
 SIZE = (100, 30)
 pytestmark = pytest.mark.anyio
@@ -235,17 +235,15 @@ async def test_cache_ages_move_on(blut_home: Path) -> None:
         assert all(age.startswith("3h") for age, _ in after), after
 
 
-def recipe_job(home: Path, job_id: str, sweep: str | None = None) -> None:
-    job = make_job(home, job_id, name="smoke")
-    (job.dir / "args.json").write_text(json.dumps(find("smoke").defaults()))
-    find("smoke").build(find("smoke").defaults()).save(job.dir / "plan.json")
+def smoke_job(home: Path, job_id: str, sweep: str | None = None) -> None:
+    job = recipe_job(home, job_id, "smoke")
     emit(job, JobSubmitted(job=job_id, ts=T0, name="smoke", recipe="smoke", sweep=sweep))
 
 
 async def test_recipe_job_stages_and_sweep_groups(blut_home: Path) -> None:
     from blut.status.events import JobFailed, StageCached, StageFailed, StageStarted
 
-    recipe_job(blut_home, "20250615-100000-aaaa")
+    smoke_job(blut_home, "20250615-100000-aaaa")
     job = JobStore(blut_home).get("20250615-100000-aaaa")
     emit(
         job,
@@ -259,7 +257,7 @@ async def test_recipe_job_stages_and_sweep_groups(blut_home: Path) -> None:
         JobFailed(job=job.id, ts=T0 + 3, reason="exit"),
     )
     for n in range(3):
-        recipe_job(blut_home, f"20250615-11000{n}-bbb{n}", sweep="sweep-20250615-110000-abcd")
+        smoke_job(blut_home, f"20250615-11000{n}-bbb{n}", sweep="sweep-20250615-110000-abcd")
     app = make_app(blut_home)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: len(app.state.jobs) == 4 and not app.state.loading)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,10 +10,9 @@ from textual.widgets import Input, Static
 
 from blut.cockpit.screens.job import JobScreen
 from blut.cockpit.screens.recipes import RecipeFormScreen
-from blut.jobs.recipes import find
 from blut.status.events import JobFailed, JobStarted, JobSubmitted, StageFailed, StageStarted
 from tests.cockpit.conftest import make_app, static_text, wait_for
-from tests.cockpit.fakejobs import T0, emit, make_job
+from tests.cockpit.fakejobs import T0, emit, recipe_job
 
 pytestmark = pytest.mark.anyio
 JOB = "20250615-120000-eeee"
@@ -22,10 +20,7 @@ JOB = "20250615-120000-eeee"
 
 def failed_quant_job(home: Path, stage: str, reason: str) -> None:
     """A quant-train job folder whose ``stage`` failed with ``reason`` (display only)."""
-    recipe = find("quant-train")
-    job = make_job(home, JOB, name="quant-train")
-    (job.dir / "args.json").write_text(json.dumps(recipe.defaults()))
-    recipe.build(recipe.defaults()).save(job.dir / "plan.json")
+    job = recipe_job(home, JOB, "quant-train")
     emit(
         job,
         JobSubmitted(job=JOB, ts=T0, name="quant-train", recipe="quant-train"),
