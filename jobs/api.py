@@ -283,6 +283,7 @@ def submit_recipe(
     tty: str | None = None,
     history: Callable[[], list[Sample]] | None = None,
     begin: Start | None = None,
+    checked: bool = False,
 ) -> tuple[Job, str | None]:
     """Compile ``args`` (already resolved), store the job and start its executor (or
     finish it here when every stage is cached). Returns the job and a containment warning.
@@ -296,6 +297,8 @@ def submit_recipe(
     ``stage`` (`blut stage run`): run only that stage and what it depends on. ``tty``:
     that stage runs attached to this pseudo-terminal (it always runs; see `JobSpec.tty`).
     ``begin``: the snapshot a stage starts from (restored into it before the executor starts).
+    ``checked``: the paths in ``args`` were resolved and their data checked already
+    (`submit_points` checks every point before it submits any).
     """
     from blut.jobs.cache import Cache
     from blut.jobs.datacheck import preflight
@@ -305,9 +308,11 @@ def submit_recipe(
     from blut.jobs.retention import retention_policy
 
     workdir = (cwd or Path.cwd()).resolve()
-    args = resolve_inputs(recipe.args_schema, args, workdir, store.home)
+    if not checked:
+        args = resolve_inputs(recipe.args_schema, args, workdir, store.home)
     built = recipe.build(args)
-    preflight(built)  # malformed data: one line, exit 2, no job
+    if not checked:
+        preflight(built)  # malformed data: one line, exit 2, no job
     applied = apply_policy(store, built, args, recipe.defaults(), workdir, history)
     plan = applied.plan
     if stage is not None:
@@ -437,6 +442,7 @@ def submit_points(
                 env=env,
                 history=history,
                 begin=starts[i] if starts else None,
+                checked=True,
             )
         except (JobsError, OSError) as exc:
             if not jobs:
