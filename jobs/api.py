@@ -300,7 +300,7 @@ def submit_recipe(
     ``checked``: the paths in ``args`` were resolved and their data checked already
     (`submit_points` checks every point before it submits any).
     """
-    from blut.jobs.cache import Cache
+    from blut.jobs.cache import Cache, objects_dir
     from blut.jobs.datacheck import preflight
     from blut.jobs.external import resolve_inputs
     from blut.jobs.lifecycle import finish_or_start, start_executor
@@ -312,7 +312,7 @@ def submit_recipe(
         args = resolve_inputs(recipe.args_schema, args, workdir, store.home)
     built = recipe.build(args)
     if not checked:
-        preflight(built)  # malformed data: one line, exit 2, no job
+        preflight(built, objects_dir(store.home))  # malformed data: one line, exit 2, no job
     applied = apply_policy(store, built, args, recipe.defaults(), workdir, history)
     plan = applied.plan
     if stage is not None:
@@ -398,6 +398,7 @@ def submit_points(
     :class:`PartialSubmit` naming the jobs already submitted. ``starts``: for each
     point, the snapshot it starts from (`blut.jobs.snapshots.start`).
     """
+    from blut.jobs.cache import objects_dir
     from blut.jobs.config import ConfigError
     from blut.jobs.datacheck import DataProblem, preflight
     from blut.jobs.external import resolve_inputs
@@ -411,7 +412,7 @@ def submit_points(
     for args in points:
         try:
             resolved.append(resolve_inputs(recipe.args_schema, args, workdir, store.home))
-            preflight(recipe.build(resolved[-1]))
+            preflight(recipe.build(resolved[-1]), objects_dir(store.home))
         except DataProblem as exc:
             problems.append(str(exc))
         except ConfigError as exc:
