@@ -77,12 +77,14 @@ def progress_callback(ctx: StageContext) -> Any:
             self.started = 0.0
             self.first_step = 0
             self.last_event = 0.0
-            self.tokens: tuple[float, float] | None = None
-            """(time, num_tokens) at this run's first log that counted tokens."""
+            self.first_tokens = 0.0
+            """``num_tokens`` when this run began (the checkpoint's, when it resumed)."""
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self.started = time.monotonic()
             self.first_step = int(state.global_step)
+            counted = [e["num_tokens"] for e in state.log_history if "num_tokens" in e]
+            self.first_tokens = float(counted[-1]) if counted else 0.0
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             now, step = time.monotonic(), int(state.global_step)
@@ -103,10 +105,7 @@ def progress_callback(ctx: StageContext) -> Any:
             values = {"steps_per_s": rate, "eta_s": max(0, state.max_steps - step) / rate}
             count = logs.get("num_tokens")
             if isinstance(count, int | float) and not isinstance(count, bool):
-                if self.tokens is None:
-                    self.tokens = (now, float(count))
-                elif now > self.tokens[0]:
-                    values["tokens_per_s"] = (count - self.tokens[1]) / (now - self.tokens[0])
+                values["tokens_per_s"] = (count - self.first_tokens) / elapsed
             ctx.metric(values, step=step)
 
     return ProgressEvents()
