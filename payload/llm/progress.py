@@ -42,7 +42,7 @@ def quiet() -> None:
     try:
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call, unused-ignore]
     except ImportError:
         pass
     seen: set[tuple[str, str]] = set()
