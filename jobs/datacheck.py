@@ -29,7 +29,11 @@ def _program(argv: tuple[str, ...]) -> str:
 def _template_dir(plan: Plan) -> Path | None:
     """The tokenizer dir of a user model dir in the plan (None: the tiny model, or unknown)."""
     for stage in plan.stages.values():
-        if _program(stage.argv) == "tiny-model" and stage.args.get("path"):
+        if _program(stage.argv) != "tiny-model":
+            continue
+        if stage.args.get("chat_template", "model") != "model":  # a template is chosen
+            return None
+        if stage.args.get("path"):
             path = Path(str(stage.args.get("tokenizer") or stage.args["path"]))
             return path if path.is_dir() else None
     return None
