@@ -288,8 +288,7 @@ def run(ctx: StageContext, argv: list[str]) -> int:
     stale = sum(1 for sid in todo if ledger.status(sid) == "running")
     ctx.log(
         f"generate: {len(prompts)} prompts x {opts['n']}, {len(unique)} unique samples, "
-        f"{len(todo)} remain"
-        + (f" ({stale} stale running re-run)" if stale else "")
+        f"{len(todo)} remain" + (f" ({stale} stale running re-run)" if stale else "")
     )
     if opts["dry_run"]:
         summary: dict[str, Any] = {

@@ -57,7 +57,11 @@ def _config(stage: str, ctx: StageContext, given: dict[str, Any]) -> Any:
     [
         ("sft", {}, {"packing": False, "padding_free": False, "gradient_checkpointing": False}),
         ("sft", {"packing": True}, {"packing": True, "packing_strategy": "bfd", "max_length": 128}),
-        ("sft", {"padding_free": True, "max_length": 64}, {"padding_free": True, "max_length": None}),
+        (
+            "sft",
+            {"padding_free": True, "max_length": 64},
+            {"padding_free": True, "max_length": None},
+        ),
         ("sft", {"gradient_checkpointing": True}, {"gradient_checkpointing": True}),
         ("dpo", {}, {"loss_type": ["sigmoid"], "beta": 0.1, "label_smoothing": 0.0}),
         ("dpo", {"loss": "robust", "label_smoothing": 0.1}, {"loss_type": ["robust"]}),
@@ -225,13 +229,17 @@ def test_an_adapter_only_output_loads_on_its_base(base: dict[str, Path], tmp_pat
 
 def test_model_chat_template_choice(base: dict[str, Path], tmp_path: Path) -> None:
     messages = [{"role": "user", "content": "hi"}]
-    ref = run_stage(tmp_path / "a", "tiny-model", {"path": str(base["lm"]), "chat_template": "chatml"})
+    ref = run_stage(
+        tmp_path / "a", "tiny-model", {"path": str(base["lm"]), "chat_template": "chatml"}
+    )
     tok = common.load_tokenizer(common.lm_path(ref))
     text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     jinja = tmp_path / "t.jinja"
     jinja.write_text("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}")
-    ref = run_stage(tmp_path / "b", "tiny-model", {"path": str(base["lm"]), "chat_template": str(jinja)})
+    ref = run_stage(
+        tmp_path / "b", "tiny-model", {"path": str(base["lm"]), "chat_template": str(jinja)}
+    )
     tok = common.load_tokenizer(common.lm_path(ref))
     assert tok.apply_chat_template(messages, tokenize=False) == "[user] hi\n"
     with pytest.raises(InputError, match=r"no such template file"):
