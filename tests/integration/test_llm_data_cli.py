@@ -80,6 +80,8 @@ def test_chat_pairs_on_a_model_without_a_chat_template(blut_home: Path, tmp_path
     (model / "chat_template.jinja").unlink()
     with pytest.raises(DataProblem, match="no chat template"):
         preflight(recipe.build({**args, "prefs": {"source": str(pairs)}}))
+    chosen = {**args["model"], "chat_template": "chatml"}  # model.chat_template supplies one
+    preflight(recipe.build({"model": chosen, "prefs": {"source": str(pairs)}}))
 
 
 def test_an_error_found_in_the_stage_is_printed_once(blut_home: Path, tmp_path: Path) -> None:
