@@ -23,7 +23,7 @@ from blut.payload import args
 from blut.payload.context import StageContext
 from blut.payload.errors import InputError
 from blut.payload.llm import common, generate, methods, model
-from tests.unit.llm_support import run_program
+from tests.unit.llm_support import run_program, stage_files, tiny_lm_and_data
 from tests.unit.quant_support import env, run_stage, write_stage_files
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
@@ -32,11 +32,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWa
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("knobs")
-    lm = run_stage(root, "tiny-model", {"threads": 1})
-    tokens = run_stage(root, "tokenize", {"examples": 96}, {"lm": lm})
-    prompts = run_stage(root, "prompts", {"examples": 6})
-    return {"root": root, "lm": lm, "tokens": tokens, "prompts": prompts}
+    return tiny_lm_and_data(tmp_path_factory.mktemp("knobs"), tokenize=96, prompts=6)
 
 
 @pytest.fixture
@@ -50,6 +46,18 @@ def _config(stage: str, ctx: StageContext, given: dict[str, Any]) -> Any:
     opts = args.resolve(stage, given, [])
     build = {"sft": methods.sft_config, "dpo": methods.dpo_config, "grpo": methods.grpo_config}
     return build[stage](ctx, opts)
+
+
+GRPO_KNOBS = {
+    "loss_type": "dr_grpo",
+    "epsilon": 0.3,
+    "num_iterations": 2,
+    "scale_rewards": "batch",
+    "top_p": 0.9,
+    "top_k": 20,
+    "temperature": 0.7,
+    "gradient_checkpointing": True,
+}
 
 
 @pytest.mark.parametrize(
@@ -74,30 +82,7 @@ def _config(stage: str, ctx: StageContext, given: dict[str, Any]) -> Any:
             {"loss_type": "kto", "desirable_weight": 2.0, "undesirable_weight": 0.5},
         ),
         ("dpo", {"loss": "apo_zero_unpaired"}, {"loss_type": "apo_zero_unpaired"}),
-        (
-            "grpo",
-            {
-                "loss_type": "dr_grpo",
-                "epsilon": 0.3,
-                "num_iterations": 2,
-                "scale_rewards": "batch",
-                "top_p": 0.9,
-                "top_k": 20,
-                "temperature": 0.7,
-                "gradient_checkpointing": True,
-            },
-            {
-                "loss_type": "dr_grpo",
-                "epsilon": 0.3,
-                "num_iterations": 2,
-                "scale_rewards": "batch",
-                "top_p": 0.9,
-                "top_k": 20,
-                "temperature": 0.7,
-                "gradient_checkpointing": True,
-                "remove_unused_columns": False,
-            },
-        ),
+        ("grpo", GRPO_KNOBS, {**GRPO_KNOBS, "remove_unused_columns": False}),
         ("grpo", {"scale_rewards": "none"}, {"scale_rewards": "none", "loss_type": "dapo"}),
     ],
 )
@@ -251,11 +236,7 @@ def test_generate_n_samples_per_prompt_resume_exactly_once(base: dict[str, Path]
     given = {"max_new_tokens": 3, "part_size": 4, "batch_size": 4, "threads": 1}
     given |= {"n": 3, "temperature": 1.0}
     inputs = [("model", "lm", base["lm"]), ("prompts", "prompts", base["prompts"])]
-    stage_dir = job / "stages" / "generate"
-    stage_dir.mkdir(parents=True)
-    (stage_dir / "args.json").write_text(json.dumps(given))
-    listing = [{"stage": s, "kind": k, "path": str(p), "hash": f"h-{s}"} for s, k, p in inputs]
-    (stage_dir / "inputs.json").write_text(json.dumps(listing))
+    stage_dir = stage_files(job, "generate", given, inputs)
     killed = subprocess.run(
         [sys.executable, "-m", "blut.payload", "generate"],
         env={**os.environ, **env(job, "generate"), generate.KILL_ENV: "2"},
