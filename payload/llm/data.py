@@ -254,10 +254,10 @@ def prompts(ctx: StageContext, argv: list[str]) -> int:
         ]
     )
     pq.write_table(pa.Table.from_pylist(out, schema=schema), ctx.staging / PROMPTS_FILE)
-    listed = sum(1 for row in out if row["messages"] is not None)
-    manifest = {"rows": len(out), "chat": opts["chat"], "message_lists": listed, "args": opts}
+    lists = sum(1 for row in out if row["messages"] is not None)
+    manifest = {"rows": len(out), "chat": opts["chat"], "message_lists": lists, "args": opts}
     (ctx.staging / "prompts.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    ctx.log(f"prompts: {len(out)} prompts" + (f" ({listed} message lists)" if listed else ""))
+    ctx.log(f"prompts: {len(out)} prompts" + (f" ({lists} message lists)" if lists else ""))
     return 0
 
 
