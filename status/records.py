@@ -391,8 +391,8 @@ def no_template(stage: str, what: str) -> str:
 def needs_pairs(stage: str) -> str:
     """The one-line error for unpaired rows given to a stage that trains on pairs."""
     return (
-        f"{stage}: unpaired rows (prompt, completion, label) train only with loss 'kto'; "
-        "this stage needs pairs (chosen, rejected)"
+        f"{stage}: unpaired rows (prompt, completion, label) train only with loss 'kto' "
+        "(llm-kto); this stage needs pairs (chosen, rejected)"
     )
 
 

@@ -93,8 +93,8 @@ def test_unpaired_rows_are_for_kto_only_before_submit(blut_home: Path, tmp_path:
     rows.write_text("".join(json.dumps(r) + "\n" for r in UNPAIRED))
     line = _refused(blut_home, "llm-dpo", f"prefs.source={rows}")
     assert line.endswith(
-        f"{rows}: dpo: unpaired rows (prompt, completion, label) train only with loss 'kto'; "
-        "this stage needs pairs (chosen, rejected)"
+        f"{rows}: dpo: unpaired rows (prompt, completion, label) train only with loss 'kto' "
+        "(llm-kto); this stage needs pairs (chosen, rejected)"
     )
     with pytest.raises(DataProblem, match="reward: unpaired rows"):
         preflight(find("llm-reward").build({"prefs": {"source": str(rows)}}))
