@@ -247,7 +247,7 @@ def _shared_prompt(source: str, record: Record, chosen: Any, rejected: Any) -> t
         raise bad(source, record, "'chosen' and 'rejected' are identical")
     size = min(len(chosen), len(rejected))
     cut = next((i for i in range(size) if chosen[i] != rejected[i]), size)
-    if cut == size:  # one is a prefix of the other: each answer keeps its last element
+    if cut == size:  # one is a prefix of the other: the shorter keeps its last element
         cut -= 1
     elif isinstance(chosen, str) and cut and chosen[cut - 1] == " ":
         cut -= 1  # the space before the answers stays with them
@@ -256,7 +256,7 @@ def _shared_prompt(source: str, record: Record, chosen: Any, rejected: Any) -> t
         raise bad(
             source,
             record,
-            "no 'prompt' and 'chosen' and 'rejected' share no start to take it from",
+            "no 'prompt', and 'chosen' and 'rejected' have no common start to take one from",
         )
     return prompt, chosen[cut:], rejected[cut:]
 

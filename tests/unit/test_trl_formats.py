@@ -79,8 +79,8 @@ def test_an_implicit_prompt_is_the_shared_start() -> None:
 @pytest.mark.parametrize(
     ("row", "needle"),
     [
-        ({"chosen": "Yes", "rejected": "No"}, "share no start"),
-        ({"chosen": [FIVE], "rejected": [SIX]}, "share no start"),
+        ({"chosen": "Yes", "rejected": "No"}, "no common start"),
+        ({"chosen": [FIVE], "rejected": [SIX]}, "no common start"),
         ({"chosen": [USER, FIVE], "rejected": "6"}, "both text or both lists"),
         ({"chosen": "same", "rejected": "same"}, "are identical"),
         ({"chosen": [USER, FIVE], "rejected": [USER, SIX, USER]}, "'rejected' must end with"),
