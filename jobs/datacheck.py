@@ -5,8 +5,8 @@ first `records.PREFLIGHT` records of each are checked here with the same code
 the stage checks every record with (`blut.status.records`); chat data is
 refused when the plan's model dir has no chat template (a dir without
 tokenizer_config.json is left to the stage), and unpaired preference rows
-when the plan trains on pairs (reward, or dpo with a loss other than kto). A problem is one line
-(`DataProblem`, exit 2) and no job is created.
+when the plan trains on pairs (reward, or dpo with a loss other than kto). A
+problem is one line (`DataProblem`, exit 2) and no job is created.
 """
 
 from __future__ import annotations

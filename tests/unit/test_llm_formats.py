@@ -259,3 +259,21 @@ def test_grpo_prompts_keep_their_system_prompt(lm: Path, tmp_path: Path) -> None
     run_program(tmp_path / "grpo", "grpo", "grpo", args, inputs)
     seen = SEEN["prompts"]
     assert [SYSTEM, _user("What is 2 + 3?")] in seen and [_user("Shout cat.")] in seen
+
+
+def test_a_template_that_rewrites_earlier_turns_is_refused(lm: Path) -> None:
+    """Some templates drop earlier turns' content (reasoning): those turns cannot be masked."""
+    from blut.payload.llm import data
+
+    tok = common.load_tokenizer(lm)
+    tok.chat_template = (
+        "{% for message in messages %}"
+        "{% if message['role'] == 'assistant' and not loop.last %}{{ '<|assistant|><|eos|>' }}"
+        "{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|eos|>' }}{% endif %}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+    )
+    with pytest.raises(data.Unmaskable, match="renders message 2 differently"):
+        data.encode_messages(tok, MULTI_TURN[0]["messages"], 128)
+    ids, mask = data.encode_messages(tok, MULTI_TURN[0]["messages"][:3], 128)
+    assert tok.decode([t for t, m in zip(ids, mask, strict=True) if m]) == "5<|eos|>"
