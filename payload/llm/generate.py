@@ -34,7 +34,7 @@ from blut.payload import args
 from blut.payload.context import StageContext
 from blut.payload.errors import ArgsError
 from blut.payload.llm import common
-from blut.payload.llm.data import read_prompts
+from blut.payload.llm.data import check_chat_template, prompt_messages, read_prompts
 from blut.status.atomic import atomic_file
 from blut.status.private import private_dir
 
@@ -257,15 +257,12 @@ def _work_dir(ctx: StageContext, fp: str) -> Path:
     return work
 
 
-def render(tok: Any, prompt: str, chat: bool) -> str:
+def render(tok: Any, row: dict[str, Any], chat: bool) -> str:
     """The text the model sees: the chat template's generation prompt, or the prompt."""
-    if not chat:
-        return prompt
-    return str(
-        tok.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
-        )
-    )
+    messages = prompt_messages(row, chat)
+    if messages is None:
+        return str(row["prompt"])
+    return str(tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
 
 
 def run(ctx: StageContext, argv: list[str]) -> int:
@@ -300,10 +297,11 @@ def run(ctx: StageContext, argv: list[str]) -> int:
         print(f"generate: {len(todo)} of {len(unique)} samples remain")
         return 0
     model_dir = common.input_lm(ctx)
-    prompt_of = {sid: r["prompt"] for sid, r in zip(ids, rows, strict=True)}
+    row_of = dict(zip(ids, rows, strict=True))
     attempt = 1 + max((int(r["attempt"]) for r in ledger.state.values()), default=0)
     backend: Backend | None = None
     tok = common.load_tokenizer(model_dir)
+    check_chat_template("generate", tok, rows, chat)
     for done_parts, start in enumerate(range(0, len(todo), opts["part_size"]), 1):
         chunk = todo[start : start + opts["part_size"]]
         now = time.time()
@@ -311,7 +309,7 @@ def run(ctx: StageContext, argv: list[str]) -> int:
         if backend is None:
             backend = pick_backend(ctx, model_dir, opts)
             ctx.log(f"generate: backend {backend.name}")
-        texts = [render(tok, prompt_of[sid], chat) for sid in chunk]
+        texts = [render(tok, row_of[sid], chat) for sid in chunk]
         seeds = [int(sid[:8], 16) for sid in chunk]
         outputs: list[str] = []
         try:

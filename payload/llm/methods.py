@@ -21,7 +21,14 @@ from blut.payload import args
 from blut.payload.context import StageContext
 from blut.payload.errors import DataError, InputError
 from blut.payload.llm import common
-from blut.payload.llm.data import PREFS_FILE, TOKENS_FILE, read_prompts
+from blut.payload.llm.data import (
+    PREFS_FILE,
+    TOKENS_FILE,
+    check_chat_template,
+    prompt_messages,
+    read_prefs_manifest,
+    read_prompts,
+)
 from blut.status import records
 
 
@@ -80,16 +87,22 @@ def _tokens(ctx: StageContext) -> Any:
     return common.to_dataset(common.read_table(path))
 
 
-def _prefs(ctx: StageContext, tok: Any) -> Any:
-    """The preference pairs; chat pairs need the tokenizer's chat template (one-line DataError)."""
+def _prefs(ctx: StageContext, tok: Any, unpaired_ok: bool = False) -> tuple[Any, bool]:
+    """The preference rows and whether they are unpaired (KTO's prompt/completion/label).
+
+    Chat rows need the tokenizer's chat template, and unpaired rows a stage
+    that takes them (one-line DataError each).
+    """
     path = ctx.input("preferences") / PREFS_FILE
     if not path.is_file():
         raise InputError(f"{ctx.stage}: the preferences input has no {PREFS_FILE}")
-    manifest = path.parent / "prefs.json"
-    chat = manifest.is_file() and bool(json.loads(manifest.read_text()).get("chat"))
-    if chat and tok.chat_template is None:
+    manifest = read_prefs_manifest(path.parent)
+    if manifest.get("chat") and tok.chat_template is None:
         raise DataError(records.no_template(ctx.stage, "chat preference pairs"))
-    return common.to_dataset(common.read_table(path))
+    unpaired = bool(manifest.get("unpaired"))
+    if unpaired and not unpaired_ok:
+        raise DataError(records.needs_pairs(ctx.stage))
+    return common.to_dataset(common.read_table(path)), unpaired
 
 
 def sft_config(ctx: StageContext, opts: dict[str, Any]) -> Any:
@@ -167,7 +180,7 @@ def reward(ctx: StageContext, argv: list[str]) -> int:
 
     model_dir = common.input_lm(ctx)
     tok = common.load_tokenizer(model_dir)
-    train, held = run.split(_prefs(ctx, tok))
+    train, held = run.split(_prefs(ctx, tok)[0])
     config = RewardConfig(**common.train_config(ctx, run.opts, max_length=run.opts["max_length"]))
     trainer = RewardTrainer(
         model=_sequence_classifier(model_dir, tok, _sequence_classifier_kwargs(run.opts)),
@@ -181,9 +194,12 @@ def reward(ctx: StageContext, argv: list[str]) -> int:
     return run.train(trainer, tok, head="sequence-classification")
 
 
-def _unpaired(dataset: Any) -> Any:
-    """KTO's unpaired form: every pair becomes a desirable and an undesirable example."""
+def _kto_rows(dataset: Any, unpaired: bool) -> Any:
+    """KTO's unpaired form: as given, or every pair as a desirable and an undesirable example."""
     from datasets import Dataset  # type: ignore[import-untyped, unused-ignore]
+
+    if unpaired:
+        return dataset
 
     rows: list[dict[str, Any]] = []
     for row in dataset:
@@ -192,15 +208,11 @@ def _unpaired(dataset: Any) -> Any:
     return Dataset.from_list(rows)
 
 
-UNPAIRED_LOSSES = ("kto", "apo_zero_unpaired")
-"""``dpo.loss`` values trained by TRL's KTOTrainer (on the pairs split, see `_unpaired`)."""
-
-
 def dpo_config(ctx: StageContext, opts: dict[str, Any]) -> Any:
-    """The DPOConfig (or KTOConfig for `UNPAIRED_LOSSES`) of the dpo stage's args."""
+    """The DPOConfig (or KTOConfig for `records.UNPAIRED_LOSSES`) of the dpo stage's args."""
     loss = opts["loss"]
     shared = common.train_config(ctx, opts, max_length=opts["max_length"], beta=opts["beta"])
-    if loss in UNPAIRED_LOSSES:
+    if loss in records.UNPAIRED_LOSSES:
         from trl import KTOConfig  # type: ignore[attr-defined, unused-ignore]
 
         return KTOConfig(
@@ -221,21 +233,22 @@ def dpo_config(ctx: StageContext, opts: dict[str, Any]) -> Any:
 
 
 def dpo(ctx: StageContext, argv: list[str]) -> int:
-    """DPO, IPO, another TRL pairwise loss, or KTO on preference pairs against a frozen lm copy."""
+    """DPO, IPO, another TRL pairwise loss, or KTO (pairs or unpaired rows) against a frozen lm."""
     run = Run(ctx, "dpo", argv)
     model_dir = common.input_lm(ctx)
     tok = common.load_tokenizer(model_dir)
-    train, held = run.split(_prefs(ctx, tok))
     loss = run.opts["loss"]
+    rows, unpaired = _prefs(ctx, tok, unpaired_ok=loss in records.UNPAIRED_LOSSES)
+    train, held = run.split(rows)
     config = dpo_config(ctx, run.opts)
-    if loss in UNPAIRED_LOSSES:
+    if loss in records.UNPAIRED_LOSSES:
         from trl import KTOTrainer  # type: ignore[attr-defined, unused-ignore]
 
         trainer: Any = KTOTrainer(
             model=run.model(model_dir),
             args=config,
-            train_dataset=_unpaired(train),
-            eval_dataset=_unpaired(held) if held is not None else None,
+            train_dataset=_kto_rows(train, unpaired),
+            eval_dataset=_kto_rows(held, unpaired) if held is not None else None,
             processing_class=tok,
             callbacks=[common.stage_callback(ctx)],
             peft_config=common.peft_config(run.opts),
@@ -307,10 +320,11 @@ def grpo(ctx: StageContext, argv: list[str]) -> int:
     tok = common.load_tokenizer(model_dir)
     tok.padding_side = "left"
     rows, chat = read_prompts(ctx.input("prompts"))
+    check_chat_template("grpo", tok, rows, chat)
     dataset = common.to_dataset_rows(
         [
             {
-                "prompt": [{"role": "user", "content": r["prompt"]}] if chat else r["prompt"],
+                "prompt": prompt_messages(r, chat) or r["prompt"],
                 "answer": r["answer"] or "",
             }
             for r in rows
