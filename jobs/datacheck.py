@@ -30,7 +30,11 @@ def _program(argv: tuple[str, ...]) -> str:
 def _template_dir(plan: Plan) -> Path | None:
     """The tokenizer dir of a user model dir in the plan (None: the tiny model, or unknown)."""
     for stage in plan.stages.values():
-        if _program(stage.argv) == "tiny-model" and stage.args.get("path"):
+        if _program(stage.argv) != "tiny-model":
+            continue
+        if stage.args.get("chat_template", "model") != "model":  # a template is chosen
+            return None
+        if stage.args.get("path"):
             path = Path(str(stage.args.get("tokenizer") or stage.args["path"]))
             return path if path.is_dir() else None
     return None
@@ -39,8 +43,8 @@ def _template_dir(plan: Plan) -> Path | None:
 def _needs_pairs(plan: Plan) -> str | None:
     """The stage of ``plan`` that trains on preference pairs only (reward, or dpo not kto)."""
     for name, stage in plan.stages.items():
-        program = _program(stage.argv)
-        if program == "reward" or (program == "dpo" and stage.args.get("loss", "dpo") != "kto"):
+        program, loss = _program(stage.argv), stage.args.get("loss", "dpo")
+        if program == "reward" or (program == "dpo" and loss not in records.UNPAIRED_LOSSES):
             return name
     return None
 

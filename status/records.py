@@ -388,11 +388,15 @@ def no_template(stage: str, what: str) -> str:
     )
 
 
+UNPAIRED_LOSSES = ("kto", "apo_zero_unpaired")
+"""The ``dpo.loss`` values that train on unpaired rows (TRL's KTOTrainer); the others need pairs."""
+
+
 def needs_pairs(stage: str) -> str:
     """The one-line error for unpaired rows given to a stage that trains on pairs."""
     return (
         f"{stage}: unpaired rows (prompt, completion, label) train only with loss 'kto' "
-        "(llm-kto); this stage needs pairs (chosen, rejected)"
+        "or 'apo_zero_unpaired' (llm-kto); this stage needs pairs (chosen, rejected)"
     )
 
 

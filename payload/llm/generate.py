@@ -1,7 +1,8 @@
 """Stage ``generate``: prompts → completions, resumable with zero duplicates, in input order.
 
 Every sample's id is ``blake3(SCHEMA_BYTE + prompt + canonical sampling
-params)``, so equal prompts under equal params are one sample. Progress lives
+params + sample number)``: ``n`` samples per prompt have ``n`` ids (and so
+``n`` seeds), and equal prompts under equal params are the same ``n`` samples. Progress lives
 in ``stage_dir/work/`` (outside staging, so a killed attempt leaves it for the
 next): a ``fingerprint`` file (model, prompts and params) and numbered Parquet
 parts of ``(id, state, completion, error, attempt, ts)`` records, each written
@@ -9,8 +10,8 @@ atomically; the last record of an id wins. An attempt marks a chunk
 ``running`` (one part), generates it, then records it ``done`` (another part).
 A resumed attempt skips ``done`` samples, re-runs ``running`` ones left by a
 dead attempt and ``failed`` ones, and never records a sample ``done`` twice.
-The output ``completions.parquet`` has one row per input prompt, in input
-order. ``dry_run`` only counts what remains (``dry-run.json``).
+The output ``completions.parquet`` has ``n`` rows per input prompt
+(``sample`` 0..n-1), in input order. ``dry_run`` only counts what remains (``dry-run.json``).
 
 Backends share one interface (`Backend.generate(texts, seeds)`): vLLM when it
 is importable and a GPU is visible (or asked for), else transformers
@@ -37,17 +38,18 @@ from blut.payload.llm.data import check_chat_template, prompt_messages, read_pro
 from blut.status.atomic import atomic_file
 from blut.status.private import private_dir
 
-SCHEMA_BYTE = b"\x01"
+SCHEMA_BYTE = b"\x02"
 OUTPUT_FILE = "completions.parquet"
 KILL_ENV = "BLUT_TEST_KILL_AFTER_PARTS"
 """Fault injection: after that many ``done`` parts of this attempt, SIGKILL self."""
 SAMPLING = ("max_new_tokens", "temperature", "top_p", "seed")
 
 
-def sample_id(prompt: str, params: dict[str, Any]) -> str:
-    """blake3 of the schema byte, the prompt and the canonical sampling params."""
+def sample_id(prompt: str, params: dict[str, Any], sample: int = 0) -> str:
+    """blake3 of the schema byte, the prompt, the canonical sampling params and the sample number."""
     canon = json.dumps(params, sort_keys=True, separators=(",", ":"))
-    return blake3(SCHEMA_BYTE + prompt.encode() + b"\0" + canon.encode()).hexdigest()
+    key = SCHEMA_BYTE + prompt.encode() + b"\0" + canon.encode() + b"\0" + str(sample).encode()
+    return blake3(key).hexdigest()
 
 
 class Backend(Protocol):
@@ -183,6 +185,13 @@ def pick_backend(ctx: StageContext, model_dir: Path, opts: dict[str, Any]) -> Ba
     has_vllm = importlib.util.find_spec("vllm") is not None
     if want == "vllm" and not has_vllm:
         raise ArgsError("generate: backend 'vllm' needs vLLM: pip install 'blut[vllm]'")
+    if not (model_dir / "config.json").is_file():  # a LoRA adapter dir: merged on load
+        if want == "vllm":
+            raise ArgsError(
+                "generate: backend 'vllm' needs a full model dir, not a LoRA adapter "
+                "(train with lora_save=merged or both)"
+            )
+        return TransformersBackend(model_dir, opts)
     if want == "vllm" or (want == "auto" and has_vllm and common.has_gpu()):
         return VLLMBackend(model_dir, opts)
     return TransformersBackend(model_dir, opts)
@@ -264,9 +273,10 @@ def run(ctx: StageContext, argv: list[str]) -> int:
 
     opts = args.resolve("generate", ctx.args, argv)
     common.set_threads(opts["threads"])
-    rows, chat = read_prompts(ctx.input("prompts"))
+    prompts, chat = read_prompts(ctx.input("prompts"))
     params = {k: opts[k] for k in SAMPLING}
-    ids = [sample_id(r["prompt"], params) for r in rows]
+    rows = [{**r, "sample": k} for r in prompts for k in range(opts["n"])]
+    ids = [sample_id(r["prompt"], params, r["sample"]) for r in rows]
     fp = common.fingerprint("generate", {**params, "chat": chat}, common.input_hashes(ctx))
     work = _work_dir(ctx, fp)
     ledger = Ledger(work)
@@ -274,12 +284,12 @@ def run(ctx: StageContext, argv: list[str]) -> int:
     todo = [sid for sid in unique if ledger.status(sid) != "done"]
     stale = sum(1 for sid in todo if ledger.status(sid) == "running")
     ctx.log(
-        f"generate: {len(rows)} prompts, {len(unique)} unique samples, {len(todo)} remain"
-        + (f" ({stale} stale running re-run)" if stale else "")
+        f"generate: {len(prompts)} prompts x {opts['n']}, {len(unique)} unique samples, "
+        f"{len(todo)} remain" + (f" ({stale} stale running re-run)" if stale else "")
     )
     if opts["dry_run"]:
         summary: dict[str, Any] = {
-            "prompts": len(rows),
+            "prompts": len(prompts),
             "samples": len(unique),
             "remaining": len(todo),
         }
@@ -328,6 +338,7 @@ def run(ctx: StageContext, argv: list[str]) -> int:
     table = pa.table(
         {
             "index": pa.array([r["index"] for r in rows], pa.int64()),
+            "sample": pa.array([r["sample"] for r in rows], pa.int64()),
             "id": pa.array(ids, pa.string()),
             "prompt": pa.array([r["prompt"] for r in rows], pa.string()),
             "answer": pa.array([r.get("answer") for r in rows], pa.string()),
@@ -336,7 +347,8 @@ def run(ctx: StageContext, argv: list[str]) -> int:
     )
     pq.write_table(table, ctx.staging / OUTPUT_FILE)
     summary = {
-        "prompts": len(rows),
+        "prompts": len(prompts),
+        "n": opts["n"],
         "samples": len(unique),
         "generated_this_attempt": len(todo),
         "attempt": attempt,

@@ -4,8 +4,11 @@ Each stage resolves its args from its schema, loads the ``lm`` input and its
 data, builds the matching TRL config from `common.train_config` (CPU-safe
 precision, explicit save/eval/report settings), resumes from its own
 checkpoints when the fingerprint matches, reports through
-`common.stage_callback`, and publishes the trained model + tokenizer (LoRA
-merged) into staging with a ``train.json`` summary.
+`common.stage_callback`, and publishes the trained model + tokenizer (with
+LoRA: merged, the adapter dir, or both, as ``lora_save`` says) into staging
+with a ``train.json`` summary. The ``*_config`` functions build each TRL
+config from the stage's resolved args, so every knob the schema declares is
+passed on in one visible place.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Run:
         common.prepare(ctx, stage)
         self.ctx, self.stage = ctx, stage
         self.opts = args.resolve(stage, ctx.args, argv)
+        common.check_lora(stage, self.opts)
         common.set_threads(self.opts["threads"])
         self.fingerprint = common.fingerprint(stage, self.opts, common.input_hashes(ctx))
         self.resume_from = common.resume_point(ctx, self.fingerprint, self.opts["resume"])
@@ -50,9 +54,9 @@ class Run:
         )
         return parts["train"], parts["test"]
 
-    def config(self, **extra: Any) -> dict[str, Any]:
-        """The shared TRL config kwargs plus ``extra``."""
-        return common.train_config(self.ctx, self.opts, **extra)
+    def model(self, model_dir: Path) -> Any:
+        """The causal LM to train, with the stage's attention kernel."""
+        return common.load_causal_lm(model_dir, self.opts["attn_implementation"])
 
     def train(self, trainer: Any, tokenizer: Any, **summary: Any) -> int:
         """Fit, then publish the model and a summary into staging."""
@@ -70,7 +74,7 @@ class Run:
             "args": self.opts,
             **summary,
         }
-        common.publish(self.ctx, model, tokenizer, body)
+        common.publish(self.ctx, model, tokenizer, body, self.opts.get("lora_save", "merged"))
         loss = metrics.get("train_loss")
         self.ctx.log(f"{self.stage}: {trainer.state.global_step} steps, mean train_loss {loss}")
         return 0
@@ -101,20 +105,49 @@ def _prefs(ctx: StageContext, tok: Any, unpaired_ok: bool = False) -> tuple[Any,
     return common.to_dataset(common.read_table(path)), unpaired
 
 
+def sft_config(ctx: StageContext, opts: dict[str, Any]) -> Any:
+    """The SFTConfig of the sft stage's args (packing: best-fit decreasing, padding-free).
+
+    Padding-free without packing takes examples already cut to ``max_length``
+    (see `_truncated`), as TRL asks.
+    """
+    from trl import SFTConfig  # type: ignore[attr-defined, unused-ignore]
+
+    unpacked_free = opts["padding_free"] and not opts["packing"]
+    return SFTConfig(
+        **common.train_config(
+            ctx,
+            opts,
+            max_length=None if unpacked_free else opts["max_length"],
+            completion_only_loss=True,
+            packing=opts["packing"],
+            packing_strategy="bfd",
+            padding_free=opts["padding_free"],
+        )
+    )
+
+
+def _truncated(dataset: Any, max_length: int) -> Any:
+    """Every example cut to ``max_length`` tokens (input_ids and completion_mask)."""
+    return dataset.map(
+        lambda row: {k: row[k][:max_length] for k in ("input_ids", "completion_mask")}
+    )
+
+
 def sft(ctx: StageContext, argv: list[str]) -> int:
     """Supervised fine-tuning on pre-tokenized examples (loss where completion_mask is 1)."""
     run = Run(ctx, "sft", argv)
-    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined, unused-ignore]
+    from trl import SFTTrainer  # type: ignore[attr-defined, unused-ignore]
 
     model_dir = common.input_lm(ctx)
     tok = common.load_tokenizer(model_dir)
-    train, held = run.split(_tokens(ctx))
-    config = SFTConfig(
-        **run.config(max_length=run.opts["max_length"], completion_only_loss=True, packing=False)
-    )
+    tokens = _tokens(ctx)
+    if run.opts["padding_free"] and not run.opts["packing"]:
+        tokens = _truncated(tokens, run.opts["max_length"])
+    train, held = run.split(tokens)
     trainer = SFTTrainer(
-        model=common.load_causal_lm(model_dir),
-        args=config,
+        model=run.model(model_dir),
+        args=sft_config(ctx, run.opts),
         train_dataset=train,
         eval_dataset=held,
         processing_class=tok,
@@ -124,15 +157,20 @@ def sft(ctx: StageContext, argv: list[str]) -> int:
     return run.train(trainer, tok)
 
 
-def _sequence_classifier(model_dir: Path, tok: Any) -> Any:
+def _sequence_classifier(model_dir: Path, tok: Any, extra: dict[str, Any]) -> Any:
     import torch
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(
-        str(model_dir), num_labels=1, dtype=torch.float32, local_files_only=True
+        str(model_dir), num_labels=1, dtype=torch.float32, local_files_only=True, **extra
     )
     model.config.pad_token_id = tok.pad_token_id
     return model
+
+
+def _sequence_classifier_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+    attn = opts["attn_implementation"]
+    return {} if attn == "auto" else {"attn_implementation": attn}
 
 
 def reward(ctx: StageContext, argv: list[str]) -> int:
@@ -143,9 +181,9 @@ def reward(ctx: StageContext, argv: list[str]) -> int:
     model_dir = common.input_lm(ctx)
     tok = common.load_tokenizer(model_dir)
     train, held = run.split(_prefs(ctx, tok)[0])
-    config = RewardConfig(**run.config(max_length=run.opts["max_length"]))
+    config = RewardConfig(**common.train_config(ctx, run.opts, max_length=run.opts["max_length"]))
     trainer = RewardTrainer(
-        model=_sequence_classifier(model_dir, tok),
+        model=_sequence_classifier(model_dir, tok, _sequence_classifier_kwargs(run.opts)),
         args=config,
         train_dataset=train,
         eval_dataset=held,
@@ -170,21 +208,45 @@ def _kto_rows(dataset: Any, unpaired: bool) -> Any:
     return Dataset.from_list(rows)
 
 
+def dpo_config(ctx: StageContext, opts: dict[str, Any]) -> Any:
+    """The DPOConfig (or KTOConfig for `records.UNPAIRED_LOSSES`) of the dpo stage's args."""
+    loss = opts["loss"]
+    shared = common.train_config(ctx, opts, max_length=opts["max_length"], beta=opts["beta"])
+    if loss in records.UNPAIRED_LOSSES:
+        from trl import KTOConfig  # type: ignore[attr-defined, unused-ignore]
+
+        return KTOConfig(
+            **shared,
+            loss_type=loss,
+            desirable_weight=opts["desirable_weight"],
+            undesirable_weight=opts["undesirable_weight"],
+        )
+    from trl import DPOConfig  # type: ignore[attr-defined, unused-ignore]
+
+    if loss == "exo_pair" and opts["label_smoothing"] <= 0:
+        raise InputError("dpo: loss exo_pair needs label_smoothing > 0 (e.g. 0.001)")
+    return DPOConfig(
+        **shared,
+        loss_type=["sigmoid" if loss == "dpo" else loss],
+        label_smoothing=opts["label_smoothing"],
+    )
+
+
 def dpo(ctx: StageContext, argv: list[str]) -> int:
-    """DPO (sigmoid), IPO or KTO on preference pairs (KTO: or unpaired rows) against a frozen lm."""
+    """DPO, IPO, another TRL pairwise loss, or KTO (pairs or unpaired rows) against a frozen lm."""
     run = Run(ctx, "dpo", argv)
     model_dir = common.input_lm(ctx)
     tok = common.load_tokenizer(model_dir)
     loss = run.opts["loss"]
-    rows, unpaired = _prefs(ctx, tok, unpaired_ok=loss == "kto")
+    rows, unpaired = _prefs(ctx, tok, unpaired_ok=loss in records.UNPAIRED_LOSSES)
     train, held = run.split(rows)
-    shared = run.config(max_length=run.opts["max_length"], beta=run.opts["beta"])
-    if loss == "kto":
-        from trl import KTOConfig, KTOTrainer  # type: ignore[attr-defined, unused-ignore]
+    config = dpo_config(ctx, run.opts)
+    if loss in records.UNPAIRED_LOSSES:
+        from trl import KTOTrainer  # type: ignore[attr-defined, unused-ignore]
 
         trainer: Any = KTOTrainer(
-            model=common.load_causal_lm(model_dir),
-            args=KTOConfig(**shared),
+            model=run.model(model_dir),
+            args=config,
             train_dataset=_kto_rows(train, unpaired),
             eval_dataset=_kto_rows(held, unpaired) if held is not None else None,
             processing_class=tok,
@@ -192,11 +254,11 @@ def dpo(ctx: StageContext, argv: list[str]) -> int:
             peft_config=common.peft_config(run.opts),
         )
     else:
-        from trl import DPOConfig, DPOTrainer  # type: ignore[attr-defined, unused-ignore]
+        from trl import DPOTrainer  # type: ignore[attr-defined, unused-ignore]
 
         trainer = DPOTrainer(
-            model=common.load_causal_lm(model_dir),
-            args=DPOConfig(**shared, loss_type=["sigmoid" if loss == "dpo" else "ipo"]),
+            model=run.model(model_dir),
+            args=config,
             train_dataset=train,
             eval_dataset=held,
             processing_class=tok,
@@ -206,20 +268,48 @@ def dpo(ctx: StageContext, argv: list[str]) -> int:
     return run.train(trainer, tok, loss=loss)
 
 
+def grpo_config(ctx: StageContext, opts: dict[str, Any]) -> Any:
+    """The GRPOConfig of the grpo stage's args (rewards get the dataset's columns)."""
+    from trl import GRPOConfig  # type: ignore[attr-defined, unused-ignore]
+
+    weights = opts["reward_weights"] or None
+    if weights is not None and len(weights) != len(opts["rewards"]):
+        raise InputError(
+            f"grpo: {len(weights)} reward_weights for {len(opts['rewards'])} rewards; "
+            "give one per reward"
+        )
+    return GRPOConfig(
+        **common.train_config(
+            ctx,
+            opts,
+            num_generations=opts["num_generations"],
+            max_completion_length=opts["max_completion_length"],
+            temperature=opts["temperature"],
+            top_p=opts["top_p"],
+            top_k=opts["top_k"],
+            beta=opts["beta"],
+            loss_type=opts["loss_type"],
+            epsilon=opts["epsilon"],
+            num_iterations=opts["num_iterations"],
+            scale_rewards=opts["scale_rewards"],
+            reward_weights=weights,
+            remove_unused_columns=False,  # TRL's default: rewards get the dataset's columns
+            eval_strategy="no",
+            eval_steps=None,
+        )
+    )
+
+
 def grpo(ctx: StageContext, argv: list[str]) -> int:
     """GRPO on prompts: sample groups, score them with the reward functions, update."""
     run = Run(ctx, "grpo", argv)
-    from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined, unused-ignore]
+    from trl import GRPOTrainer  # type: ignore[attr-defined, unused-ignore]
 
     from blut.payload.llm import rewards
 
     opts = run.opts
+    config = grpo_config(ctx, opts)
     funcs: list[Any] = [rewards.load(spec, opts) for spec in opts["rewards"]]
-    weights = opts["reward_weights"] or None
-    if weights is not None and len(weights) != len(funcs):
-        raise InputError(
-            f"grpo: {len(weights)} reward_weights for {len(funcs)} rewards; give one per reward"
-        )
     group = opts["batch_size"] * opts["grad_accum"]
     if group % opts["num_generations"]:
         raise InputError(
@@ -240,20 +330,8 @@ def grpo(ctx: StageContext, argv: list[str]) -> int:
             for r in rows
         ]
     )
-    config = GRPOConfig(
-        **run.config(
-            num_generations=opts["num_generations"],
-            max_completion_length=opts["max_completion_length"],
-            temperature=opts["temperature"],
-            beta=opts["beta"],
-            reward_weights=weights,
-            remove_unused_columns=False,  # TRL's default: rewards get the dataset's columns
-            eval_strategy="no",
-            eval_steps=None,
-        )
-    )
     trainer = GRPOTrainer(
-        model=common.load_causal_lm(model_dir),
+        model=run.model(model_dir),
         reward_funcs=funcs,
         args=config,
         train_dataset=dataset,
@@ -305,12 +383,12 @@ def distill(ctx: StageContext, argv: list[str]) -> int:
             "distill: teacher and student must share one tokenizer (vocabularies differ)"
         )
     train, held = run.split(_tokens(ctx))
-    config = TrainingArguments(**run.config(remove_unused_columns=False))
+    config = TrainingArguments(**common.train_config(ctx, opts, remove_unused_columns=False))
     trainer = KLTrainer(
-        teacher=common.load_causal_lm(teacher_dir),
+        teacher=run.model(teacher_dir),
         temperature=opts["temperature"],
         alpha=opts["alpha"],
-        model=common.load_causal_lm(student_dir),
+        model=run.model(student_dir),
         args=config,
         train_dataset=_labelled(train),
         eval_dataset=_labelled(held) if held is not None else None,

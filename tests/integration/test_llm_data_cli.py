@@ -80,6 +80,8 @@ def test_chat_pairs_on_a_model_without_a_chat_template(blut_home: Path, tmp_path
     (model / "chat_template.jinja").unlink()
     with pytest.raises(DataProblem, match="no chat template"):
         preflight(recipe.build({**args, "prefs": {"source": str(pairs)}}))
+    chosen = {**args["model"], "chat_template": "chatml"}  # model.chat_template supplies one
+    preflight(recipe.build({"model": chosen, "prefs": {"source": str(pairs)}}))
 
 
 UNPAIRED = [
@@ -94,11 +96,13 @@ def test_unpaired_rows_are_for_kto_only_before_submit(blut_home: Path, tmp_path:
     line = _refused(blut_home, "llm-dpo", f"prefs.source={rows}")
     assert line.endswith(
         f"{rows}: dpo: unpaired rows (prompt, completion, label) train only with loss 'kto' "
-        "(llm-kto); this stage needs pairs (chosen, rejected)"
+        "or 'apo_zero_unpaired' (llm-kto); this stage needs pairs (chosen, rejected)"
     )
     with pytest.raises(DataProblem, match="reward: unpaired rows"):
         preflight(find("llm-reward").build({"prefs": {"source": str(rows)}}))
     preflight(find("llm-kto").build({"prefs": {"source": str(rows)}}))
+    apo = {"prefs": {"source": str(rows)}, "dpo": {"loss": "apo_zero_unpaired"}}
+    preflight(find("llm-dpo").build(apo))  # KTOTrainer's other loss takes them too
     mixed = tmp_path / "mixed.jsonl"
     mixed.write_text(json.dumps(UNPAIRED[0]) + "\n" + json.dumps(PAIR) + "\n")
     with pytest.raises(DataProblem, match=r"mixed\.jsonl: line 2: expected an unpaired row"):
