@@ -28,6 +28,7 @@ from blut.jobs.errors import UsageError
 from blut.jobs.external import ARTIFACT, HASH, JOB, is_reference
 from blut.jobs.planview import load_plan, stage_rows
 from blut.jobs.store import Job, JobStore
+from blut.status.lmdir import adapter_dir
 
 _HEX = re.compile(r"[0-9a-f]{6,64}")
 REF_FILE = "ref.json"
@@ -157,11 +158,13 @@ def _hash_reference(store: JobStore, cache: Cache, arg: str, prefix: str) -> Out
     )
 
 
-def export(output: Output, dest: Path) -> Path:
+def export(output: Output, dest: Path, adapter: bool = False) -> Path:
     """Copy ``output`` into ``dest`` (created; it must be empty) as plain files.
 
     An ``lm`` output that only names a local model dir (``ref.json``) exports
-    that dir (and the tokenizer dir it names). Returns the folder written.
+    that dir (and the tokenizer dir it names). With ``adapter`` only the peft
+    adapter dir of an ``lm`` trained with ``lora_save=adapter`` or ``both`` is
+    exported. Returns the folder written.
     """
     if not output.present:
         raise UsageError(
@@ -172,7 +175,15 @@ def export(output: Output, dest: Path) -> Path:
         raise UsageError(f"{dest}: exists and is not an empty folder")
     sources = [output.path]
     ref = output.path / REF_FILE
-    if output.kind == Kind.LM and ref.is_file():
+    if adapter:
+        found = adapter_dir(output.path) if output.kind == Kind.LM else None
+        if found is None:
+            raise UsageError(
+                f"job {output.job} stage {output.stage} saved no LoRA adapter "
+                f"(train with {output.stage}.lora=true {output.stage}.lora_save=adapter or both)"
+            )
+        sources = [found]
+    elif output.kind == Kind.LM and ref.is_file():
         data = json.loads(ref.read_text())
         sources = [Path(data["path"])] + (
             [Path(data["tokenizer"])] if data.get("tokenizer") else []

@@ -46,7 +46,12 @@ def outputs(job_ref: str, stage: str | None, fmt: str) -> None:
 @click.argument(
     "dest", metavar="DIR", type=click.Path(path_type=Path), help="An empty or new folder."
 )
-def export(job_ref: str, stage: str, dest: Path) -> None:
+@click.option(
+    "--adapter",
+    is_flag=True,
+    help="Only the LoRA adapter dir (peft's layout) of an lm saved with lora_save=adapter/both.",
+)
+def export(job_ref: str, stage: str, dest: Path, adapter: bool) -> None:
     """Copy a job stage's output into DIR as plain files (an lm: a standard HF model dir)."""
     from blut.jobs.api import job_outputs
     from blut.jobs.outputs import export as export_output
@@ -58,5 +63,6 @@ def export(job_ref: str, stage: str, dest: Path) -> None:
         from blut.jobs.errors import UsageError
 
         raise UsageError(f"job {job.id} stage {stage} has no output (yet)")
-    written = export_output(found[0], dest)
-    note(f"exported {job.id} {stage} ({found[0].kind}, {found[0].hash[:12]}) to {written}")
+    written = export_output(found[0], dest, adapter)
+    what = "LoRA adapter" if adapter else found[0].kind
+    note(f"exported {job.id} {stage} ({what}, {found[0].hash[:12]}) to {written}")
