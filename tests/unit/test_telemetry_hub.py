@@ -181,7 +181,9 @@ def test_a_bad_record_or_a_failing_sink_warns_in_the_log_and_the_stream(
     (tmp_path / "job.json").write_text(json.dumps({"telemetry": {"sinks": ["carrier-pigeon"]}}))
     with StageContext(job_dir=tmp_path, stage="s", job_id="j") as ctx:
         ctx.metric({"x": 1.0})
-    assert "warning: telemetry: off for this stage: unknown telemetry sink" in capfd.readouterr().err
+    assert (
+        "warning: telemetry: off for this stage: unknown telemetry sink" in capfd.readouterr().err
+    )
     events = [parse_line(x) for x in (tmp_path / "status.jsonl").read_text().splitlines()]
     warned = [e for e in events if isinstance(e, Log) and e.level == "warning"]
     assert len(warned) == 1 and "carrier-pigeon" in warned[0].msg
