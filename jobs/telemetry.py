@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from blut.jobs.configfiles import config_paths, table
+from blut.jobs.configfiles import config_paths, known_table
 from blut.jobs.errors import UsageError
 from blut.status.telemetry import (
     Record,
@@ -39,12 +39,7 @@ def telemetry_config(cwd: Path | None = None, sinks: str | None = None) -> Recor
     found = Record()
     workdir = cwd or Path.cwd()
     for path in config_paths(workdir):
-        section = table(path, "telemetry")
-        unknown = sorted(set(section) - set(KEYS))
-        if unknown:
-            raise UsageError(
-                f"{path}: [telemetry] has no key {unknown[0]!r} (keys: {', '.join(KEYS)})"
-            )
+        section = known_table(path, "telemetry", KEYS)
         names, where = section.get("sinks", found.sinks), section.get("dir", found.dir)
         if not isinstance(names, str | list | tuple):
             raise UsageError(f"{path}: [telemetry] sinks must be a list of sink names")
