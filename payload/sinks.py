@@ -237,7 +237,7 @@ class WandbSink:
         """Metrics to the history, the rest to the summary."""
         run = self.run
         if isinstance(event, Metric):
-            step = event.step if event.step is not None else None
+            step = event.step
             values: dict[str, Any] = dict(event.values)
             if event.epoch is not None:
                 values["epoch"] = event.epoch
