@@ -63,7 +63,7 @@ def exit_code(checks: Iterable[Check]) -> int:
 
 def run_checks(blut_home: Path) -> list[Check]:
     """Run every check, in display order."""
-    from blut.containment.extras import check_extras  # it imports Check from here
+    from blut.containment.extras import check_extras, check_telemetry  # they import Check
 
     manager = _guarded("user-manager", check_user_manager)
     env = None
@@ -80,6 +80,7 @@ def run_checks(blut_home: Path) -> list[Check]:
         _guarded("oom-detection", lambda: check_stoppost(STOPPOST)),
         _guarded("versions", check_versions),
         _guarded("extras", check_extras),
+        _guarded("telemetry", check_telemetry),
     ]
 
 

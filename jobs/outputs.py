@@ -1,7 +1,7 @@
 """A job's outputs as first-class references: list them, name them in recipe args, export them.
 
 `job_outputs` lists each cached stage output of a job (path in the cache, kind,
-hash). A recipe arg that takes a model or dataset (an ``x-blut-input`` whose
+hash), `telemetry_outputs` where its telemetry sinks write. A recipe arg that takes a model or dataset (an ``x-blut-input`` whose
 mark lists ``kinds``) also accepts ``job:<id>[:stage]`` (the stage defaults to
 the job's last one whose output is of a wanted kind) or ``artifact:<hash or
 unique prefix>`` (a bare 64-hex hash too, when no such path exists). At submit
@@ -29,6 +29,7 @@ from blut.jobs.external import ARTIFACT, HASH, JOB, is_reference
 from blut.jobs.planview import load_plan, stage_rows
 from blut.jobs.store import Job, JobStore
 from blut.status.lmdir import adapter_dir
+from blut.status.telemetry import Record, TelemetryError
 
 _HEX = re.compile(r"[0-9a-f]{6,64}")
 REF_FILE = "ref.json"
@@ -72,6 +73,15 @@ def job_outputs(job: Job, cache: Cache, stage: str | None = None) -> list[Output
         path = cache.object_path(row.artifact)
         out.append(Output(job.id, row.name, row.output, row.artifact, path, path.exists()))
     return out
+
+
+def telemetry_outputs(job: Job) -> dict[str, Path]:
+    """Where each telemetry sink of ``job`` writes (`blut.status.telemetry`); ``{}`` for none."""
+    try:
+        record = Record.from_dict(job.spec.telemetry)
+    except TelemetryError as exc:
+        raise UsageError(f"job {job.id}: {exc}") from None
+    return record.locations(job.dir)
 
 
 def resolve_reference(

@@ -122,6 +122,8 @@ class JobSpec:
     """Stage → what the policy decided for it (shown by `blut plan inspect`)."""
     snapshot: dict[str, Any] | None = None
     """The snapshot a stage started from (`blut.jobs.snapshots.Start.record`; None: none)."""
+    telemetry: dict[str, Any] | None = None
+    """The telemetry sinks its stages feed (`blut.status.telemetry.Record`; None: none)."""
 
     @property
     def driver_unit(self) -> str:

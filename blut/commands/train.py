@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from blut.commands.common import detach_option, note, path_option, set_option
+from blut.commands.common import (
+    detach_option,
+    note,
+    path_option,
+    set_option,
+    telemetry_option,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
 @detach_option
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan; run nothing.")
 @click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")
+@telemetry_option
 def train(
     method: str,
     model: Path | None,
@@ -62,6 +69,7 @@ def train(
     detach: bool,
     dry_run: bool,
     uncontained: bool,
+    telemetry: str | None,
 ) -> None:
     """Train with one method: `blut train --method sft --model DIR --dataset FILE --lora`.
 
@@ -96,4 +104,11 @@ def train(
     if dry_run:
         overrides = " ".join(f"--set {o}" for o in spec.overrides())
         note(f"train {spec.method}: blut recipe run {recipe.name} {overrides}".rstrip())
-    run_points(recipe, [args], detach=detach, dry_run=dry_run, uncontained=uncontained)
+    run_points(
+        recipe,
+        [args],
+        detach=detach,
+        dry_run=dry_run,
+        uncontained=uncontained,
+        telemetry=telemetry,
+    )
