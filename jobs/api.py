@@ -303,7 +303,7 @@ def submit_recipe(
     (`submit_points` checks every point before it submits any). ``telemetry``: the
     sinks its stages feed (None: the config files', `blut.jobs.telemetry`).
     """
-    from blut.jobs.cache import Cache
+    from blut.jobs.cache import Cache, objects_dir
     from blut.jobs.datacheck import preflight
     from blut.jobs.external import resolve_inputs
     from blut.jobs.lifecycle import finish_or_start, start_executor
@@ -316,7 +316,7 @@ def submit_recipe(
         args = resolve_inputs(recipe.args_schema, args, workdir, store.home)
     built = recipe.build(args)
     if not checked:
-        preflight(built)  # malformed data: one line, exit 2, no job
+        preflight(built, objects_dir(store.home))  # malformed data: one line, exit 2, no job
     applied = apply_policy(store, built, args, recipe.defaults(), workdir, history)
     plan = applied.plan
     if stage is not None:
@@ -407,6 +407,7 @@ def submit_points(
     point, the snapshot it starts from (`blut.jobs.snapshots.start`). ``telemetry``: the
     ``--telemetry`` sink names (None: the config files'), checked before any job exists.
     """
+    from blut.jobs.cache import objects_dir
     from blut.jobs.config import ConfigError
     from blut.jobs.datacheck import DataProblem, preflight
     from blut.jobs.external import resolve_inputs
@@ -422,7 +423,7 @@ def submit_points(
     for args in points:
         try:
             resolved.append(resolve_inputs(recipe.args_schema, args, workdir, store.home))
-            preflight(recipe.build(resolved[-1]))
+            preflight(recipe.build(resolved[-1]), objects_dir(store.home))
         except DataProblem as exc:
             problems.append(str(exc))
         except ConfigError as exc:

@@ -43,6 +43,10 @@ class Kind(StrEnum):
     """No cached output: a stage run for its effects (the command of a `blut run` job)."""
 
 
+TABLE_KINDS = frozenset({Kind.TOKENS, Kind.PREFERENCES, Kind.PROMPTS, Kind.COMPLETIONS})
+"""Kinds whose artifact is one Parquet table (beside a JSON manifest)."""
+
+
 @dataclass(frozen=True)
 class Artifact:
     """A stage output: its kind, where it lives and its content hash."""

@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from blut.jobs.errors import UsageError
+from blut.jobs.errors import JobsError, UsageError
+from blut.jobs.external import reference_hash, table_file
 from blut.jobs.plan import Plan
 from blut.status import records
 
@@ -49,10 +50,18 @@ def _needs_pairs(plan: Plan) -> str | None:
     return None
 
 
-def _check(program: str, args: Any, no_template: bool, plan: Plan) -> None:
+def _check(program: str, args: Any, no_template: bool, plan: Plan, objects: Path | None) -> None:
     source = str(args.get("source", "toy"))
     if program not in ("tokenize", "prefs", "prompts") or source == "toy":
         return
+    digest = reference_hash(source)
+    if digest is not None:  # a job's output: its one table
+        if objects is None:
+            return
+        try:
+            source = str(table_file(objects / digest))
+        except JobsError as exc:
+            raise records.RecordError(f"{program}.source: {exc}") from None
     found = records.read(Path(source), records.PREFLIGHT)
     if program == "tokenize":
         chat = args.get("format", "chat") == "chat"
@@ -74,12 +83,13 @@ def _check(program: str, args: Any, no_template: bool, plan: Plan) -> None:
         raise records.RecordError(records.no_template(program, what))
 
 
-def preflight(plan: Plan) -> None:
-    """Check every data file ``plan`` reads; the first problem → `DataProblem`."""
+def preflight(plan: Plan, objects: Path | None = None) -> None:
+    """Check every data file ``plan`` reads (a job output's table in the cache's
+    ``objects`` folder too); the first problem → `DataProblem`."""
     tokenizer = _template_dir(plan)
     no_template = tokenizer is not None and records.has_chat_template(tokenizer) is False
     for stage in plan.stages.values():
         try:
-            _check(_program(stage.argv), stage.args, no_template, plan)
+            _check(_program(stage.argv), stage.args, no_template, plan, objects)
         except records.RecordError as exc:
             raise DataProblem(str(exc)) from None

@@ -13,7 +13,9 @@ retention policy (`blut.jobs.retention`). A command stage is never cached. A fai
 the stage's dependents while independent branches finish; the job ends failed
 with the first cause. A cancel request (event or SIGTERM) stops every running
 unit; a request naming one stage stops (or drops) only that stage, which then
-fails as ``cancelled`` like any failure.
+fails as ``cancelled`` like any failure. A stage launched without checkpoints
+of its own takes over those of another job's failed or cancelled attempt at the
+same key (`blut.jobs.attempts`), so a new run of the same recipe resumes.
 
 Restarting it resumes the job: cached stages are skipped, units still running
 are re-attached (their names are deterministic), a unit that finished while no
@@ -54,6 +56,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Literal
 
+from blut.jobs.attempts import find_earlier, has_state, take_over
 from blut.jobs.diskfull import (
     NEARLY_FULL,
     DiskFull,
@@ -69,7 +72,7 @@ from blut.jobs.keys import KeyParts, upstream_id
 from blut.jobs.plan import Plan
 from blut.jobs.slots import GpuPool, Slots
 from blut.jobs.stagedef import StageDef, launch_argv, process_count
-from blut.jobs.store import Job, JobStore
+from blut.jobs.store import Job, JobStore, stage_unit
 from blut.status.atomic import atomic_write_json
 from blut.status.events import (
     FAILURE_REASONS,
@@ -88,7 +91,7 @@ from blut.status.events import (
     StageStarted,
 )
 from blut.status.flock import Flock
-from blut.status.layout import LOCKS_DIR, StagePaths, executor_lock
+from blut.status.layout import LOCKS_DIR, JobPaths, StagePaths, executor_lock
 from blut.status.private import PRIVATE_UMASK, go_private
 from blut.status.reserve import JOB_RESERVE, hold, release
 from blut.status.summary import JobIndex
@@ -763,6 +766,31 @@ class Executor:
         self._complete(run, outcome)
         return True
 
+    def _resume_earlier(self, name: str, key: str) -> None:
+        """Take over an earlier job's checkpoints for this key when the stage has none
+        (`blut.jobs.attempts`)."""
+        files = self._stage_paths(name)
+        if has_state(files):
+            return
+        jobs_dir = self.job.dir.parent
+
+        def running(other: str) -> bool:
+            result = JobPaths(jobs_dir / other).stage(name).result
+            handle = self.launcher.find(stage_unit(other, name), result)
+            return handle is not None and self.launcher.state(handle).phase == "running"
+
+        earlier = find_earlier(jobs_dir, self.job.id, name, key, running)
+        if earlier is None:
+            return
+        try:
+            moved = take_over(earlier, files)
+        except OSError as exc:
+            msg = f"could not take over job {earlier.job}'s checkpoints: {exc}; starting over"
+            self._emit(Log(job=self.job.id, stage=name, level="warning", msg=msg))
+            return
+        msg = f"resuming from job {earlier.job}'s {' and '.join(moved)} (same key; moved here)"
+        self._emit(Log(job=self.job.id, stage=name, msg=msg))
+
     def _launch(self, run: StageRun) -> bool:
         from blut.containment.errors import ContainmentError
         from blut.containment.spec import UnitSpec
@@ -795,11 +823,18 @@ class Executor:
         job.stage_dir(stage.name)
         files = self._stage_paths(stage.name)
         if stage.cacheable:
+            try:
+                args = launch_args(stage, self.cache.objects)
+            except JobsError as exc:
+                self.gpus.release(gpus)
+                self._fail(run, "error", str(exc))
+                return True
+            assert run.parts is not None
+            self._resume_earlier(stage.name, run.parts.key)
             _discard(files.staging)
             files.staging.mkdir(mode=0o700)
             # What the stage reads as it starts, and what a restarted executor re-attaches
             # by: records of this boot (units do not outlive it), so not fsynced.
-            args = launch_args(stage.args, self.cache.objects)
             atomic_write_json(files.args, args, durable=False)
             atomic_write_json(files.inputs, self._inputs(stage.name), durable=False)
         env = stage_env(

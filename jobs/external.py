@@ -10,7 +10,9 @@ same relative path elsewhere, is a miss.
 
 A mark that lists ``kinds`` (``{"kinds": ["lm"]}``) also takes a job's output
 of those kinds: ``job:<id>[:stage]`` or ``artifact:<hash>``, recorded as
-``artifact:<hash>`` (see `blut.jobs.outputs`).
+``artifact:<hash>`` (see `blut.jobs.outputs`). The stage is handed the
+object's folder, or, for an arg whose kinds are all tables (`TABLE_KINDS`: a
+data stage's ``source``), the one Parquet file in it (`table_file`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from blut.jobs.artifact import TABLE_KINDS
+from blut.jobs.errors import JobsError
 from blut.jobs.stagedef import StageDef
 
 MARK = "x-blut-input"
@@ -43,13 +47,30 @@ def reference_hash(value: object) -> str | None:
     return None
 
 
-def launch_args(args: Mapping[str, Any], objects: Path) -> dict[str, Any]:
-    """``args`` with each canonical ``artifact:<hash>`` replaced by its object's path."""
-    out = dict(args)
-    for name, value in args.items():
+def table_file(folder: Path) -> Path:
+    """The one Parquet table of a data artifact's folder (its manifest aside); a
+    `JobsError` when it holds none or several."""
+    found = sorted(p for p in folder.glob("*.parquet") if p.is_file())
+    if len(found) != 1:
+        raise JobsError(f"{folder}: expected one Parquet table, found {len(found)}")
+    return found[0]
+
+
+def takes_table(kinds: tuple[str, ...]) -> bool:
+    """Whether an arg taking job outputs of ``kinds`` names a data file (all tables)."""
+    return bool(kinds) and all(k in TABLE_KINDS for k in kinds)
+
+
+def launch_args(stage: StageDef, objects: Path) -> dict[str, Any]:
+    """``stage``'s args with each canonical ``artifact:<hash>`` replaced by its object's
+    path, or by the object's one table for an arg that names a data file (`takes_table`)."""
+    kinds = input_kinds(stage.args_schema)
+    out = dict(stage.args)
+    for name, value in stage.args.items():
         digest = reference_hash(value)
         if digest is not None:
-            out[name] = str(objects / digest)
+            folder = objects / digest
+            out[name] = str(table_file(folder) if takes_table(kinds.get(name, ())) else folder)
     return out
 
 

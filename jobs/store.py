@@ -77,6 +77,11 @@ def _make_private(home: Path) -> None:
     home.chmod(0o700)
 
 
+def stage_unit(job_id: str, stage: str) -> str:
+    """The unit name of stage ``stage`` of job ``job_id``."""
+    return f"blut-{job_id}-{stage}"
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """What a job runs, as frozen in job.json when it was submitted.
@@ -127,7 +132,7 @@ class JobSpec:
 
     def stage_unit(self, stage: str) -> str:
         """The unit name of one stage."""
-        return f"blut-{self.id}-{stage}"
+        return stage_unit(self.id, stage)
 
 
 @dataclass(frozen=True)

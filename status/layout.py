@@ -9,7 +9,8 @@
     summary.json    the job index entry (a cache of the fold of status.jsonl)
     driver.log      the executor's own output         driver.result how its unit ended
     stages/<s>/     log, result, launch.json, key.json, args.json, inputs.json,
-                    staging/ (outputs before commit), metrics/ (Parquet parts), checkpoints/
+                    staging/ (outputs before commit), metrics/ (Parquet parts), checkpoints/,
+                    work/ (generate's resumable parts)
 
 Everything that reads or writes these (the executor, the CLI, the cockpit, the
 stage programs) names them through :class:`JobPaths` and :class:`StagePaths`.
@@ -87,6 +88,11 @@ class StagePaths:
     def checkpoints(self) -> Path:
         """Checkpoints (outside staging, so a killed run can resume from them)."""
         return self.dir / "checkpoints"
+
+    @cached_property
+    def work(self) -> Path:
+        """Resumable work that is no checkpoint (generate's per-sample parts)."""
+        return self.dir / "work"
 
 
 @dataclass(frozen=True)

@@ -136,11 +136,16 @@ def failed_stage(job: JobState) -> StageView | None:
     return (real or failed)[0] if failed else None
 
 
+SPEED = ("eta_s", "tokens_per_s", "steps_per_s")
+"""Speed metrics a trainer reports (`blut.payload.llm.progress`): the ETA is shown on its
+stage's row, the rate after the step in the metrics plot's title; neither is plotted."""
+
+
 def plotted_metrics(names: Iterable[str]) -> list[str]:
     """The metrics that share the plot: the losses (train and validation side by side), else
     rewards, else the first metric. Others (lr, memory, counts) have other scales and
     units: they would flatten the losses, so they are shown as numbers instead."""
-    ordered = sorted(names)
+    ordered = sorted(n for n in names if n not in SPEED)
     for word in ("loss", "reward"):
         found = [n for n in ordered if word in n.lower()]
         if found:
@@ -160,11 +165,32 @@ def metric_curves(job: JobState) -> tuple[list[Curve], str]:
     others = [
         f"{name} {short_number(series.last[1])}"
         for name, series in sorted(metrics.items())
-        if name not in names and series.last is not None
+        if name not in names and name not in SPEED and series.last is not None
     ]
     newest = max((s.last[0] for s in metrics.values() if s.last is not None), default=None)
     step = [f"step {newest:.0f}"] if newest is not None else []
-    return curves, " · ".join([*step, *others])
+    rate = [r] if (r := rate_note(job)) else []
+    return curves, " · ".join([*step, *rate, *others])
+
+
+def _last(job: JobState, name: str) -> float | None:
+    series = job.metrics.get(name)
+    return series.last[1] if series is not None and series.last is not None else None
+
+
+def eta_note(job: JobState) -> str:
+    """``eta 1m05s`` from the newest ``eta_s`` metric ('' when there is none)."""
+    eta = _last(job, "eta_s")
+    return "" if eta is None else f"eta {fmt.duration(eta)}"
+
+
+def rate_note(job: JobState) -> str:
+    """``2.3k tok/s`` (or ``1.5 step/s``) from the newest speed metrics ('' when none)."""
+    tokens = _last(job, "tokens_per_s")
+    if tokens is not None:
+        return f"{tokens / 1000:.1f}k tok/s" if tokens >= 1000 else f"{tokens:.0f} tok/s"
+    steps = _last(job, "steps_per_s")
+    return "" if steps is None else f"{steps:.3g} step/s"
 
 
 def stage_cells(
@@ -172,9 +198,11 @@ def stage_cells(
     now: float,
     after: tuple[str, ...] | None = None,
     producer: str | None = None,
+    speed: str = "",
 ) -> tuple[str | Text, ...]:
     """One row of the stages table (``after``: a recipe job's AFTER column; ``producer``:
-    the job whose output a cached stage reused, when its event did not record it)."""
+    the job whose output a cached stage reused, when its event did not record it;
+    ``speed``: an `eta_note`, shown while the stage runs)."""
     producer = stage.producer or producer
     end = stage.finished if stage.finished is not None else now
     took = None if stage.started is None else end - stage.started
@@ -184,6 +212,8 @@ def stage_cells(
     if stage.state in ("succeeded", "cached"):
         frac = 1.0
     note: str = stage.reason or ("" if stage.contained else "UNCONTAINED")
+    if stage.state == "running" and speed:
+        note = " · ".join(n for n in (note, speed) if n)
     if stage.exit_code not in (None, 0):
         note += f" (exit {stage.exit_code})"
     style = "red" if stage.reason else "yellow"
@@ -619,10 +649,12 @@ class JobScreen(StateScreen):
 
     def _stage_row(self, job: JobState, name: str, now: float) -> tuple[str | Text, ...]:
         stage = job.view.stages.get(name) or StageView(name)
+        running = [s for s in job.view.stages.values() if s.state == "running"]
+        speed = eta_note(job) if running == [stage] else ""  # the metric is the job's
         if not self.recipe:
-            return stage_cells(stage, now)
+            return stage_cells(stage, now, speed=speed)
         after = self.plan.deps.get(name, ()) if self.plan is not None else ()
-        return stage_cells(stage, now, after, self._looked_up.get(name))
+        return stage_cells(stage, now, after, self._looked_up.get(name), speed)
 
     def _update_stages(self, job: JobState, now: float) -> None:
         table = self.query_one("#stages", DataTable)

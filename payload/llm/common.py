@@ -21,11 +21,13 @@ import os
 import shutil
 import signal
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from blut.payload.context import StageContext
 from blut.payload.errors import InputError, PayloadError
+from blut.payload.llm import progress
 from blut.status.lmdir import ADAPTER_CONFIG, ADAPTER_DIR
 
 EXTRA_MODULES = ("torch", "transformers", "trl", "tokenizers", "datasets")
@@ -56,6 +58,7 @@ def prepare(ctx: StageContext, stage: str) -> None:
     os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
     os.environ.setdefault("HF_HOME", str(ctx.stage_dir / "hf-home"))
     os.environ.setdefault("WANDB_DISABLED", "true")
+    progress.quiet()
 
 
 ALL_LINEAR = "all-linear"
@@ -296,7 +299,6 @@ def stage_callback(ctx: StageContext) -> Any:
                 return
             step = int(state.global_step)
             ctx.metric(values, step=step)
-            ctx.progress(step, state.max_steps, "step")
             self.rows.append({"step": step, "epoch": float(state.epoch or 0.0), **values})
 
         def flush(self, state: Any) -> None:
@@ -333,13 +335,64 @@ def losses(ctx: StageContext, key: str = "loss") -> list[float]:
 
 
 def fit(ctx: StageContext, trainer: Any, resume_from: str | None) -> dict[str, Any]:
-    """Run ``trainer`` (from ``resume_from`` when set); refuse a non-finite final loss."""
+    """Run ``trainer`` (from ``resume_from`` when set); refuse a non-finite final loss.
+
+    Progress goes out as events (`progress.progress_callback`), not printed dicts.
+    A resumed run carries on what the checkpoint's trainer state logged: the
+    trainer's token count (``num_tokens`` goes on from there, not from 0) and the
+    losses before it, so ``train_loss`` is the mean over every step, not only the
+    resumed ones (``resumed_from_step`` says where it resumed).
+    """
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(progress.progress_callback(ctx))
+    before = _logged(Path(resume_from)) if resume_from else Logged()
+    if before.tokens is not None and hasattr(trainer, "_total_train_tokens"):
+        trainer._total_train_tokens = before.tokens
     result = trainer.train(resume_from_checkpoint=resume_from)
     metrics = dict(result.metrics)
     loss = _number(metrics.get("train_loss"))
+    if loss is not None and resume_from:
+        ran = int(trainer.state.global_step) - before.step
+        metrics["train_loss"] = loss = (before.loss_sum + loss * ran) / max(
+            before.loss_steps + ran, 1
+        )
+        metrics["resumed_from_step"] = before.step
     if loss is not None and not math.isfinite(loss):
         raise PayloadError(f"{ctx.stage}: training diverged (train_loss {loss})")
     return metrics
+
+
+@dataclass
+class Logged:
+    """What a checkpoint's trainer state logged before it: its step, the sum of the
+    per-step training losses over the steps they cover, and the last ``num_tokens``."""
+
+    step: int = 0
+    loss_sum: float = 0.0
+    loss_steps: int = 0
+    tokens: int | None = None
+
+
+def _logged(checkpoint: Path) -> Logged:
+    """`Logged` of the HF checkpoint dir ``checkpoint`` (its ``trainer_state.json``)."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    out = Logged(step=int(state.get("global_step", 0)))
+    last = 0
+    for entry in state.get("log_history", []):
+        step = int(entry.get("step", 0))
+        if "train_runtime" in entry or step > out.step:
+            continue
+        loss = _number(entry.get("loss"))
+        if loss is not None and step > last:
+            out.loss_sum += loss * (step - last)
+            out.loss_steps += step - last
+            last = step
+        tokens = _number(entry.get("num_tokens"))
+        if tokens is not None:
+            out.tokens = int(tokens)
+    return out
 
 
 def publish(

@@ -121,7 +121,7 @@ def test_chain_sft_into_dpo_by_job_reference(blut_home: Path, tmp_path: Path) ->
     assert "of kind tokens" in wrong and "takes lm" in wrong
     assert "no such job" in refused(*dpo, *sets("model.path=job:nosuchjob"))
     assert "no cached artifact" in refused(*dpo, *sets("model.path=artifact:ffffff"))
-    assert "takes a path" in refused(*dpo, *sets(f"prefs.source=job:{sft_job}"))
+    assert "no preferences output" in refused(*dpo, *sets(f"prefs.source=job:{sft_job}"))
     assert len(json.loads(run("jobs", "--all", "--format", "json").stdout)) == before
 
     # Export: a standard HF model dir that transformers loads without blut.
