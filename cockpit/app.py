@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from blut.cockpit.sysinfo import SystemSample
     from blut.cockpit.timeline import StreamReader
     from blut.jobs.api import Launchers
+    from blut.jobs.history import CeilingOffer
+    from blut.jobs.recipes import RecipeDef
     from blut.jobs.store import Job
     from blut.jobs.sweeps import Sweep
 
@@ -425,11 +427,44 @@ class CockpitApp(App[int]):
         except UsageError as exc:
             self.notify(str(exc), severity="error")
             return
-        note, focus = f"re-run of job {job_id}", None
         failed = focus_stage(job.view) if job.view.state == "failed" else None
         if failed is not None and failed.reason == "oom":
-            focus = f"{failed.name}.memory_max"  # what an out-of-memory stage needs raised
-            note += f": {failed.name} ran out of memory; raise its memory_max"
+            self._rerun_after_oom(job_id, recipe, args, failed.name)
+            return
+        self.push_screen(RecipeFormScreen(recipe, args, note=f"re-run of job {job_id}"))
+
+    @work(thread=True, exclusive=True, group="rerun", exit_on_error=False)
+    def _rerun_after_oom(
+        self, job_id: str, recipe: RecipeDef, args: dict[str, Any], stage: str
+    ) -> None:
+        """The ceiling the policy offers ``stage``, which ran out of memory (reads every
+        job's history), then the re-run form prefilled with it."""
+        from blut.jobs.api import oom_suggestion
+        from blut.jobs.errors import JobsError
+
+        try:
+            offer = oom_suggestion(self.store, self.stored_job(job_id), stage)
+        except (JobsError, OSError):  # the form opens on the old ceiling
+            offer = None
+        self.call_from_thread(self._open_oom_rerun, job_id, recipe, args, stage, offer)
+
+    def _open_oom_rerun(
+        self,
+        job_id: str,
+        recipe: RecipeDef,
+        args: dict[str, Any],
+        stage: str,
+        offer: CeilingOffer | None,
+    ) -> None:
+        from blut.cockpit.screens.recipes import RecipeFormScreen
+
+        note = f"re-run of job {job_id}: {stage} ran out of memory; "
+        if offer is None:
+            note += "raise its memory_max"
+        else:
+            args = {**args, stage: {**(args.get(stage) or {}), "memory_max": offer.value}}
+            note += f"memory_max {offer.value} suggested ({offer.why})"
+        focus = f"{stage}.memory_max"  # what an out-of-memory stage needs raised
         self.push_screen(RecipeFormScreen(recipe, args, note=note, focus=focus))
 
     def open_replay(self, job_id: str) -> None:

@@ -37,7 +37,7 @@ from blut.status.writer import MAX_LINE, encode_line
 
 if TYPE_CHECKING:
     from blut.containment.launcher import Launcher
-    from blut.jobs.history import Sample
+    from blut.jobs.history import CeilingOffer, Sample
     from blut.jobs.outputs import Output
     from blut.jobs.plan import Plan
     from blut.jobs.prune import JobsPruneReport, JobsPruneRule
@@ -573,7 +573,7 @@ def reused_stages(store: JobStore, job: Job, view: JobView | None = None) -> dic
 # -- the policy ----------------------------------------------------------------------
 
 
-def oom_suggestion(store: JobStore, job: Job, stage: str) -> str | None:
+def oom_suggestion(store: JobStore, job: Job, stage: str) -> CeilingOffer | None:
     """For ``stage`` of ``job``, which ran out of memory: the ceiling to re-run it with and
     why (`blut.jobs.history.after_oom`); None when the job has no plan or no such stage.
     Reads every job's index: call it off the UI thread."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -31,6 +31,9 @@ from blut.jobs.rows import focus_stage
 from blut.jobs.snapshotorigin import describe_origin
 from blut.status.jobstate import StageView
 from blut.status.layout import JobPaths, job_paths
+
+if TYPE_CHECKING:
+    from blut.jobs.history import CeilingOffer
 
 LOG_WIDGET_LINES = 2000
 EXPLAIN_LOG_LINES = 20
@@ -205,7 +208,7 @@ def stage_cells(
     return (stage.name, ",".join(after) or "-", *cells)
 
 
-def explanation(job: JobState, recipe: bool = False, offer: str | None = None) -> Group:
+def explanation(job: JobState, recipe: bool = False, offer: CeilingOffer | None = None) -> Group:
     """Why a failed job failed: reason, peak vs ceiling, exit code, last log lines, what next.
 
     ``recipe``: a recipe job (names the failing stage, offers resume and re-run);
@@ -250,7 +253,10 @@ def explanation(job: JobState, recipe: bool = False, offer: str | None = None) -
         if skipped:
             table.add_row("skipped", ", ".join(skipped))
         table.add_row("resume", Text(f"blut plan resume {job.id}   (or u)", style="cyan"))
-        table.add_row("re-run", Text("e: the recipe form with this job's args", style="cyan"))
+        form = "e: the recipe form with this job's args"
+        if reason == "oom" and offer is not None:
+            form += f" and {offer.setting}"
+        table.add_row("re-run", Text(form, style="cyan"))
     else:
         table.add_row("re-run", Text(fmt.rerun_command(job.spec), style="cyan"))
     stage_name = stage.name if stage else (view.current_stage or "main")
@@ -357,7 +363,7 @@ class JobScreen(StateScreen):
         recorded them)."""
         self._looking_up = False
         """The job whose output the shown stage reused (None: it ran, or not recorded)."""
-        self._oom_offer: str | None = None
+        self._oom_offer: CeilingOffer | None = None
         """The ceiling the policy offers a stage that ran out of memory (found by a worker)."""
         self._oom_asked = False
         self.pinned: str | None = None
@@ -442,7 +448,7 @@ class JobScreen(StateScreen):
             return
         self.app.call_from_thread(self._ceiling_found, offer)
 
-    def _ceiling_found(self, offer: str | None) -> None:
+    def _ceiling_found(self, offer: CeilingOffer | None) -> None:
         self._oom_offer = offer
         self.update_state()
 
