@@ -4,7 +4,8 @@ A snapshot is one checkpoint of a job's stage packed as a deterministic bundle
 (`blut.status.snapshot`), stored as ``<blake3 of its bytes>.tar``; beside it
 ``<id>.json`` records where this home got it from (job, or the imported file)
 and when. Like the cache's objects the bundles are immutable files named by
-their content, so the folder can later move to an object store as is.
+their content, kept behind the same `Store` interface (`blut.jobs.objectstore`),
+so they can later move to an object store; the sidecars are this home's notes.
 
 A recipe run ``--from-snapshot ID`` takes the snapshot's job args as its base
 (``--set`` on top), passes ``from_snapshot=ID`` to the stage (so its cache key
@@ -16,7 +17,6 @@ when the config is the same, as a branch when ``--set`` changed it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -28,7 +28,8 @@ from blake3 import blake3
 
 import blut
 from blut.jobs.errors import UsageError, clip
-from blut.jobs.snapshotorigin import describe_origin
+from blut.jobs.objectstore import LocalStore, Store
+from blut.jobs.snapshotorigin import ARG, describe_origin
 from blut.jobs.store import Job
 from blut.status.atomic import atomic_file, atomic_write, atomic_write_json
 from blut.status.checkpoints import Checkpoint, checkpoints
@@ -49,8 +50,7 @@ from blut.status.snapshot import (
 )
 
 SNAPSHOTS_DIR = "snapshots"
-ARG = "from_snapshot"
-"""The stage argument naming the snapshot a stage starts from."""
+BUNDLE_SUFFIX = ".tar"
 _NOT_COMPARED = frozenset({ARG, "memory_max", "processes"})
 
 
@@ -171,25 +171,30 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _snapshot(path: Path, manifest: dict[str, Any], origin: dict[str, Any]) -> Snapshot:
+def _snapshot(
+    snap_id: str, path: Path, manifest: dict[str, Any], origin: dict[str, Any]
+) -> Snapshot:
     info = path.stat()
     created = float(origin.get("stored", info.st_mtime))
-    return Snapshot(path.stem, path, manifest, origin, info.st_size, created)
+    return Snapshot(snap_id, path, manifest, origin, info.st_size, created)
 
 
 class SnapshotStore:
     """The snapshots of one ``$BLUT_HOME``."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, store: Store | None = None) -> None:
+        """``store``: where the bundles go (default: ``$BLUT_HOME/snapshots/<id>.tar``)."""
         self.root = home / SNAPSHOTS_DIR
+        self.store = store if store is not None else LocalStore(self.root, BUNDLE_SUFFIX)
+        """The bundles, by id."""
 
-    def _dir(self) -> Path:
-        return private_dir(self.root)
+    def _sidecar(self, snap_id: str) -> Path:
+        return self.root / f"{snap_id}.json"
 
     def _store(self, write: Any, origin: dict[str, Any]) -> Snapshot:
-        """Write a bundle through ``write(file)`` to a temp file, name it by its blake3."""
-        root = self._dir()
-        tmp = root / f".tmp-{os.getpid()}-{os.urandom(4).hex()}.tar"
+        """Write a bundle through ``write(file)`` to a scratch file, store it by its blake3."""
+        private_dir(self.root)
+        tmp = self.store.scratch()
         try:
             with atomic_file(tmp) as f:
                 write(f)
@@ -199,23 +204,20 @@ class SnapshotStore:
                     hasher.update(chunk)
             digest = hasher.hexdigest()
             bundle = open_bundle(tmp)
-            final = root / f"{digest}.tar"
-            if final.exists():
-                tmp.unlink()
-            else:
-                tmp.replace(final)
+            self.store.put(digest, tmp)
         except StatusError as exc:
             raise UsageError(str(exc)) from exc
         finally:
             tmp.unlink(missing_ok=True)
-        sidecar = root / f"{digest}.json"
+        final = self.store.get(digest)
+        sidecar = self._sidecar(digest)
         known = _read_json(sidecar)
         if isinstance(known, dict) and "stored" in known:
             origin = known  # stored before: keep where and when it first came from
         else:
             origin = {**origin, "stored": time.time()}
             atomic_write_json(sidecar, origin)
-        return _snapshot(final, bundle.manifest, origin)
+        return _snapshot(digest, final, bundle.manifest, origin)
 
     def create(
         self,
@@ -258,30 +260,23 @@ class SnapshotStore:
 
     def all(self) -> list[Snapshot]:
         """Every stored snapshot, oldest first."""
-        if not self.root.is_dir():
-            return []
-        found = []
-        for path in self.root.glob("*.tar"):
-            if path.name.startswith("."):
-                continue
-            snap = self._load(path)
-            if snap is not None:
-                found.append(snap)
+        found = [s for s in map(self._load, self.store.list()) if s is not None]
         return sorted(found, key=lambda s: (s.created, s.id))
 
-    def _load(self, path: Path) -> Snapshot | None:
+    def _load(self, snap_id: str) -> Snapshot | None:
         try:
+            path = self.store.get(snap_id)
             bundle = open_bundle(path)
-        except StatusError:
+        except (StatusError, FileNotFoundError):
             return None
-        origin = _read_json(path.with_suffix(".json"))
-        return _snapshot(path, bundle.manifest, origin if isinstance(origin, dict) else {})
+        origin = _read_json(self._sidecar(snap_id))
+        return _snapshot(snap_id, path, bundle.manifest, origin if isinstance(origin, dict) else {})
 
     def get(self, ref: str) -> Snapshot:
         """A snapshot by id or unique id prefix."""
         if not ref or not all(c in "0123456789abcdef" for c in ref):
             raise UsageError(f"invalid snapshot id {clip(ref)!r} (hex digits)")
-        matches = sorted(self.root.glob(f"{ref}*.tar")) if self.root.is_dir() else []
+        matches = sorted(i for i in self.store.list() if i.startswith(ref))
         if len(matches) > 1:
             raise UsageError(f"snapshot id {ref!r} is ambiguous ({len(matches)} match)")
         snap = self._load(matches[0]) if matches else None
@@ -306,8 +301,8 @@ class SnapshotStore:
         ]
         if not dry_run:
             for snap in doomed:
-                snap.path.unlink(missing_ok=True)
-                snap.path.with_suffix(".json").unlink(missing_ok=True)
+                self.store.delete(snap.id)
+                self._sidecar(snap.id).unlink(missing_ok=True)
         return doomed
 
     def export(self, ref: str, dest: Path) -> Snapshot:
@@ -360,6 +355,7 @@ class Start:
             "id": self.snapshot.id,
             "stage": self.stage,
             "epoch": self.snapshot.manifest.get("epoch"),
+            "job": self.snapshot.origin.get("job"),
             "branch": self.branch,
             "changed": self.changed,
         }
