@@ -33,7 +33,7 @@ from blut.cockpit.screens.dialogs import ConfirmScreen, HelpScreen
 from blut.cockpit.screens.job import JobScreen
 from blut.cockpit.screens.jobs import JobsScreen
 from blut.cockpit.state import CockpitState, JobState
-from blut.cockpit.sweeps import Mark, SweepCache
+from blut.cockpit.sweeps import Mark, SweepCache, branches_group, group_snapshot
 from blut.jobs.store import JobStore, blut_home
 from blut.status.layout import job_paths
 
@@ -329,10 +329,33 @@ class CockpitApp(App[int]):
         self.push_screen(SweepScreen(sweep))
 
     def sweep_members(self, sweep: str) -> list[JobState]:
-        """The jobs of ``sweep`` the cockpit knows, oldest first."""
-        return sorted(
-            (j for j in self.state.jobs.values() if j.view.sweep == sweep), key=lambda j: j.id
+        """The jobs of ``sweep`` the cockpit knows, oldest first; of a snapshot's branches
+        group (`branches_group`), the job it was taken from and every job started from it."""
+        snapshot = group_snapshot(sweep)
+        jobs = self.state.jobs.values()
+        if snapshot is None:
+            return sorted((j for j in jobs if j.view.sweep == sweep), key=lambda j: j.id)
+        runs = [j for j in jobs if (j.spec.snapshot or {}).get("id") == snapshot]
+        parents = {(j.spec.snapshot or {}).get("job") for j in runs}
+        runs += [j for j in jobs if j.id in parents]
+        return sorted(runs, key=lambda j: j.id)
+
+    def compare_group(self, job_id: str) -> str | None:
+        """What `w` compares a job with: its sweep, else the runs of the snapshot it started
+        from, else those of the newest snapshot taken from it; None: nothing."""
+        job = self.state.jobs.get(job_id)
+        if job is None:
+            return None
+        if job.view.sweep is not None:
+            return job.view.sweep
+        if job.spec.snapshot:
+            return branches_group(str(job.spec.snapshot.get("id")))
+        taken = sorted(
+            (j.id, str(j.spec.snapshot.get("id")))
+            for j in self.state.jobs.values()
+            if j.spec.snapshot and j.spec.snapshot.get("job") == job_id
         )
+        return branches_group(taken[-1][1]) if taken else None
 
     def want_sweep(self, sweep: str) -> Sweep | None:
         """The last load of ``sweep``'s points; starts another when one is due."""

@@ -468,6 +468,7 @@ def load_sweep(store: JobStore, sweep: str, job_ids: Sequence[str] | None = None
     of the store whose index says it belongs to ``sweep``. A member whose job.json
     cannot be read is left out.
     """
+    from blut.jobs.snapshotorigin import without_snapshot
     from blut.jobs.sweeps import build_sweep, read_job_metrics
 
     if job_ids is None:
@@ -480,7 +481,8 @@ def load_sweep(store: JobStore, sweep: str, job_ids: Sequence[str] | None = None
             job = store.load(store.paths(job_id).dir)
         except JobsError:
             continue
-        members.append((job_id, recipe_args(job), read_job_metrics(job.paths, job.spec.stages)))
+        args = without_snapshot(recipe_args(job) or {})
+        members.append((job_id, args, read_job_metrics(job.paths, job.spec.stages)))
     return build_sweep(sweep, members)
 
 

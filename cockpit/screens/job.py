@@ -323,7 +323,7 @@ class JobScreen(StateScreen):
         ("R", "replay: play the job's stream through the Job screen"),
         ("x", "recipe jobs: why the selected stage ran, or which job's output it reused"),
         ("o", "on a reused (cached) stage: open the job that computed its output"),
-        ("w", "a sweep's job: compare the sweep's points"),
+        ("w", "a sweep's job: compare the sweep's points (a snapshot's: its runs)"),
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
@@ -482,12 +482,11 @@ class JobScreen(StateScreen):
 
     @property
     def sweep(self) -> str | None:
-        """The sweep the job belongs to, if any."""
-        job = self.cockpit.state.jobs.get(self.job_id)
-        return job.view.sweep if job is not None else None
+        """What `w` compares the job with: its sweep, or the runs of its snapshot."""
+        return self.cockpit.compare_group(self.job_id)
 
     def action_sweep(self) -> None:
-        """Compare the job with the other points of its sweep."""
+        """Compare the job with the other points of its sweep (or runs of its snapshot)."""
         if self.sweep is not None:
             self.cockpit.open_sweep(self.sweep)
 
@@ -501,6 +500,7 @@ class JobScreen(StateScreen):
         if sweep is None:
             if origin:
                 line = Text(describe_origin(origin), style="cyan")
+                line.append("  (w: compare)", style="dim")
                 self.query_one("#sweep", Static).update(line)
             return
         points = self.cockpit.want_sweep(sweep)
