@@ -21,9 +21,16 @@ def origin_label(record: Mapping[str, Any] | None) -> str | None:
     return f"branch of {short}" if record.get("branch") else f"from {short}"
 
 
+def origin_point(record: Mapping[str, Any]) -> str:
+    """Where in its run a snapshot was taken: ``epoch 5``, or ``step 40`` (a step checkpoint)."""
+    if record.get("epoch") is None and record.get("step") is not None:
+        return f"step {record.get('step')}"
+    return f"epoch {record.get('epoch')}"
+
+
 def describe_origin(record: Mapping[str, Any]) -> str:
     """``branched from snapshot 1a2b… (epoch 5): lr 0.001 → 0.01`` or ``continued from …``."""
-    where = f"snapshot {str(record.get('id', ''))[:12]} (epoch {record.get('epoch')})"
+    where = f"snapshot {str(record.get('id', ''))[:12]} ({origin_point(record)})"
     if not record.get("branch"):
         return f"continued from {where}"
     return f"branched from {where}: {describe_change(record)}"

@@ -52,6 +52,10 @@ from blut.status.snapshot import (
 SNAPSHOTS_DIR = "snapshots"
 BUNDLE_SUFFIX = ".tar"
 _NOT_COMPARED = frozenset({ARG, "memory_max", "processes"})
+_NOT_STATE = frozenset({"training_args.bin"})
+"""Checkpoint files left out of a bundle: the HF Trainer's pickled TrainingArguments (an
+absolute output path, a timestamped logging dir) is a record, not state — a resumed run
+trains with its own args."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def _checkpoint_members(point: Checkpoint, points: list[Checkpoint], folder: Pat
     members: list[Member] = []
     for path in point.paths:
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for f in files:
+        for f in (f for f in files if f.name not in _NOT_STATE):
             name = f"{CHECKPOINT}/{f.relative_to(folder).as_posix()}"
             members.append(
                 (name, checkpoint_meta(f.read_bytes()) if f.name.endswith(".meta.json") else f)
@@ -152,7 +156,8 @@ def _checkpoint_members(point: Checkpoint, points: list[Checkpoint], folder: Pat
     return members
 
 
-def _metric_rows(job: Job, stage: str, upto: int | None) -> list[dict[str, Any]]:
+def _metric_rows(job: Job, stage: str, upto: tuple[str, int] | None) -> list[dict[str, Any]]:
+    """The stage's metric rows up to the checkpoint (``("epoch", 5)`` or ``("step", 40)``)."""
     folder = job.paths.stage(stage).metrics
     if not folder.is_dir() or not any(folder.iterdir()):
         return []
@@ -160,7 +165,7 @@ def _metric_rows(job: Job, stage: str, upto: int | None) -> list[dict[str, Any]]
         rows = read_metrics(folder).to_pylist()
     except StatusError:
         return []
-    kept = [state_row(r) for r in rows if upto is None or (r.get("epoch") or 0) <= upto]
+    kept = [state_row(r) for r in rows if upto is None or (r.get(upto[0]) or 0) <= upto[1]]
     return sorted(kept, key=lambda r: (r.get("epoch") or 0, r.get("step") or 0))
 
 
@@ -236,16 +241,17 @@ class SnapshotStore:
         members = _checkpoint_members(point, points, folder)
         stage_paths = job.paths.stage(name)
         key = _read_json(stage_paths.key) or {}
-        upto = meta.get("epoch") if "epoch" in meta else None
+        step = meta.get("step", point.number if point.name.startswith("checkpoint-") else None)
+        upto = ("epoch", meta["epoch"]) if "epoch" in meta else None
+        if upto is None and step is not None:
+            upto = ("step", step)  # the HF Trainer's: rows per step, flushed at each save
         manifest = {
             "format": 1,
             "recipe": job.spec.recipe,
             "stage": name,
             "checkpoint": point.name,
             "epoch": meta.get("epoch"),
-            "step": meta.get(
-                "step", point.number if point.name.startswith("checkpoint-") else None
-            ),
+            "step": step,
             "config": _read_json(stage_paths.args),
             "args": _read_json(job.paths.args),
             "versions": {"blut": blut.__version__, "stage_schema": key.get("schema_version")},
@@ -355,6 +361,7 @@ class Start:
             "id": self.snapshot.id,
             "stage": self.stage,
             "epoch": self.snapshot.manifest.get("epoch"),
+            "step": self.snapshot.manifest.get("step"),
             "job": self.snapshot.origin.get("job"),
             "branch": self.branch,
             "changed": self.changed,
@@ -402,7 +409,12 @@ def restore(job: Job, begin: Start) -> None:
     bundle.extract_checkpoint(folder)
     atomic_write(folder / MARKER, begin.snapshot.id + "\n")
     rows = bundle.metric_rows()
-    if rows:
-        writer = MetricsWriter(paths.metrics)
-        for row in rows:
-            writer.write_epoch(int(row.get("epoch") or 0), [row])
+    if not rows:
+        return
+    writer = MetricsWriter(paths.metrics)
+    epoch = begin.snapshot.manifest.get("epoch")
+    if epoch is None:  # step checkpoints (HF Trainer): one part up to the step, as saved
+        writer.write_epoch(int(begin.snapshot.manifest.get("step") or 0), rows)
+        return
+    for row in rows:
+        writer.write_epoch(int(row.get("epoch") or 0), [row])

@@ -28,7 +28,7 @@ from blut.cockpit.plot import Curve, Plot, legend, wants_log
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.state import JobState
 from blut.cockpit.sweeps import group_snapshot, metric_number, point_color
-from blut.jobs.snapshotorigin import describe_change
+from blut.jobs.snapshotorigin import describe_change, origin_point
 from blut.jobs.sweeps import Sweep, SweepPoint, direction
 
 STATE_ORDER = ("running", "queued", "loading", "failed", "cancelled", "succeeded")
@@ -380,7 +380,7 @@ def _shared_snapshot(group: str, members: list[JobState]) -> str:
     record = next((r for r in records if r.get("id") == snap_id), None)
     if record is None:
         return snap_id[:12]
-    return f"{snap_id[:12]} ({record.get('stage')}, epoch {record.get('epoch')})"
+    return f"{snap_id[:12]} ({record.get('stage')}, {origin_point(record)})"
 
 
 def _state_rank(state: str) -> int:

@@ -32,7 +32,9 @@ class Run:
         self.opts = args.resolve(stage, ctx.args, argv)
         common.set_threads(self.opts["threads"])
         self.fingerprint = common.fingerprint(stage, self.opts, common.input_hashes(ctx))
-        self.resume_from = common.resume_point(ctx, self.fingerprint, self.opts["resume"])
+        self.resume_from = common.resume_point(
+            ctx, self.fingerprint, self.opts["resume"], self.opts.get("from_snapshot", "")
+        )
 
     def split(self, dataset: Any) -> tuple[Any, Any]:
         """(train, eval or None): a seeded hold-out when ``eval_every`` is on."""
