@@ -61,7 +61,7 @@ class Store(Protocol):
         ...
 
 
-def remove(path: Path) -> None:
+def _remove(path: Path) -> None:
     """Remove a file or a folder tree (gone already is fine)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -91,13 +91,13 @@ class LocalStore:
     def put(self, name: str, source: Path) -> bool:
         target = self.path(name)
         if target.exists():
-            remove(source)
+            _remove(source)
             return False
         try:
             source.rename(target)
         except OSError as exc:
             if target.exists():  # another writer stored equal content meanwhile
-                remove(source)
+                _remove(source)
                 return False
             if exc.errno != errno.EXDEV:  # not merely another filesystem
                 raise
@@ -114,9 +114,9 @@ class LocalStore:
                 shutil.copy2(source, tmp)
             tmp.rename(target)
         except OSError:
-            remove(tmp)
+            _remove(tmp)
             raise
-        remove(source)
+        _remove(source)
 
     def get(self, name: str) -> Path:
         path = self.path(name)
@@ -149,7 +149,7 @@ class LocalStore:
         path = self.path(name)
         if not path.exists():
             return False
-        remove(path)
+        _remove(path)
         return True
 
     def take(self, name: str, dest: Path) -> bool:

@@ -18,7 +18,8 @@ from blut.jobs.recipes import find
 from blut.jobs.store import Job, JobStore
 from blut.payload.llm.common import KILL_ENV
 from blut.status.metrics import read_metrics
-from tests.conftest import blut, wait_for_job
+from tests.conftest import wait_for_job
+from tests.integration.test_snapshot_restore import cli
 
 pytestmark = pytest.mark.systemd
 
@@ -33,12 +34,6 @@ def llm_sft(home: Path) -> Job:
     (args,) = recipe.resolve(sets=SMALL)
     job, _warning = submit_recipe(JobStore(home), recipe, args)
     return job
-
-
-def cli(home: Path, *argv: str) -> str:
-    result = blut(*argv, env={"BLUT_HOME": str(home)}, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def weights(home: Path, job: Job) -> str:
