@@ -33,7 +33,7 @@ from blut.cockpit.screens.dialogs import ConfirmScreen, HelpScreen
 from blut.cockpit.screens.job import JobScreen
 from blut.cockpit.screens.jobs import JobsScreen
 from blut.cockpit.state import CockpitState, JobState
-from blut.cockpit.sweeps import Mark, SweepCache
+from blut.cockpit.sweeps import Mark, SweepCache, branches_group, group_snapshot
 from blut.jobs.store import JobStore, blut_home
 from blut.status.layout import job_paths
 
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from blut.cockpit.sysinfo import SystemSample
     from blut.cockpit.timeline import StreamReader
     from blut.jobs.api import Launchers
+    from blut.jobs.history import CeilingOffer
+    from blut.jobs.recipes import RecipeDef
     from blut.jobs.store import Job
     from blut.jobs.sweeps import Sweep
 
@@ -327,10 +329,33 @@ class CockpitApp(App[int]):
         self.push_screen(SweepScreen(sweep))
 
     def sweep_members(self, sweep: str) -> list[JobState]:
-        """The jobs of ``sweep`` the cockpit knows, oldest first."""
-        return sorted(
-            (j for j in self.state.jobs.values() if j.view.sweep == sweep), key=lambda j: j.id
+        """The jobs of ``sweep`` the cockpit knows, oldest first; of a snapshot's branches
+        group (`branches_group`), the job it was taken from and every job started from it."""
+        snapshot = group_snapshot(sweep)
+        jobs = self.state.jobs.values()
+        if snapshot is None:
+            return sorted((j for j in jobs if j.view.sweep == sweep), key=lambda j: j.id)
+        runs = [j for j in jobs if (j.spec.snapshot or {}).get("id") == snapshot]
+        parents = {(j.spec.snapshot or {}).get("job") for j in runs}
+        runs += [j for j in jobs if j.id in parents]
+        return sorted(runs, key=lambda j: j.id)
+
+    def compare_group(self, job_id: str) -> str | None:
+        """What `w` compares a job with: its sweep, else the runs of the snapshot it started
+        from, else those of the newest snapshot taken from it; None: nothing."""
+        job = self.state.jobs.get(job_id)
+        if job is None:
+            return None
+        if job.view.sweep is not None:
+            return job.view.sweep
+        if job.spec.snapshot:
+            return branches_group(str(job.spec.snapshot.get("id")))
+        taken = sorted(
+            (j.id, str(j.spec.snapshot.get("id")))
+            for j in self.state.jobs.values()
+            if j.spec.snapshot and j.spec.snapshot.get("job") == job_id
         )
+        return branches_group(taken[-1][1]) if taken else None
 
     def want_sweep(self, sweep: str) -> Sweep | None:
         """The last load of ``sweep``'s points; starts another when one is due."""
@@ -425,11 +450,44 @@ class CockpitApp(App[int]):
         except UsageError as exc:
             self.notify(str(exc), severity="error")
             return
-        note, focus = f"re-run of job {job_id}", None
         failed = focus_stage(job.view) if job.view.state == "failed" else None
         if failed is not None and failed.reason == "oom":
-            focus = f"{failed.name}.memory_max"  # what an out-of-memory stage needs raised
-            note += f": {failed.name} ran out of memory; raise its memory_max"
+            self._rerun_after_oom(job_id, recipe, args, failed.name)
+            return
+        self.push_screen(RecipeFormScreen(recipe, args, note=f"re-run of job {job_id}"))
+
+    @work(thread=True, exclusive=True, group="rerun", exit_on_error=False)
+    def _rerun_after_oom(
+        self, job_id: str, recipe: RecipeDef, args: dict[str, Any], stage: str
+    ) -> None:
+        """The ceiling the policy offers ``stage``, which ran out of memory (reads every
+        job's history), then the re-run form prefilled with it."""
+        from blut.jobs.api import oom_suggestion
+        from blut.jobs.errors import JobsError
+
+        try:
+            offer = oom_suggestion(self.store, self.stored_job(job_id), stage)
+        except (JobsError, OSError):  # the form opens on the old ceiling
+            offer = None
+        self.call_from_thread(self._open_oom_rerun, job_id, recipe, args, stage, offer)
+
+    def _open_oom_rerun(
+        self,
+        job_id: str,
+        recipe: RecipeDef,
+        args: dict[str, Any],
+        stage: str,
+        offer: CeilingOffer | None,
+    ) -> None:
+        from blut.cockpit.screens.recipes import RecipeFormScreen
+
+        note = f"re-run of job {job_id}: {stage} ran out of memory; "
+        if offer is None:
+            note += "raise its memory_max"
+        else:
+            args = {**args, stage: {**(args.get(stage) or {}), "memory_max": offer.value}}
+            note += f"memory_max {offer.value} suggested ({offer.why})"
+        focus = f"{stage}.memory_max"  # what an out-of-memory stage needs raised
         self.push_screen(RecipeFormScreen(recipe, args, note=note, focus=focus))
 
     def open_replay(self, job_id: str) -> None:

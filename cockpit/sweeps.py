@@ -98,3 +98,18 @@ def member_label(sweep: Sweep | None, job_id: str, fallback: str) -> Text:
 def group_note(sweep: Sweep | None) -> str:
     """What a group row adds once its members show their metric: the metric's name."""
     return f" · {sweep.primary}" if sweep is not None and sweep.primary else ""
+
+
+BRANCHES = "branches:"
+"""Prefix of the group of a snapshot's runs (compared like a sweep's points)."""
+
+
+def branches_group(snapshot: str) -> str:
+    """The group of the runs of snapshot ``snapshot``: the job it was taken from and every
+    job started from it (continued or branched)."""
+    return f"{BRANCHES}{snapshot}"
+
+
+def group_snapshot(group: str) -> str | None:
+    """The snapshot id of a branches group; None for a sweep id."""
+    return group.removeprefix(BRANCHES) if group.startswith(BRANCHES) else None

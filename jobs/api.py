@@ -37,7 +37,7 @@ from blut.status.writer import MAX_LINE, encode_line
 
 if TYPE_CHECKING:
     from blut.containment.launcher import Launcher
-    from blut.jobs.history import Sample
+    from blut.jobs.history import CeilingOffer, Sample
     from blut.jobs.outputs import Output
     from blut.jobs.plan import Plan
     from blut.jobs.prune import JobsPruneReport, JobsPruneRule
@@ -481,6 +481,7 @@ def load_sweep(store: JobStore, sweep: str, job_ids: Sequence[str] | None = None
     of the store whose index says it belongs to ``sweep``. A member whose job.json
     cannot be read is left out.
     """
+    from blut.jobs.snapshotorigin import without_snapshot
     from blut.jobs.sweeps import build_sweep, read_job_metrics
 
     if job_ids is None:
@@ -493,7 +494,8 @@ def load_sweep(store: JobStore, sweep: str, job_ids: Sequence[str] | None = None
             job = store.load(store.paths(job_id).dir)
         except JobsError:
             continue
-        members.append((job_id, recipe_args(job), read_job_metrics(job.paths, job.spec.stages)))
+        args = without_snapshot(recipe_args(job) or {})
+        members.append((job_id, args, read_job_metrics(job.paths, job.spec.stages)))
     return build_sweep(sweep, members)
 
 
@@ -586,7 +588,7 @@ def reused_stages(store: JobStore, job: Job, view: JobView | None = None) -> dic
 # -- the policy ----------------------------------------------------------------------
 
 
-def oom_suggestion(store: JobStore, job: Job, stage: str) -> str | None:
+def oom_suggestion(store: JobStore, job: Job, stage: str) -> CeilingOffer | None:
     """For ``stage`` of ``job``, which ran out of memory: the ceiling to re-run it with and
     why (`blut.jobs.history.after_oom`); None when the job has no plan or no such stage.
     Reads every job's index: call it off the UI thread."""

@@ -1,7 +1,8 @@
 """The content-addressed stage cache under ``$BLUT_HOME/cache/``.
 
 ``objects/<hash>/`` holds committed stage outputs, named by their content hash
-(so equal outputs of different keys are stored once). ``index.sqlite`` (WAL,
+(so equal outputs of different keys are stored once), behind the `Store`
+interface (`blut.jobs.objectstore`; here its local filesystem implementation). ``index.sqlite`` (WAL,
 safe for concurrent jobs) maps a cache key to its object with size, creation,
 last use, the producing job and the key's parts (for `blut.jobs.cacheexplain`); beside
 it, each object's file marks (`blut.jobs.integrity`), each entry's lineage
@@ -54,6 +55,7 @@ from blut.jobs.inputindex import InputIndex
 from blut.jobs.integrity import SCHEMA as MARKS_SCHEMA
 from blut.jobs.integrity import Damage, ObjectMarks
 from blut.jobs.keys import KeyParts
+from blut.jobs.objectstore import LocalStore
 from blut.status.atomic import atomic_write_json
 from blut.status.flock import Flock, is_held
 from blut.status.layout import LOCKS_DIR, executor_lock
@@ -180,6 +182,8 @@ class Cache:
     def __init__(self, home: Path) -> None:
         self.root = index_path(home).parent
         self.objects = objects_dir(home)
+        self.store = LocalStore(self.objects)
+        """The objects, by content hash."""
         self.pending = self.root / "pending"
         self.quarantine = self.root / "quarantine"
         self.trash = self.root / "trash"
@@ -216,7 +220,7 @@ class Cache:
 
     def object_path(self, digest: str) -> Path:
         """Where the object with content hash ``digest`` lives."""
-        return self.objects / digest
+        return self.store.path(digest)
 
     def key_lock(self, key: str) -> Flock:
         """The lock whoever computes ``key`` holds until it is committed or abandoned."""
@@ -305,31 +309,16 @@ class Cache:
         return entry
 
     def _place(self, staging: Path, digest: str) -> bool:
-        """Rename ``staging`` to its object dir, unless an equal object is already there;
-        True when the object is ``staging``'s files themselves (renamed, so their marks hold)."""
-        target = self.object_path(digest)
+        """Put ``staging`` into the store as object ``digest`` (read-only), unless an equal
+        object is already there; True when the object is ``staging``'s files themselves
+        (renamed, so their marks hold)."""
         _readonly(staging)
-        if target.is_dir():
-            shutil.rmtree(staging)
-            return False
         try:
-            staging.rename(target)
+            return self.store.put(digest, staging)
         except OSError as exc:
-            if target.is_dir():  # another job committed equal content meanwhile
-                shutil.rmtree(staging)
-                return False
-            if exc.errno != 18:  # EXDEV: staging is on another filesystem
-                raise CacheError(f"cannot move {staging} into the cache: {exc}") from exc
-            tmp = self.objects / f".tmp-{os.urandom(4).hex()}"
-            try:
-                shutil.copytree(staging, tmp, symlinks=True)
-                tmp.rename(target)
-            except OSError as copy_exc:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise full_or_raise(copy_exc, self.root, f"cannot copy {staging}") from copy_exc
-            shutil.rmtree(staging)
-            return False
-        return True
+            if is_disk_full(exc, self.root):
+                raise DiskFull(self.root, f"cannot copy {staging}") from exc
+            raise CacheError(f"cannot move {staging} into the cache: {exc}") from exc
 
     def _insert(self, entry: Entry, parents: Iterable[str]) -> None:
         row = entry.to_dict()
@@ -357,7 +346,7 @@ class Cache:
                 data = json.loads(journal.read_text())
                 parents = data.pop("parents", [])
                 parts = KeyParts.from_dict(data["parts"])
-                if self.object_path(data["hash"]).is_dir():
+                if self.store.exists(data["hash"]):
                     self._insert(Entry(**{**data, "parts": parts}), parents)
                 journal.unlink(missing_ok=True)
             except DiskFull:
@@ -461,19 +450,15 @@ class Cache:
             trashed = []
             for digest in doomed:
                 dest = self.trash / f"{digest}-{os.urandom(4).hex()}"
-                try:
-                    self.object_path(digest).rename(dest)
+                if self.store.take(digest, dest):
                     trashed.append(dest)
-                except FileNotFoundError:
-                    continue
         for dest in trashed:
             shutil.rmtree(dest, ignore_errors=True)
         return report
 
     def _quarantine(self, digest: str) -> None:
         dest = self.quarantine / f"{digest}-{int(time.time())}-{os.urandom(2).hex()}"
-        with suppress(FileNotFoundError):  # quarantined by another process meanwhile
-            self.object_path(digest).rename(dest)
+        self.store.take(digest, dest)  # False: quarantined by another process meanwhile
 
     def condemn(self, digests: set[str]) -> Condemned:
         """Quarantine the damaged objects ``digests`` with their entries, and drop every entry
@@ -508,10 +493,10 @@ class Cache:
             by_hash.setdefault(entry.hash, []).append(entry.key)
         in_flight = {json.loads(j.read_text()).get("hash") for j in self.pending.glob("*.json")}
         for digest, keys in by_hash.items():
-            path = self.object_path(digest)
-            if not path.is_dir():
+            if not self.store.exists(digest):
                 report.missing.extend(keys)
                 continue
+            path = self.store.get(digest)
             report.checked += 1
             try:
                 found = scan(path, {}, object_stamp)
@@ -527,13 +512,12 @@ class Cache:
             db.executemany("DELETE FROM entries WHERE key=?", [(k,) for k in report.missing])
         if report.corrupt:
             report.condemned = self.condemn(set(report.corrupt))
-        for path in sorted(self.objects.iterdir()):
-            if path.name not in by_hash and path.name not in in_flight:
-                if path.name.startswith(".tmp-"):
-                    shutil.rmtree(path, ignore_errors=True)
-                    continue
-                report.orphans.append(path.name)
-                self._quarantine(path.name)
+        for path in self.store.scratch_paths():
+            shutil.rmtree(path, ignore_errors=True)
+        for name in sorted(self.store.list()):
+            if name not in by_hash and name not in in_flight:
+                report.orphans.append(name)
+                self._quarantine(name)
         return report
 
     def parents(self, key: str) -> list[tuple[str, Entry | None]]:

@@ -164,7 +164,30 @@ def suggest(policy: Policy, plan: Plan, group: str, history: Iterable[Sample]) -
     return out
 
 
-def after_oom(policy: Policy, failed: Suggestion, peak: int | None) -> str:
+@dataclass(frozen=True)
+class CeilingOffer:
+    """The ceiling offered to a stage that ran out of memory, and why."""
+
+    stage: str
+    ceiling: int
+    """Bytes, a whole number of MiB."""
+    why: str
+
+    @property
+    def value(self) -> str:
+        """The ceiling as typed in a form or on the command line: ``450M``."""
+        return f"{self.ceiling // MIB}M"
+
+    @property
+    def setting(self) -> str:
+        """``train.memory_max=450M`` (what ``--set`` takes)."""
+        return f"{self.stage}.memory_max={self.value}"
+
+    def __str__(self) -> str:
+        return f"{self.setting}: {self.why}"
+
+
+def after_oom(policy: Policy, failed: Suggestion, peak: int | None) -> CeilingOffer:
     """The ceiling to offer a stage that ran out of memory at ``peak``, and why: the larger
     of ``peak`` (the bump a VPA gives after an OOM) and the highest peak of the successful
     runs of its program, × the margin, at least the floor."""
@@ -175,7 +198,5 @@ def after_oom(policy: Policy, failed: Suggestion, peak: int | None) -> str:
         history = f"no successful runs of {failed.program} yet"
     else:
         history = f"max peak {format_size(failed.max_peak)} in {failed.runs} successful runs"
-    return (
-        f"{failed.stage}.memory_max={ceiling // MIB}M: ran out at {format_size(ran_out)}, "
-        f"{history}; the larger × {policy.ceiling_margin:g}"
-    )
+    why = f"ran out at {format_size(ran_out)}, {history}; the larger × {policy.ceiling_margin:g}"
+    return CeilingOffer(failed.stage, ceiling, why)

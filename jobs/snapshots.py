@@ -4,7 +4,8 @@ A snapshot is one checkpoint of a job's stage packed as a deterministic bundle
 (`blut.status.snapshot`), stored as ``<blake3 of its bytes>.tar``; beside it
 ``<id>.json`` records where this home got it from (job, or the imported file)
 and when. Like the cache's objects the bundles are immutable files named by
-their content, so the folder can later move to an object store as is.
+their content, kept behind the same `Store` interface (`blut.jobs.objectstore`),
+so they can later move to an object store; the sidecars are this home's notes.
 
 A recipe run ``--from-snapshot ID`` takes the snapshot's job args as its base
 (``--set`` on top), passes ``from_snapshot=ID`` to the stage (so its cache key
@@ -16,7 +17,6 @@ when the config is the same, as a branch when ``--set`` changed it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -28,7 +28,8 @@ from blake3 import blake3
 
 import blut
 from blut.jobs.errors import UsageError, clip
-from blut.jobs.snapshotorigin import describe_origin
+from blut.jobs.objectstore import LocalStore, Store
+from blut.jobs.snapshotorigin import ARG, describe_origin
 from blut.jobs.store import Job
 from blut.status.atomic import atomic_file, atomic_write, atomic_write_json
 from blut.status.checkpoints import Checkpoint, checkpoints
@@ -49,9 +50,12 @@ from blut.status.snapshot import (
 )
 
 SNAPSHOTS_DIR = "snapshots"
-ARG = "from_snapshot"
-"""The stage argument naming the snapshot a stage starts from."""
+BUNDLE_SUFFIX = ".tar"
 _NOT_COMPARED = frozenset({ARG, "memory_max", "processes"})
+_NOT_STATE = frozenset({"training_args.bin"})
+"""Checkpoint files left out of a bundle: the HF Trainer's pickled TrainingArguments (an
+absolute output path, a timestamped logging dir) is a record, not state — a resumed run
+trains with its own args."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def _checkpoint_members(point: Checkpoint, points: list[Checkpoint], folder: Pat
     members: list[Member] = []
     for path in point.paths:
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for f in files:
+        for f in (f for f in files if f.name not in _NOT_STATE):
             name = f"{CHECKPOINT}/{f.relative_to(folder).as_posix()}"
             members.append(
                 (name, checkpoint_meta(f.read_bytes()) if f.name.endswith(".meta.json") else f)
@@ -152,7 +156,8 @@ def _checkpoint_members(point: Checkpoint, points: list[Checkpoint], folder: Pat
     return members
 
 
-def _metric_rows(job: Job, stage: str, upto: int | None) -> list[dict[str, Any]]:
+def _metric_rows(job: Job, stage: str, upto: tuple[str, int] | None) -> list[dict[str, Any]]:
+    """The stage's metric rows up to the checkpoint (``("epoch", 5)`` or ``("step", 40)``)."""
     folder = job.paths.stage(stage).metrics
     if not folder.is_dir() or not any(folder.iterdir()):
         return []
@@ -160,7 +165,7 @@ def _metric_rows(job: Job, stage: str, upto: int | None) -> list[dict[str, Any]]
         rows = read_metrics(folder).to_pylist()
     except StatusError:
         return []
-    kept = [state_row(r) for r in rows if upto is None or (r.get("epoch") or 0) <= upto]
+    kept = [state_row(r) for r in rows if upto is None or (r.get(upto[0]) or 0) <= upto[1]]
     return sorted(kept, key=lambda r: (r.get("epoch") or 0, r.get("step") or 0))
 
 
@@ -171,25 +176,30 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _snapshot(path: Path, manifest: dict[str, Any], origin: dict[str, Any]) -> Snapshot:
+def _snapshot(
+    snap_id: str, path: Path, manifest: dict[str, Any], origin: dict[str, Any]
+) -> Snapshot:
     info = path.stat()
     created = float(origin.get("stored", info.st_mtime))
-    return Snapshot(path.stem, path, manifest, origin, info.st_size, created)
+    return Snapshot(snap_id, path, manifest, origin, info.st_size, created)
 
 
 class SnapshotStore:
     """The snapshots of one ``$BLUT_HOME``."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, store: Store | None = None) -> None:
+        """``store``: where the bundles go (default: ``$BLUT_HOME/snapshots/<id>.tar``)."""
         self.root = home / SNAPSHOTS_DIR
+        self.store = store if store is not None else LocalStore(self.root, BUNDLE_SUFFIX)
+        """The bundles, by id."""
 
-    def _dir(self) -> Path:
-        return private_dir(self.root)
+    def _sidecar(self, snap_id: str) -> Path:
+        return self.root / f"{snap_id}.json"
 
     def _store(self, write: Any, origin: dict[str, Any]) -> Snapshot:
-        """Write a bundle through ``write(file)`` to a temp file, name it by its blake3."""
-        root = self._dir()
-        tmp = root / f".tmp-{os.getpid()}-{os.urandom(4).hex()}.tar"
+        """Write a bundle through ``write(file)`` to a scratch file, store it by its blake3."""
+        private_dir(self.root)
+        tmp = self.store.scratch()
         try:
             with atomic_file(tmp) as f:
                 write(f)
@@ -199,23 +209,20 @@ class SnapshotStore:
                     hasher.update(chunk)
             digest = hasher.hexdigest()
             bundle = open_bundle(tmp)
-            final = root / f"{digest}.tar"
-            if final.exists():
-                tmp.unlink()
-            else:
-                tmp.replace(final)
+            self.store.put(digest, tmp)
         except StatusError as exc:
             raise UsageError(str(exc)) from exc
         finally:
             tmp.unlink(missing_ok=True)
-        sidecar = root / f"{digest}.json"
+        final = self.store.get(digest)
+        sidecar = self._sidecar(digest)
         known = _read_json(sidecar)
         if isinstance(known, dict) and "stored" in known:
             origin = known  # stored before: keep where and when it first came from
         else:
             origin = {**origin, "stored": time.time()}
             atomic_write_json(sidecar, origin)
-        return _snapshot(final, bundle.manifest, origin)
+        return _snapshot(digest, final, bundle.manifest, origin)
 
     def create(
         self,
@@ -234,16 +241,17 @@ class SnapshotStore:
         members = _checkpoint_members(point, points, folder)
         stage_paths = job.paths.stage(name)
         key = _read_json(stage_paths.key) or {}
-        upto = meta.get("epoch") if "epoch" in meta else None
+        step = meta.get("step", point.number if point.name.startswith("checkpoint-") else None)
+        upto = ("epoch", meta["epoch"]) if "epoch" in meta else None
+        if upto is None and step is not None:
+            upto = ("step", step)  # the HF Trainer's: rows per step, flushed at each save
         manifest = {
             "format": 1,
             "recipe": job.spec.recipe,
             "stage": name,
             "checkpoint": point.name,
             "epoch": meta.get("epoch"),
-            "step": meta.get(
-                "step", point.number if point.name.startswith("checkpoint-") else None
-            ),
+            "step": step,
             "config": _read_json(stage_paths.args),
             "args": _read_json(job.paths.args),
             "versions": {"blut": blut.__version__, "stage_schema": key.get("schema_version")},
@@ -258,30 +266,23 @@ class SnapshotStore:
 
     def all(self) -> list[Snapshot]:
         """Every stored snapshot, oldest first."""
-        if not self.root.is_dir():
-            return []
-        found = []
-        for path in self.root.glob("*.tar"):
-            if path.name.startswith("."):
-                continue
-            snap = self._load(path)
-            if snap is not None:
-                found.append(snap)
+        found = [s for s in map(self._load, self.store.list()) if s is not None]
         return sorted(found, key=lambda s: (s.created, s.id))
 
-    def _load(self, path: Path) -> Snapshot | None:
+    def _load(self, snap_id: str) -> Snapshot | None:
         try:
+            path = self.store.get(snap_id)
             bundle = open_bundle(path)
-        except StatusError:
+        except (StatusError, FileNotFoundError):
             return None
-        origin = _read_json(path.with_suffix(".json"))
-        return _snapshot(path, bundle.manifest, origin if isinstance(origin, dict) else {})
+        origin = _read_json(self._sidecar(snap_id))
+        return _snapshot(snap_id, path, bundle.manifest, origin if isinstance(origin, dict) else {})
 
     def get(self, ref: str) -> Snapshot:
         """A snapshot by id or unique id prefix."""
         if not ref or not all(c in "0123456789abcdef" for c in ref):
             raise UsageError(f"invalid snapshot id {clip(ref)!r} (hex digits)")
-        matches = sorted(self.root.glob(f"{ref}*.tar")) if self.root.is_dir() else []
+        matches = sorted(i for i in self.store.list() if i.startswith(ref))
         if len(matches) > 1:
             raise UsageError(f"snapshot id {ref!r} is ambiguous ({len(matches)} match)")
         snap = self._load(matches[0]) if matches else None
@@ -306,8 +307,8 @@ class SnapshotStore:
         ]
         if not dry_run:
             for snap in doomed:
-                snap.path.unlink(missing_ok=True)
-                snap.path.with_suffix(".json").unlink(missing_ok=True)
+                self.store.delete(snap.id)
+                self._sidecar(snap.id).unlink(missing_ok=True)
         return doomed
 
     def export(self, ref: str, dest: Path) -> Snapshot:
@@ -360,6 +361,8 @@ class Start:
             "id": self.snapshot.id,
             "stage": self.stage,
             "epoch": self.snapshot.manifest.get("epoch"),
+            "step": self.snapshot.manifest.get("step"),
+            "job": self.snapshot.origin.get("job"),
             "branch": self.branch,
             "changed": self.changed,
         }
@@ -406,7 +409,12 @@ def restore(job: Job, begin: Start) -> None:
     bundle.extract_checkpoint(folder)
     atomic_write(folder / MARKER, begin.snapshot.id + "\n")
     rows = bundle.metric_rows()
-    if rows:
-        writer = MetricsWriter(paths.metrics)
-        for row in rows:
-            writer.write_epoch(int(row.get("epoch") or 0), [row])
+    if not rows:
+        return
+    writer = MetricsWriter(paths.metrics)
+    epoch = begin.snapshot.manifest.get("epoch")
+    if epoch is None:  # step checkpoints (HF Trainer): one part up to the step, as saved
+        writer.write_epoch(int(begin.snapshot.manifest.get("step") or 0), rows)
+        return
+    for row in rows:
+        writer.write_epoch(int(row.get("epoch") or 0), [row])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -31,6 +31,9 @@ from blut.jobs.rows import focus_stage
 from blut.jobs.snapshotorigin import describe_origin
 from blut.status.jobstate import StageView
 from blut.status.layout import JobPaths, job_paths
+
+if TYPE_CHECKING:
+    from blut.jobs.history import CeilingOffer
 
 LOG_WIDGET_LINES = 2000
 EXPLAIN_LOG_LINES = 20
@@ -235,7 +238,7 @@ def stage_cells(
     return (stage.name, ",".join(after) or "-", *cells)
 
 
-def explanation(job: JobState, recipe: bool = False, offer: str | None = None) -> Group:
+def explanation(job: JobState, recipe: bool = False, offer: CeilingOffer | None = None) -> Group:
     """Why a failed job failed: reason, peak vs ceiling, exit code, last log lines, what next.
 
     ``recipe``: a recipe job (names the failing stage, offers resume and re-run);
@@ -280,7 +283,10 @@ def explanation(job: JobState, recipe: bool = False, offer: str | None = None) -
         if skipped:
             table.add_row("skipped", ", ".join(skipped))
         table.add_row("resume", Text(f"blut plan resume {job.id}   (or u)", style="cyan"))
-        table.add_row("re-run", Text("e: the recipe form with this job's args", style="cyan"))
+        form = "e: the recipe form with this job's args"
+        if reason == "oom" and offer is not None:
+            form += f" and {offer.setting}"
+        table.add_row("re-run", Text(form, style="cyan"))
     else:
         table.add_row("re-run", Text(fmt.rerun_command(job.spec), style="cyan"))
     stage_name = stage.name if stage else (view.current_stage or "main")
@@ -347,7 +353,7 @@ class JobScreen(StateScreen):
         ("R", "replay: play the job's stream through the Job screen"),
         ("x", "recipe jobs: why the selected stage ran, or which job's output it reused"),
         ("o", "on a reused (cached) stage: open the job that computed its output"),
-        ("w", "a sweep's job: compare the sweep's points"),
+        ("w", "a sweep's job: compare the sweep's points (a snapshot's: its runs)"),
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
@@ -387,7 +393,7 @@ class JobScreen(StateScreen):
         recorded them)."""
         self._looking_up = False
         """The job whose output the shown stage reused (None: it ran, or not recorded)."""
-        self._oom_offer: str | None = None
+        self._oom_offer: CeilingOffer | None = None
         """The ceiling the policy offers a stage that ran out of memory (found by a worker)."""
         self._oom_asked = False
         self.pinned: str | None = None
@@ -472,7 +478,7 @@ class JobScreen(StateScreen):
             return
         self.app.call_from_thread(self._ceiling_found, offer)
 
-    def _ceiling_found(self, offer: str | None) -> None:
+    def _ceiling_found(self, offer: CeilingOffer | None) -> None:
         self._oom_offer = offer
         self.update_state()
 
@@ -506,12 +512,11 @@ class JobScreen(StateScreen):
 
     @property
     def sweep(self) -> str | None:
-        """The sweep the job belongs to, if any."""
-        job = self.cockpit.state.jobs.get(self.job_id)
-        return job.view.sweep if job is not None else None
+        """What `w` compares the job with: its sweep, or the runs of its snapshot."""
+        return self.cockpit.compare_group(self.job_id)
 
     def action_sweep(self) -> None:
-        """Compare the job with the other points of its sweep."""
+        """Compare the job with the other points of its sweep (or runs of its snapshot)."""
         if self.sweep is not None:
             self.cockpit.open_sweep(self.sweep)
 
@@ -525,6 +530,7 @@ class JobScreen(StateScreen):
         if sweep is None:
             if origin:
                 line = Text(describe_origin(origin), style="cyan")
+                line.append("  (w: compare)", style="dim")
                 self.query_one("#sweep", Static).update(line)
             return
         points = self.cockpit.want_sweep(sweep)

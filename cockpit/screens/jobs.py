@@ -88,6 +88,7 @@ class JobsScreen(StateScreen):
         ("R", "replay: play the job's stream through the Job screen"),
         ("space", "on a sweep row: expand or collapse its jobs (each shows its args, metric)"),
         ("enter / w", "on a sweep row (w: also on a member): compare the sweep's points"),
+        ("w", "on a job started from (or snapshotted into) a snapshot: compare its runs"),
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open", "Open"),
@@ -399,9 +400,9 @@ class JobsScreen(StateScreen):
 
     @property
     def selected_sweep(self) -> str | None:
-        """The sweep of the row under the cursor: its group row or one of its members."""
-        job = self.cockpit.state.jobs.get(self.selected_job_id or "")
-        return self.selected_group or (job.view.sweep if job is not None else None)
+        """The sweep of the row under the cursor: its group row or one of its members (for
+        a job of a snapshot, the group of that snapshot's runs)."""
+        return self.selected_group or self.cockpit.compare_group(self.selected_job_id or "")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "sweep" and self.selected_sweep is None:

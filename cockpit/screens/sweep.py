@@ -1,5 +1,11 @@
 """Sweep: every point of one sweep side by side, and their loss curves overlaid.
 
+The same screen compares the runs of one snapshot (`branches_group`): the job it
+was taken from and every job started from it; the title names the snapshot and
+an ORIGIN column says what each run changed of its config (``lr 0.001 → 0.01``,
+``continued``; ``parent`` for the run it was taken from). A sweep of branches
+shows the same column.
+
 One row per point: its colour, the arguments that vary, its state, and the final
 and best value of each compared metric (losses first), sortable by any column
 (`s` / `r`, or a click on the header; the header carries the sort marker). The plot
@@ -20,7 +26,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 from blut.cockpit import fmt
 from blut.cockpit.plot import Curve, Plot, legend, wants_log
 from blut.cockpit.screens.base import StateScreen
-from blut.cockpit.sweeps import metric_number, point_color
+from blut.cockpit.state import JobState
+from blut.cockpit.sweeps import group_snapshot, metric_number, point_color
+from blut.jobs.snapshotorigin import describe_change, origin_point
 from blut.jobs.sweeps import Sweep, SweepPoint, direction
 
 STATE_ORDER = ("running", "queued", "loading", "failed", "cancelled", "succeeded")
@@ -38,7 +46,7 @@ class SweepScreen(StateScreen):
     """One sweep, compared."""
 
     DEFAULT_CSS = """
-    SweepScreen #title { height: 1; padding: 0 1; background: $panel; }
+    SweepScreen #title { height: auto; max-height: 2; padding: 0 1; background: $panel; }
     SweepScreen #points { height: auto; max-height: 10; }
     SweepScreen #curves { height: 1fr; min-height: 6; }
     SweepScreen #legend { height: auto; max-height: 2; padding: 0 1; }
@@ -108,6 +116,21 @@ class SweepScreen(StateScreen):
         job = self.cockpit.state.jobs.get(job_id)
         return job.view.state if job is not None else "loading"
 
+    def origin_of(self, job_id: str) -> str:
+        """What a point's job changed of the snapshot it started from (``lr 0.001 → 0.01``,
+        ``continued``), ``parent`` for the job the compared snapshot was taken from."""
+        job = self.cockpit.state.jobs.get(job_id)
+        record = job.spec.snapshot if job is not None else None
+        if record:
+            return describe_change(record)
+        return "parent" if group_snapshot(self.sweep) is not None else "-"
+
+    def _from_snapshot(self) -> bool:
+        """Whether the compared runs started from a snapshot (the ORIGIN column is shown)."""
+        if group_snapshot(self.sweep) is not None:
+            return True
+        return any(j.spec.snapshot for j in self.cockpit.sweep_members(self.sweep))
+
     def metric_columns(self, data: Sweep, rows: list[Row]) -> list[str]:
         """The compared metrics whose final and best columns fit beside the fixed ones
         (at least the first), in :attr:`Sweep.metrics` order."""
@@ -126,9 +149,11 @@ class SweepScreen(StateScreen):
     def _fixed(self) -> list[tuple[str, str]]:
         data = self.data
         names = data.names if data is not None else {}
+        origin = [("origin", "ORIGIN")] if self._from_snapshot() else []
         return [
             ("color", " "),
             *((f"param:{k}", names[k]) for k in (data.varied if data else ())),
+            *origin,
             ("state", "STATE"),
         ]
 
@@ -139,6 +164,7 @@ class SweepScreen(StateScreen):
             row: Row = {
                 "color": Text("●", style=point_color(data, point.job_id)),
                 "state": fmt.state_text(self.state_of(point.job_id)),
+                "origin": Text(self.origin_of(point.job_id), style="cyan"),
             }
             for key in data.varied:
                 row[f"param:{key}"] = Text(point.value_text(key))
@@ -156,6 +182,8 @@ class SweepScreen(StateScreen):
         kind, _, name = column.partition(":")
         if kind == "param":
             return point.order(name)
+        if kind == "origin":
+            return (self.origin_of(point.job_id),)
         if kind == "state":
             state = self.state_of(point.job_id)
             return (STATE_ORDER.index(state) if state in STATE_ORDER else len(STATE_ORDER),)
@@ -211,8 +239,11 @@ class SweepScreen(StateScreen):
     def _paint_title(self, data: Sweep | None) -> None:
         members = self.cockpit.sweep_members(self.sweep)  # the header names the sweep
         head = Text()
+        snapshot = _shared_snapshot(self.sweep, members)
         if members:
             name = members[0].view.recipe or members[0].spec.name
+            if group_snapshot(self.sweep) is not None:
+                name = f"runs of snapshot {snapshot}"
             head.append(f"{name} ×{len(members)}", style="bold")
             head.append("  ")
             tally: dict[str, int] = {}
@@ -221,6 +252,8 @@ class SweepScreen(StateScreen):
             for i, state in enumerate(sorted(tally, key=_state_rank)):
                 head.append(", " if i else "")
                 head.append(f"{tally[state]} {state}", style=fmt.state_text(state).style)
+        if snapshot and group_snapshot(self.sweep) is None:
+            head.append(f"  from snapshot {snapshot}", style="cyan")
         if data is None:
             head.append("  reading its points…", style="yellow")
         elif data.varied:
@@ -333,6 +366,21 @@ def natural_reverse(column: str) -> bool:
     (an accuracy) descending, everything else ascending (losses, arguments, running first)."""
     kind, _, name = column.partition(":")
     return kind in ("final", "best") and direction(name) == "max"
+
+
+def _shared_snapshot(group: str, members: list[JobState]) -> str:
+    """``1a2b3c4d5e6f (train, epoch 5)``: the snapshot every compared run started from
+    (the group's own, for a snapshot's runs); empty when they did not share one."""
+    records = [j.spec.snapshot for j in members if j.spec.snapshot]
+    wanted = group_snapshot(group)
+    ids = {str(r.get("id")) for r in records}
+    if wanted is None and (len(ids) != 1 or len(records) != len(members)):
+        return ""
+    snap_id = wanted or ids.pop()
+    record = next((r for r in records if r.get("id") == snap_id), None)
+    if record is None:
+        return snap_id[:12]
+    return f"{snap_id[:12]} ({record.get('stage')}, {origin_point(record)})"
 
 
 def _state_rank(state: str) -> int:

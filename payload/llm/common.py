@@ -4,7 +4,11 @@ Checkpoints are the HF Trainer's own (``stage_dir/checkpoints/checkpoint-N``:
 weights, optimizer, scheduler, RNG states, trainer state), written every
 ``save_every`` steps. A ``fingerprint`` file next to them names the config and
 inputs they belong to; a rerun with the same fingerprint resumes from the last
-one (bit-identical on CPU), any other starts over. Step metrics go to the event
+one (bit-identical on CPU), any other starts over. A run ``from_snapshot`` finds
+the snapshot's checkpoint restored into that folder (`blut.jobs.snapshots.restore`,
+with a ``snapshot`` marker naming it) and resumes from it: bit-identically with
+the same config, as a branch with another (the new peak lr, schedule and weight
+decay applied to the restored optimizer at the restored step). Step metrics go to the event
 stream as they are logged and are flushed as one Parquet part
 (``metrics/part-<step>.parquet``) at every eval, save and at the end, so the
 parts always line up with checkpoints: a killed run never leaves rows that a
@@ -36,7 +40,9 @@ KILL_ENV = "BLUT_TEST_KILL_AFTER_STEP"
 KILL_MODE_ENV = "BLUT_TEST_KILL_MODE"
 REF_FILE = "ref.json"
 FINGERPRINT_FILE = "fingerprint"
-NOT_CONFIG = ("resume", "keep_checkpoints", "log_every", "threads", "save_every")
+SNAPSHOT_MARKER = "snapshot"
+"""A restored snapshot's id, beside its checkpoint (written by `blut.jobs.snapshots.restore`)."""
+NOT_CONFIG = ("resume", "keep_checkpoints", "log_every", "threads", "save_every", "from_snapshot")
 """Args that never change the trajectory (left out of the checkpoint fingerprint)."""
 
 
@@ -177,12 +183,15 @@ def checkpoint_dir(ctx: StageContext) -> Path:
     return ctx.checkpoints_dir
 
 
-def resume_point(ctx: StageContext, fp: str, resume: bool) -> str | None:
-    """The checkpoint to resume from, or None after clearing checkpoints of another config."""
+def resume_point(ctx: StageContext, fp: str, resume: bool, snapshot: str = "") -> str | None:
+    """The checkpoint to resume from, or None after clearing checkpoints of another config;
+    with ``snapshot``, the newest checkpoint of (or after) that restored snapshot."""
     from transformers.trainer_utils import get_last_checkpoint
 
     ckpt = checkpoint_dir(ctx)
     mark = ckpt / FINGERPRINT_FILE
+    if snapshot:
+        return _snapshot_point(ctx, fp, snapshot)
     if resume and mark.is_file() and mark.read_text().strip() == fp:
         last = get_last_checkpoint(str(ckpt))  # type: ignore[no-untyped-call, unused-ignore]
         if last is not None:
@@ -198,6 +207,32 @@ def resume_point(ctx: StageContext, fp: str, resume: bool) -> str | None:
     ckpt.mkdir(parents=True)
     mark.write_text(fp + "\n")
     return None
+
+
+def _snapshot_point(ctx: StageContext, fp: str, snapshot: str) -> str:
+    """The checkpoint a run ``from_snapshot`` resumes from (refused when the snapshot was not
+    restored); a config other than the snapshot's makes the run a branch of it."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt = checkpoint_dir(ctx)
+    try:
+        restored = (ckpt / SNAPSHOT_MARKER).read_text().strip()
+    except OSError:
+        restored = ""
+    last = get_last_checkpoint(str(ckpt)) if restored == snapshot else None  # type: ignore[no-untyped-call, unused-ignore]
+    if last is None:
+        raise InputError(
+            f"{ctx.stage}: snapshot {snapshot[:12]} was not restored into this stage "
+            "(start from it with `blut recipe run RECIPE --from-snapshot ID`)"
+        )
+    mark = ckpt / FINGERPRINT_FILE
+    was = mark.read_text().strip() if mark.is_file() else ""
+    if was != fp:
+        mark.write_text(fp + "\n")  # its checkpoints from here on belong to this config
+        ctx.log(f"{ctx.stage}: branched from snapshot {snapshot[:12]} at {Path(last).name}")
+    else:
+        ctx.log(f"{ctx.stage}: continuing snapshot {snapshot[:12]} from {Path(last).name}")
+    return str(last)
 
 
 def train_config(ctx: StageContext, opts: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
@@ -334,6 +369,43 @@ def losses(ctx: StageContext, key: str = "loss") -> list[float]:
     return [float(v) for v in table.column(key).to_pylist() if v is not None]
 
 
+def rebase_callback(trainer: Any) -> Any:
+    """A TrainerCallback that, when the restored optimizer's peak lr or weight decay differ
+    from this run's args (a branch of a snapshot), applies this run's at the restored step
+    (the schedule's shape is already this run's); a plain resume is left untouched."""
+    from transformers import TrainerCallback
+
+    class Rebase(TrainerCallback):  # type: ignore[misc, unused-ignore]
+        def on_train_begin(
+            self, args: Any, state: Any, control: Any, optimizer: Any = None,
+            lr_scheduler: Any = None, model: Any = None, **kw: Any,
+        ) -> None:  # fmt: skip
+            if optimizer is None or lr_scheduler is None or model is None:
+                return
+            peak, decay = float(args.learning_rate), float(args.weight_decay)
+            names = {id(p): n for n, p in model.named_parameters()}
+            decayed = set(trainer.get_decay_parameter_names(model))
+            groups = optimizer.param_groups
+            wants = [
+                decay if any(names.get(id(p)) in decayed for p in g["params"]) else 0.0
+                for g in groups
+            ]
+            bases = list(getattr(lr_scheduler, "base_lrs", []))
+            if (
+                bases == [peak] * len(groups)
+                and [g.get("weight_decay", 0.0) for g in groups] == wants
+            ):
+                return
+            lambdas = getattr(lr_scheduler, "lr_lambdas", None)
+            for i, (group, wd) in enumerate(zip(groups, wants, strict=True)):
+                scale = lambdas[i](lr_scheduler.last_epoch) if lambdas else 1.0
+                group["lr"], group["initial_lr"], group["weight_decay"] = peak * scale, peak, wd
+            lr_scheduler.base_lrs = [peak] * len(groups)
+            lr_scheduler._last_lr = [g["lr"] for g in groups]
+
+    return Rebase()
+
+
 def fit(ctx: StageContext, trainer: Any, resume_from: str | None) -> dict[str, Any]:
     """Run ``trainer`` (from ``resume_from`` when set); refuse a non-finite final loss.
 
@@ -350,6 +422,8 @@ def fit(ctx: StageContext, trainer: Any, resume_from: str | None) -> dict[str, A
     before = _logged(Path(resume_from)) if resume_from else Logged()
     if before.tokens is not None and hasattr(trainer, "_total_train_tokens"):
         trainer._total_train_tokens = before.tokens
+    if resume_from is not None:
+        trainer.add_callback(rebase_callback(trainer))
     result = trainer.train(resume_from_checkpoint=resume_from)
     metrics = dict(result.metrics)
     loss = _number(metrics.get("train_loss"))

@@ -43,7 +43,9 @@ class Run:
         common.check_lora(stage, self.opts)
         common.set_threads(self.opts["threads"])
         self.fingerprint = common.fingerprint(stage, self.opts, common.input_hashes(ctx))
-        self.resume_from = common.resume_point(ctx, self.fingerprint, self.opts["resume"])
+        self.resume_from = common.resume_point(
+            ctx, self.fingerprint, self.opts["resume"], self.opts.get("from_snapshot", "")
+        )
 
     def split(self, dataset: Any) -> tuple[Any, Any]:
         """(train, eval or None): a seeded hold-out when ``eval_every`` is on."""

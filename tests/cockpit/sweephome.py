@@ -47,11 +47,12 @@ def sweep_member(
     epochs: Sequence[Mapping[str, float]],
     *,
     end: str = "succeeded",
-    sweep: str = SWEEP,
+    sweep: str | None = SWEEP,
     start: float = T0,
 ) -> Job:
-    """A quant-train-like recipe job of ``sweep`` whose train stage wrote one Parquet part
-    (and one metric event) per epoch row; ``end``: succeeded, failed (oom) or running."""
+    """A quant-train-like recipe job of ``sweep`` (None: of none) whose train stage wrote one
+    Parquet part (and one metric event) per epoch row; ``end``: succeeded, failed (oom) or
+    running."""
     store = JobStore(home)
     job_dir = store.jobs_dir / job_id
     (job_dir / "stages" / "train").mkdir(parents=True)

@@ -18,15 +18,25 @@ pytestmark = pytest.mark.anyio
 JOB = "20250615-120000-eeee"
 
 
-def failed_quant_job(home: Path, stage: str, reason: str) -> None:
-    """A quant-train job folder whose ``stage`` failed with ``reason`` (display only)."""
+def failed_quant_job(
+    home: Path, stage: str, reason: str, *, ceiling: int = 64 << 20, peak: int | None = None
+) -> None:
+    """A quant-train job folder whose ``stage`` (under ``ceiling``) failed with ``reason``
+    at ``peak`` (display only)."""
     job = recipe_job(home, JOB, "quant-train")
     emit(
         job,
         JobSubmitted(job=JOB, ts=T0, name="quant-train", recipe="quant-train"),
         JobStarted(job=JOB, ts=T0 + 1),
-        StageStarted(job=JOB, stage=stage, ts=T0 + 2, memory_max=64 << 20),
-        StageFailed(job=JOB, stage=stage, ts=T0 + 3, reason=reason, exit_code=137),  # type: ignore[arg-type]
+        StageStarted(job=JOB, stage=stage, ts=T0 + 2, memory_max=ceiling),
+        StageFailed(
+            job=JOB,
+            stage=stage,
+            ts=T0 + 3,
+            reason=reason,  # type: ignore[arg-type]
+            exit_code=137,
+            peak_mem=peak,
+        ),
         JobFailed(job=JOB, ts=T0 + 3, reason=reason),  # type: ignore[arg-type]
     )
 
@@ -40,6 +50,8 @@ class Opened:
     visible: bool
     """Whether that field is inside the form's scrolled region."""
     title: str
+    value: str
+    """What the focused field holds."""
 
 
 async def press_rerun(home: Path) -> Opened:
@@ -56,7 +68,8 @@ async def press_rerun(home: Path) -> Opened:
         return Opened(
             field=form.fields[int(str(focused.id).removeprefix("f"))].key,
             visible=scrolled.contains_region(focused.region),
-            title=static_text(form.query_one("#title", Static)),
+            title=" ".join(static_text(form.query_one("#title", Static)).split()),
+            value=focused.value,
         )
 
 
