@@ -383,7 +383,7 @@ def start(snap: Snapshot, recipe: str, args: Mapping[str, Any], schema: Mapping[
     section = schema.get("properties", {}).get(stage, {}).get("properties", {})
     if ARG not in section:
         raise UsageError(f"stage {stage} of recipe {recipe} cannot start from a snapshot")
-    was = manifest.get("config") or {}
+    was = {k: v for k, v in (manifest.get("config") or {}).items() if k in section}
     now = args.get(stage) or {}
     changed = {
         k: [was.get(k), now.get(k)]
@@ -391,6 +391,25 @@ def start(snap: Snapshot, recipe: str, args: Mapping[str, Any], schema: Mapping[
         if k not in _NOT_COMPARED and was.get(k) != now.get(k)
     }
     return Start(snap, stage, changed)
+
+
+def base_args(snap: Snapshot, schema: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The snapshot's recipe args without the settings ``schema`` no longer declares (a
+    snapshot outlives the blut that made it), and the dotted names of those dropped."""
+    args = snap.manifest.get("args")
+    if not isinstance(args, dict):
+        raise UsageError(f"snapshot {snap.id[:12]} records no recipe args")
+    stages = schema.get("properties", {})
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for stage, section in args.items():
+        known = stages.get(stage, {}).get("properties")
+        if known is None or not isinstance(section, dict):
+            kept[stage] = section
+            continue
+        kept[stage] = {k: v for k, v in section.items() if k in known}
+        dropped += [f"{stage}.{k}" for k in section if k not in known]
+    return kept, dropped
 
 
 def with_snapshot(args: Mapping[str, Any], begin: Start) -> dict[str, Any]:

@@ -249,13 +249,12 @@ def run_from_snapshot(
     from blut.jobs import snapshots
     from blut.jobs.api import submit_points
     from blut.jobs.config import Layer
-    from blut.jobs.errors import UsageError
     from blut.jobs.store import blut_home
 
     snap = snapshots.SnapshotStore(blut_home()).get(ref)
-    base = snap.manifest.get("args")
-    if not isinstance(base, dict):
-        raise UsageError(f"snapshot {snap.id[:12]} records no recipe args")
+    base, dropped = snapshots.base_args(snap, recipe.args_schema)
+    if dropped:
+        note(f"snapshot {snap.id[:12]}: {', '.join(dropped)} no longer a setting; left out")
     layer = Layer(f"snapshot {snap.id[:12]}", base)
     points = recipe.resolve(sets=sets, sweeps=sweeps, base=layer)
     starts = [snapshots.start(snap, recipe.name, p, recipe.args_schema) for p in points]

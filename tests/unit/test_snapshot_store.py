@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from blut.jobs.errors import UsageError
-from blut.jobs.snapshots import SnapshotStore, restore, start, with_snapshot
+from blut.jobs.snapshots import SnapshotStore, base_args, restore, start, with_snapshot
 from blut.jobs.store import Job, JobStore
 from blut.status.errors import StatusError
 from blut.status.metrics import MetricsWriter, read_metrics
@@ -174,3 +174,19 @@ def test_restore_puts_the_checkpoint_metrics_and_marker_into_a_new_job(tmp_path:
     assert read_metrics(target.paths.stage("train").metrics).column("epoch").to_pylist() == [
         1, 2, 3,
     ]  # fmt: skip
+
+
+def test_a_setting_blut_no_longer_has_is_left_out_not_a_branch(tmp_path: Path) -> None:
+    """A snapshot made when train still had ``logger`` starts on today's schema."""
+    job = train_job(tmp_path)
+    old = {"train": {"lr": 0.001, "logger": "none", "memory_max": "2G"}, "other": 1}
+    job.paths.args.write_text(json.dumps(old))
+    job.paths.stage("train").args.write_text(json.dumps({"lr": 0.001, "logger": "none"}))
+    snap = SnapshotStore(tmp_path).create(job)
+    schema = {
+        "properties": {"train": {"properties": {"lr": {}, "memory_max": {}, "from_snapshot": {}}}}
+    }
+    base, dropped = base_args(snap, schema)
+    assert dropped == ["train.logger"]
+    assert base == {"train": {"lr": 0.001, "memory_max": "2G"}, "other": 1}
+    assert not start(snap, "quant-train", base, schema).branch
