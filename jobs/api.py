@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from blut.containment.envfile import write_env_file
 from blut.jobs.cancel import cancel, cancel_stage
+from blut.jobs.cluster import Cluster, check_stages
 from blut.jobs.environment import EnvPolicy, env_policy, job_env
 from blut.jobs.errors import JobsError, UsageError, clip
 from blut.jobs.follow import LogLine, Mark, follow
@@ -89,8 +90,17 @@ class Launchers:
         return found
 
     def for_job(self, job: Job) -> Launcher:
-        """The launcher the job was started with."""
-        return self.get(job.spec.launcher)
+        """The launcher the job was started with (its stages' cluster's, `--launcher ray`)."""
+        address = job.spec.ray_address
+        if address is None:
+            return self.get(job.spec.launcher)
+        key = f"ray:{job.spec.launcher}:{address}"
+        found = self._by_kind.get(key)
+        if found is None:
+            from blut.containment.select import cluster_launcher, launcher_for
+
+            found = self._by_kind[key] = cluster_launcher(launcher_for(job.spec.launcher), address)
+        return found
 
     def close(self) -> None:
         """Close every launcher created."""
@@ -284,6 +294,7 @@ def submit_recipe(
     history: Callable[[], list[Sample]] | None = None,
     begin: Start | None = None,
     checked: bool = False,
+    cluster: Cluster | None = None,
 ) -> tuple[Job, str | None]:
     """Compile ``args`` (already resolved), store the job and start its executor (or
     finish it here when every stage is cached). Returns the job and a containment warning.
@@ -298,7 +309,8 @@ def submit_recipe(
     that stage runs attached to this pseudo-terminal (it always runs; see `JobSpec.tty`).
     ``begin``: the snapshot a stage starts from (restored into it before the executor starts).
     ``checked``: the paths in ``args`` were resolved and their data checked already
-    (`submit_points` checks every point before it submits any).
+    (`submit_points` checks every point before it submits any). ``cluster``: its stages
+    run on that Ray cluster (`blut.jobs.cluster`).
     """
     from blut.jobs.cache import Cache
     from blut.jobs.datacheck import preflight
@@ -319,6 +331,7 @@ def submit_recipe(
         plan = plan.upstream(check_stage(recipe, plan, stage))
     if tty is not None and stage is None:
         raise UsageError("a terminal is for one stage: name the stage")
+    check_stages(cluster, plan.order())
     retention = retention_policy(workdir)
     Cache(store.home).close()  # a broken cache index fails here, before the job exists
     launcher, warning = _choose(contained)
@@ -342,6 +355,7 @@ def submit_recipe(
             retries=applied.retries,
             policy_notes=applied.notes,
             snapshot=begin.record() if begin is not None else None,
+            **(cluster.record() if cluster is not None else {}),
         ) as job:
             plan.save(job.plan_path)
             atomic_write_json(job.paths.args, dict(args))
@@ -354,6 +368,8 @@ def submit_recipe(
 
                 restore(job, begin)
                 job.emit(Log(job=job.id, stage=begin.stage, msg=begin.describe()))
+            if cluster is not None:
+                job.emit(Log(job=job.id, msg=f"stages run on the Ray cluster {cluster.address}"))
             if tty is None:
                 finish_or_start(job, plan, launcher)
             else:  # the stage runs whatever the cache holds: the point is to watch it run
@@ -389,6 +405,7 @@ def submit_points(
     cwd: Path | None = None,
     env: EnvPolicy | None = None,
     starts: Sequence[Start] | None = None,
+    cluster: Cluster | None = None,
 ) -> Submission:
     """One job per resolved args; more than one form a sweep under a new sweep id.
 
@@ -443,6 +460,7 @@ def submit_points(
                 history=history,
                 begin=starts[i] if starts else None,
                 checked=True,
+                cluster=cluster,
             )
         except (JobsError, OSError) as exc:
             if not jobs:
@@ -487,29 +505,44 @@ def load_sweep(store: JobStore, sweep: str, job_ids: Sequence[str] | None = None
 # -- resuming ----------------------------------------------------------------------
 
 
-def resume(store: JobStore, job: Job) -> None:
+def resume(store: JobStore, job: Job, *, cluster: Cluster | bool | None = True) -> Job:
     """Start a new executor for ``job`` (``blut plan resume``); refused while one runs.
 
     Stages already done or cached are skipped, units still running re-attached,
-    the rest run again (a command job runs its command again).
+    the rest run again (a command job runs its command again). ``cluster``: where its
+    stages run from now on (a `Cluster`, or None for this machine; recorded in job.json;
+    refused while a stage of it still runs), or True to keep where it ran. Returns the job.
     """
     from blut.jobs.commandplan import plan_of
     from blut.jobs.lifecycle import executor_alive, finish_or_start, reconcile, running_stages
 
     plan = plan_of(job)  # a damaged plan.json fails here, not in a detached executor
+    if not isinstance(cluster, bool):
+        check_stages(cluster, plan.order())
     with Launchers() as launchers:
         launcher = launchers.for_job(job)
         with job.lock():
             if executor_alive(job, launcher):
                 raise UsageError(f"job {job.id} is still running; nothing to resume")
             view = job.view()
-            if not view.terminal and not running_stages(job, launcher):
+            running = running_stages(job, launcher)
+            if not view.terminal and not running:
                 # Its executor died with nothing running: record that run's end first, so
                 # the new run starts from a recorded outcome, with no stale requests.
                 view = reconcile(job, launcher)
             if view.state == "succeeded":
                 raise UsageError(f"job {job.id} already succeeded; nothing to resume")
+            if not isinstance(cluster, bool):
+                fields = cluster.record() if cluster else {"ray_address": None, "ray_resources": {}}
+                if any(getattr(job.spec, k) != v for k, v in fields.items()):
+                    if running:
+                        raise UsageError(
+                            f"job {job.id}: stages still run ({', '.join(running)}); "
+                            "resume it where it ran, or cancel them first"
+                        )
+                    job = store.respec(job, **fields)
             finish_or_start(job, plan, launcher)  # re-attaches to stages still running
+    return job
 
 
 # -- outputs ------------------------------------------------------------------------

@@ -97,7 +97,7 @@ from blut.status.writer import EventWriter
 if TYPE_CHECKING:  # containment loads only when a stage launches, the cache only when a
     # cacheable stage needs it (a `blut run` command never does)
     from blut.containment.launcher import Launcher
-    from blut.containment.spec import Handle, Outcome
+    from blut.containment.spec import Handle, Outcome, Placement
     from blut.jobs.cache import Cache, Condemned
     from blut.jobs.integrity import Damage
 
@@ -114,6 +114,8 @@ FOLDER_CHECK_EVERY = 0.5
 """Seconds between two checks that the job folder still exists."""
 LOG_TAIL = 8192
 """Bytes of a failed stage's log searched for the words of a program that ran out of space."""
+CLUSTER_SLOTS = 1 << 20
+"""CPU slots of a job whose stages run on a cluster: the cluster queues them, not blut."""
 
 Phase = Literal["pending", "waiting", "running", "done", "failed"]
 
@@ -769,8 +771,15 @@ class Executor:
 
         stage, job = run.stage, self.job
         res = stage.resources
+        on_cluster = job.spec.ray_address is not None  # its GPUs are the cluster's, not ours
         why = self.slots.never_fits(res)
-        if why is None and res.gpu and res.gpu > self.gpus.count and not res.cpu_fallback:
+        if (
+            why is None
+            and not on_cluster
+            and res.gpu
+            and res.gpu > self.gpus.count
+            and not res.cpu_fallback
+        ):
             why = f"needs {res.gpu} GPU(s) but this machine has {self.gpus.count}" + (
                 " (no NVIDIA driver/NVML found)" if self.gpus.count == 0 else ""
             )
@@ -780,12 +789,12 @@ class Executor:
         if not self.slots.fits(res):
             return False
         gpus: list[int] = []
-        if res.gpu and self.gpus.count >= res.gpu:
+        if res.gpu and not on_cluster and self.gpus.count >= res.gpu:
             allocated = self.gpus.allocate(res.gpu)
             if allocated is None:
                 return False
             gpus = allocated
-        processes = process_count(stage, len(gpus))
+        processes = process_count(stage, res.gpu if on_cluster else len(gpus))
         try:
             argv = launch_argv(stage, processes)
         except JobsError as exc:
@@ -825,6 +834,7 @@ class Executor:
             timeout=stage.timeout,
             description=f"blut job {job.id} ({self.plan.name}) stage {stage.name}",
             tty=Path(job.spec.tty) if job.spec.tty and stage.name == self._foreground else None,
+            placement=self._placement(stage) if on_cluster else None,
         )
         assert run.parts is not None
         run.started = time.time()
@@ -869,6 +879,14 @@ class Executor:
         self._check_limit(run)
         self._sync(save=True)
         return True
+
+    def _placement(self, stage: StageDef) -> Placement:
+        """What ``stage`` reserves on the cluster: its CPUs, GPUs and custom resources."""
+        from blut.containment.spec import Placement
+
+        res = stage.resources
+        pins = self.job.spec.ray_resources.get(stage.name, {})
+        return Placement(cpus=res.cpu, gpus=res.gpu, resources=pins)
 
     @property
     def _cwd(self) -> Path:
@@ -1101,9 +1119,9 @@ def main(argv: list[str] | None = None) -> int:
     job = JobStore(home).load(job_dir)
 
     def make_launcher() -> Launcher:
-        from blut.containment.select import launcher_for
+        from blut.containment.select import cluster_launcher, launcher_for
 
-        return launcher_for(job.spec.launcher, probe=False)
+        return cluster_launcher(launcher_for(job.spec.launcher, probe=False), job.spec.ray_address)
 
     executor = Executor(
         job,
@@ -1112,7 +1130,10 @@ def main(argv: list[str] | None = None) -> int:
         lambda: Cache(home),
         gpus=GpuPool(home / LOCKS_DIR),
         slots=Slots(
-            cpu=job.spec.cpu_slots or os.cpu_count() or 1, stages=job.spec.max_stages or None
+            cpu=job.spec.cpu_slots
+            or (CLUSTER_SLOTS if job.spec.ray_address else os.cpu_count())
+            or 1,
+            stages=job.spec.max_stages or None,
         ),
         adopt=adopt,
     )

@@ -11,6 +11,8 @@ from click.exceptions import Exit
 from blut.commands.common import (
     Group,
     check_format,
+    chosen_cluster,
+    cluster_options,
     detach_option,
     env_options,
     format_option,
@@ -177,6 +179,7 @@ def plan_tree(plan: Plan) -> Tree:
 @detach_option
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan(s); run nothing.")
 @click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")
+@cluster_options
 @click.option(
     "--from-snapshot",
     "snapshot_ref",
@@ -247,6 +250,7 @@ def run_from_snapshot(
         contained=containment_requested() and not uncontained,
         env=env,
         starts=starts,
+        cluster=chosen_cluster(),
     )
     if submitted.warning:
         note(f"warning: {submitted.warning}", "bold yellow")
@@ -288,7 +292,12 @@ def run_points(
             out.print_json(json.dumps(resolved))
         return
     submitted = submit_points(
-        store(), recipe, points, contained=containment_requested() and not uncontained, env=env
+        store(),
+        recipe,
+        points,
+        contained=containment_requested() and not uncontained,
+        env=env,
+        cluster=chosen_cluster(),
     )
     if submitted.warning:
         note(f"warning: {submitted.warning}", "bold yellow")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from blut.commands.common import detach_option, note, path_option, set_option
+from blut.commands.common import cluster_options, detach_option, note, path_option, set_option
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 @detach_option
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan; run nothing.")
 @click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")
+@cluster_options
 def train(
     method: str,
     model: Path | None,
