@@ -1,5 +1,7 @@
 """``python -m blut.containment.noderun SPEC``: a unit run contained on a cluster node.
 
+(``--probe-nodes`` instead asks every node of the cluster whether it has a user manager.)
+
 A Ray job's entrypoint (`blut.containment.ray`). It reads the unit's spec (a JSON file
 `write_node_spec` left next to the unit's result record, on the shared ``$BLUT_HOME``),
 runs the unit under this node's systemd user manager (or the loud bare fallback where the
@@ -24,6 +26,9 @@ from typing import Any
 from blut.containment.spec import UnitSpec
 from blut.status.atomic import atomic_write_json
 
+PROBE = "--probe-nodes"
+PROBE_MARK = "blut-nodes: "
+"""Starts the line of `probe_nodes`'s answer in the probe job's log."""
 NODE_VARS = ("CUDA_VISIBLE_DEVICES",)
 """Variables the cluster sets for the entrypoint (the GPUs it reserved) that the unit gets."""
 
@@ -144,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     from blut.containment.errors import ContainmentError
 
     args = sys.argv[1:] if argv is None else argv
+    if args == [PROBE]:
+        print(PROBE_MARK + json.dumps(probe_nodes()))
+        return 0
     if len(args) != 1:
         print("usage: python -m blut.containment.noderun SPEC", file=sys.stderr)
         return 2
@@ -157,6 +165,32 @@ def main(argv: list[str] | None = None) -> int:
     except ContainmentError as exc:
         print(f"blut noderun: {exc}", file=sys.stderr)
         return 1
+
+
+def probe_nodes(timeout: float = 60) -> dict[str, dict[str, object]]:
+    """Inside a Ray job: on every alive node, its host name and whether a systemd user
+    manager answers there (what `blut doctor --ray-address` asks each node)."""
+    import logging
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    ray.init(logging_level=logging.ERROR)
+    probe = ray.remote(num_cpus=0)(_probe_here)
+    refs = {
+        node["NodeID"]: probe.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        ).remote()
+        for node in ray.nodes()  # type: ignore[no-untyped-call]
+        if node["Alive"]
+    }
+    return {node: ray.get(ref, timeout=timeout) for node, ref in refs.items()}
+
+
+def _probe_here() -> dict[str, object]:
+    from blut.containment.usermanager import find_reachable
+
+    return {"host": socket.gethostname(), "user_manager": find_reachable() is not None}
 
 
 if __name__ == "__main__":

@@ -217,10 +217,12 @@ def submit_command(
     cwd: Path | None = None,
     contained: bool = True,
     env: EnvPolicy | None = None,
+    cluster: Cluster | None = None,
 ) -> tuple[Job, str | None]:
     """Run ``argv`` as a job (`blut run`); returns it and a containment warning.
 
     ``env`` None: the policy of the config files (see `blut.jobs.environment`).
+    ``cluster``: its stage runs on that Ray cluster (`blut.jobs.cluster`).
     """
     from blut.containment.errors import ContainmentError
     from blut.containment.systemd import resolve_program
@@ -239,6 +241,7 @@ def submit_command(
         raise UsageError(str(exc)) from exc
     job_name = name or Path(argv[0]).name[:MAX_NAME]
     plan = command_plan(job_name, argv, memory_max=memory_max, timeout=timeout)
+    check_stages(cluster, plan.order())
     launcher, warning = _choose(contained)
     environment = job_env(os.environ, policy)  # with the address of the manager just found
     try:
@@ -251,6 +254,7 @@ def submit_command(
             timeout=timeout,
             stages=plan.order(),
             umask=started_umask(),
+            **(cluster.record() if cluster is not None else {}),
         ) as job:
             plan.save(job.plan_path)
             write_env_file(job.paths.env, environment)

@@ -105,9 +105,18 @@ def choose_cluster(
             "--launcher ray needs the cluster's address: --ray-address http://HOST:8265 "
             "(or ray_address in [cluster] of blut.toml)"
         )
-    if "://" not in where:
-        where = f"http://{where}"
-    return Cluster(where, pins)
+    return Cluster(str(configured_address(where)), pins)
+
+
+def configured_address(address: str | None = None, cwd: Path | None = None) -> str | None:
+    """``address``, else the config files' when they choose Ray (what `blut doctor` checks)."""
+    if address:
+        return address if "://" in address else f"http://{address}"
+    found = _config(cwd)
+    if found.get("launcher") != "ray" or not found.get("ray_address"):
+        return None
+    where = str(found["ray_address"])
+    return where if "://" in where else f"http://{where}"
 
 
 def check_stages(cluster: Cluster | None, stages: Iterable[str]) -> None:

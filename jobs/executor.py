@@ -145,6 +145,8 @@ class StageRun:
     """Its own cancel was requested (a stage cancel, not the whole job's)."""
     retried: int = 0
     """How many times it was run again after failing (the policy's ``limits.retries``)."""
+    node_noted: bool = False
+    """The node running it on a cluster was reported (`Executor._note_node`)."""
 
 
 class InputGone(JobsError):
@@ -849,7 +851,7 @@ class Executor:
             },
             durable=False,
         )
-        run.gpus = gpus
+        run.gpus, run.node_noted = gpus, False
         try:
             handle = self.launcher.launch(unit)
         except ContainmentError as exc:
@@ -960,6 +962,7 @@ class Executor:
             if now - run.asked < TICK:
                 continue
             run.asked = now
+            self._note_node(run)
             state = self.launcher.state(run.handle)
             if state.phase == "finished" and state.outcome is not None:
                 self._complete(run, state.outcome)
@@ -975,6 +978,25 @@ class Executor:
                 run.unknown_since = None
                 self._sample(run, state.memory_current)
         return ended
+
+    def _note_node(self, run: StageRun) -> None:
+        """Say once which node runs a stage sent to a cluster (loudly when it runs
+        uncontained there: that node has no user manager)."""
+        from blut.containment.noderun import read_node_note
+        from blut.containment.ray import KIND
+
+        if run.node_noted or run.handle is None or run.handle.launcher != KIND:
+            return
+        note = read_node_note(run.handle.result_path)
+        if note is None:
+            return
+        run.node_noted = True
+        name = run.stage.name
+        if note.warning:
+            self._emit(Log(job=self.job.id, stage=name, level="warning", msg=note.warning))
+            return
+        msg = f"runs on node {note.node} (contained by its {note.launcher} user manager)"
+        self._emit(Log(job=self.job.id, stage=name, msg=msg))
 
     def _sample(self, run: StageRun, current: int | None) -> None:
         if current is None:
@@ -993,6 +1015,7 @@ class Executor:
 
     def _complete(self, run: StageRun, outcome: Outcome) -> None:
         name = run.stage.name
+        self._note_node(run)
         staging = self._stage_paths(name).staging
         if not outcome.ok:
             full = self._out_of_space_cause(name, outcome)  # measured before the discard

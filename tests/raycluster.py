@@ -52,25 +52,27 @@ class RayCluster:
         return JobSubmissionClient(self.address)
 
     def stop(self) -> None:
-        """End both nodes, then every process still running from the cluster's temp dir."""
+        """End both nodes and every process they started (workers too), by pid."""
+        ours: dict[int, psutil.Process] = {}
         for proc in self.procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-        left = []
+            with contextlib.suppress(psutil.Error):
+                root = psutil.Process(proc.pid)
+                ours.update((p.pid, p) for p in (root, *root.children(recursive=True)))
         for proc in psutil.process_iter(["cmdline"]):
             with contextlib.suppress(psutil.Error):
                 if any(str(self.root) in arg for arg in proc.info["cmdline"] or ()):
-                    left.append(proc)
-        for proc in left:
+                    ours[proc.pid] = proc
+        for proc in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(list(ours.values()), timeout=10)
+        for proc in alive:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
-        psutil.wait_procs(left, timeout=5)
+        psutil.wait_procs(alive, timeout=5)
+        for proc in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
