@@ -31,3 +31,22 @@ def test_bad_cluster_options_are_one_line_and_exit_2(
     assert says in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (blut_home / "jobs").exists() or not any((blut_home / "jobs").iterdir())
+
+
+def test_an_unreachable_cluster_fails_the_stage_and_resume_can_move_the_job_home(
+    blut_home: Path,
+) -> None:
+    import json
+
+    nowhere = "http://127.0.0.1:9"  # discard port: nothing answers
+    failed = blut("run", "--launcher", "ray", "--ray-address", nowhere, "--", "echo", "here")
+    assert failed.returncode == 1
+    assert "could not launch" in failed.stderr and nowhere in failed.stderr, failed.stderr
+    [job_dir] = (blut_home / "jobs").iterdir()
+    assert json.loads((job_dir / "job.json").read_text())["ray_address"] == nowhere
+
+    moved = blut("plan", "resume", "--launcher", "local", job_dir.name)
+    assert moved.returncode == 0, moved.stderr
+    spec = json.loads((job_dir / "job.json").read_text())
+    assert (spec["ray_address"], spec["ray_resources"]) == (None, {})
+    assert blut("log", job_dir.name).stdout.strip() == "here"
