@@ -84,6 +84,7 @@ from blut.status.events import (
     StageCached,
     StageDone,
     StageFailed,
+    StagePlaced,
     StageQueued,
     StageStarted,
 )
@@ -992,6 +993,15 @@ class Executor:
             return
         run.node_noted = True
         name = run.stage.name
+        self._emit(
+            StagePlaced(
+                job=self.job.id,
+                stage=name,
+                node=note.node,
+                launcher=note.launcher,
+                contained=note.launcher == "systemd",
+            )
+        )
         if note.warning:
             self._emit(Log(job=self.job.id, stage=name, level="warning", msg=note.warning))
             return

@@ -73,6 +73,7 @@ def test_smoke_runs_as_ray_jobs_one_stage_pinned_and_a_cached_rerun_launches_not
     for stage in view.stages:  # each ran under the node's systemd user manager
         note = read_node_note(job.result_path(stage))
         assert note is not None and (note.launcher, note.warning) == ("systemd", None)
+        assert (view.stages[stage].node, view.stages[stage].contained) == (note.node, True)
     assert "total 348" in job.log_path("total").read_text()  # the log came back to its file
     said = [e.msg for e in read_events(job.status_path) if e.event == "log"]  # type: ignore[attr-defined]
     assert sum(m.startswith("runs on node ") for m in said) == 4, said
