@@ -36,6 +36,9 @@ KIND = "ray"
 NODERUN_MODULE = "blut.containment.noderun"
 WAITING = ("PENDING", "RUNNING")
 """Ray job states of a unit not finished yet (queued for resources, or running)."""
+ASK_EVERY = 1.0
+"""Least seconds between two asks of Ray about a unit it said runs (its record is read on
+every call): an executor polling 100 stages ten times a second asks Ray 100 times a second."""
 
 
 def ray_error(exc: Exception) -> bool:
@@ -52,6 +55,8 @@ class RayLauncher:
         self.address = address
         self.local = local
         self._client: Any = None
+        self._running_at: dict[str, float] = {}
+        """Unit → when Ray last said it runs (monotonic)."""
 
     @property
     def client(self) -> Any:
@@ -124,13 +129,18 @@ class RayLauncher:
             return self.local.state(handle)
         record = read_record(handle.result_path)
         if record is not None:
+            self._running_at.pop(handle.name, None)
             return UnitState("finished", outcome_from_record(record))
+        if time.monotonic() - self._running_at.get(handle.name, -ASK_EVERY) < ASK_EVERY:
+            return UnitState("running")
         info = self._info(handle.name)
         if info is None:
             return UnitState("unknown")
         status = str(info.status)
         if status in WAITING:
+            self._running_at[handle.name] = time.monotonic()
             return UnitState("running")
+        self._running_at.pop(handle.name, None)
         record = read_record(handle.result_path)  # it may have ended meanwhile
         if record is not None:
             return UnitState("finished", outcome_from_record(record))
