@@ -63,7 +63,7 @@ def exit_code(checks: Iterable[Check]) -> int:
 
 def run_checks(blut_home: Path, ray_address: str | None = None) -> list[Check]:
     """Run every check, in display order (with ``ray_address``, that cluster's too)."""
-    from blut.containment.extras import check_extras  # it imports Check from here
+    from blut.containment.extras import check_extras, check_telemetry  # they import Check
 
     manager = _guarded("user-manager", check_user_manager)
     env = None
@@ -80,6 +80,7 @@ def run_checks(blut_home: Path, ray_address: str | None = None) -> list[Check]:
         _guarded("oom-detection", lambda: check_stoppost(STOPPOST)),
         _guarded("versions", check_versions),
         _guarded("extras", check_extras),
+        _guarded("telemetry", check_telemetry),
         *(_ray_checks(ray_address) if ray_address else []),
     ]
 

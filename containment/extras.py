@@ -1,4 +1,5 @@
-"""`blut doctor`'s extras check: which optional extras (``train``, ``llm``, ``vllm``, ``ray``) are installed.
+"""`blut doctor`'s extras checks: which optional extras (``train``, ``llm``, ``vllm``,
+``ray``) are installed, and which telemetry sinks (`blut.status.telemetry`) can be fed.
 
 Nothing is imported: presence comes from `importlib.util.find_spec` and
 versions from `importlib.metadata`, so the check stays fast and never loads
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping
 from importlib import metadata
 
 from blut.containment.doctor import Check
+from blut.status.telemetry import SINKS, missing_modules
 
 EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     "train": (("torch", "torch"), ("accelerate", "accelerate")),
@@ -76,3 +78,20 @@ def check_extras(
         return Check("extras", "ok", summary, detail=detail)
     fix = f"pip install 'blut[{','.join(incomplete)}]'"
     return Check("extras", "warn", summary, fix=fix, detail=detail)
+
+
+def check_telemetry(missing: Callable[[str], list[str]] = missing_modules) -> Check:
+    """Which telemetry sinks this Python can feed (informational: each is an opt-in extra)."""
+    detail: dict[str, object] = {}
+    available: list[str] = []
+    absent: list[str] = []
+    for sink in SINKS:
+        lacking = missing(sink)
+        detail[sink] = {"available": not lacking, "missing": lacking}
+        (absent if lacking else available).append(sink)
+    summary = "telemetry sinks available: " + ", ".join(available)
+    fix = None
+    if absent:
+        summary += "; not installed: " + ", ".join(absent)
+        fix = f"pip install 'blut[{','.join(absent)}]'"
+    return Check("telemetry", "ok", summary, fix=fix, detail=detail)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from blut.jobs.recipes import RecipeDef
     from blut.jobs.snapshots import Start
     from blut.jobs.sweeps import Sweep
+    from blut.status.telemetry import Record as TelemetryRecord
 
 __all__ = [
     "HomeUsage",
@@ -298,6 +299,7 @@ def submit_recipe(
     history: Callable[[], list[Sample]] | None = None,
     begin: Start | None = None,
     checked: bool = False,
+    telemetry: TelemetryRecord | None = None,
     cluster: Cluster | None = None,
 ) -> tuple[Job, str | None]:
     """Compile ``args`` (already resolved), store the job and start its executor (or
@@ -313,8 +315,9 @@ def submit_recipe(
     that stage runs attached to this pseudo-terminal (it always runs; see `JobSpec.tty`).
     ``begin``: the snapshot a stage starts from (restored into it before the executor starts).
     ``checked``: the paths in ``args`` were resolved and their data checked already
-    (`submit_points` checks every point before it submits any). ``cluster``: its stages
-    run on that Ray cluster (`blut.jobs.cluster`).
+    (`submit_points` checks every point before it submits any). ``telemetry``: the
+    sinks its stages feed (None: the config files', `blut.jobs.telemetry`). ``cluster``:
+    its stages run on that Ray cluster (`blut.jobs.cluster`).
     """
     from blut.jobs.cache import Cache
     from blut.jobs.datacheck import preflight
@@ -322,6 +325,7 @@ def submit_recipe(
     from blut.jobs.lifecycle import finish_or_start, start_executor
     from blut.jobs.policyapply import apply_policy
     from blut.jobs.retention import retention_policy
+    from blut.jobs.telemetry import telemetry_config
 
     workdir = (cwd or Path.cwd()).resolve()
     if not checked:
@@ -337,6 +341,8 @@ def submit_recipe(
         raise UsageError("a terminal is for one stage: name the stage")
     check_stages(cluster, plan.order())
     retention = retention_policy(workdir)
+    if telemetry is None:
+        telemetry = telemetry_config(workdir)
     Cache(store.home).close()  # a broken cache index fails here, before the job exists
     launcher, warning = _choose(contained)
     environment = job_env(os.environ, env or env_policy(cwd=cwd))
@@ -359,6 +365,7 @@ def submit_recipe(
             retries=applied.retries,
             policy_notes=applied.notes,
             snapshot=begin.record() if begin is not None else None,
+            telemetry=telemetry.to_dict() if telemetry.sinks else None,
             **(cluster.record() if cluster is not None else {}),
         ) as job:
             plan.save(job.plan_path)
@@ -409,6 +416,7 @@ def submit_points(
     cwd: Path | None = None,
     env: EnvPolicy | None = None,
     starts: Sequence[Start] | None = None,
+    telemetry: str | None = None,
     cluster: Cluster | None = None,
 ) -> Submission:
     """One job per resolved args; more than one form a sweep under a new sweep id.
@@ -417,16 +425,19 @@ def submit_points(
     before any job is submitted: a :class:`~blut.jobs.config.ConfigError` lists
     the problems of all of them. A failure after that raises
     :class:`PartialSubmit` naming the jobs already submitted. ``starts``: for each
-    point, the snapshot it starts from (`blut.jobs.snapshots.start`).
+    point, the snapshot it starts from (`blut.jobs.snapshots.start`). ``telemetry``: the
+    ``--telemetry`` sink names (None: the config files'), checked before any job exists.
     """
     from blut.jobs.config import ConfigError
     from blut.jobs.datacheck import DataProblem, preflight
     from blut.jobs.external import resolve_inputs
     from blut.jobs.history import samples
+    from blut.jobs.telemetry import telemetry_config
 
     if not points:
         raise UsageError(f"recipe {recipe.name}: nothing to run (no argument sets)")
     workdir = (cwd or Path.cwd()).resolve()
+    sinks = telemetry_config(workdir, telemetry)  # a missing sink: one line, nothing submitted
     problems: list[str] = []
     resolved = []
     for args in points:
@@ -464,6 +475,7 @@ def submit_points(
                 history=history,
                 begin=starts[i] if starts else None,
                 checked=True,
+                telemetry=sinks,
                 cluster=cluster,
             )
         except (JobsError, OSError) as exc:

@@ -3,11 +3,10 @@
 Only names are read: a CSV's header, a Parquet file's schema, the keys of a JSONL
 file's first records. OHLCV (date, open, high, low, close, volume; a CSV/Parquet
 file or a folder of them) → ``quant-train``; chat ``messages``, ``prompt`` +
-``completion`` or ``text`` rows → ``llm-sft``; ``prompt``/``chosen``/``rejected``
-→ ``llm-dpo``; ``prompt`` alone (``answer`` optional) → ``llm-generate``.
-``prompt``/``completion``/``label`` rows (KTO's unpaired form) are recognised but
-refused: ``llm-kto`` trains on pairs. Anything else is a `UsageError` saying what
-was found.
+``completion`` or ``text`` rows → ``llm-sft``; ``chosen``/``rejected`` (with or
+without ``prompt``) → ``llm-dpo``; ``prompt``/``completion``/``label`` rows
+(KTO's unpaired form) → ``llm-kto``; ``prompt`` alone (``answer`` optional) →
+``llm-generate``. Anything else is a `UsageError` saying what was found.
 """
 
 from __future__ import annotations
@@ -104,13 +103,10 @@ def _jsonl_keys(path: Path) -> set[str]:
 def _records(path: Path, keys: set[str]) -> Proposal:
     """The llm recipe for records with ``keys``."""
     where = override_value(path)
-    if {"prompt", "chosen", "rejected"} <= keys:
+    if {"chosen", "rejected"} <= keys:
         return Proposal("llm-dpo", (f"prefs.source={where}",), "preference pairs")
     if {"prompt", "completion", "label"} <= keys:
-        raise UsageError(
-            f"{path}: prompt/completion/label rows (KTO's unpaired form): llm-kto trains on "
-            "prompt/chosen/rejected pairs; pair each prompt's good and bad completions"
-        )
+        return Proposal("llm-kto", (f"prefs.source={where}",), "unpaired KTO rows")
     if "messages" in keys:
         return Proposal("llm-sft", (f"tokenize.source={where}",), "chat conversations")
     if {"prompt", "completion"} <= keys:
@@ -123,7 +119,7 @@ def _records(path: Path, keys: set[str]) -> Proposal:
     found = ", ".join(sorted(keys)) or "none in common"
     raise UsageError(
         f"{path}: no recipe fits records with keys {clip(found, 120)} (expected messages, "
-        "prompt+completion, text, prompt+chosen+rejected, or prompt)"
+        "prompt+completion, text, chosen+rejected, prompt+completion+label, or prompt)"
     )
 
 

@@ -18,6 +18,7 @@ path, what was expected and what was given, with a "did you mean" for unknown ke
 
 from __future__ import annotations
 
+import copy
 import difflib
 import itertools
 import json
@@ -205,15 +206,27 @@ def _known_keys(cfg: DictConfig, schema: Mapping[str, Any], parts: Sequence[str]
     return keys + [k for k in sub.get("properties", {}) if k not in keys]
 
 
-def _addable(schema: Mapping[str, Any], parts: Sequence[str]) -> bool:
-    """Whether the schema would accept a new key at ``parts``: the object where the path
-    leaves the known keys takes keys it does not name."""
-    for part in parts:
-        props = schema.get("properties", {})
-        if part not in props:
-            return schema.get("additionalProperties", True) is not False
-        schema = props[part]
-    return True
+def _plain(cfg: DictConfig) -> dict[str, Any] | None:
+    """``cfg`` as plain args (None when it does not resolve)."""
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException:
+        return None
+    return {str(k): v for k, v in resolved.items()} if isinstance(resolved, dict) else None
+
+
+def _addable(cfg: DictConfig, edit: Edit, schema: Mapping[str, Any]) -> bool:
+    """Whether ``+KEY=VALUE`` would be accepted: added to a copy of ``cfg``, it breaks
+    nothing in ``schema`` that was not broken before (so a hint never leads to a refusal)."""
+    trial = copy.deepcopy(cfg)
+    try:
+        OmegaConf.update(trial, edit.key, edit.value, merge=True, force_add=True)
+    except OmegaConfBaseException:
+        return False
+    before, after = _plain(cfg), _plain(trial)
+    if before is None or after is None:
+        return False
+    return set(problems(after, schema)) <= set(problems(before, schema))
 
 
 def _apply(cfg: DictConfig, edit: Edit, schema: Mapping[str, Any]) -> str | None:
@@ -223,7 +236,7 @@ def _apply(cfg: DictConfig, edit: Edit, schema: Mapping[str, Any]) -> str | None
     present = OmegaConf.select(cfg, edit.key, default=_MISSING) is not _MISSING
     if edit.kind == "set" and not present and _schema_at(schema, parts) is None:
         hint = _suggest(parts[-1], _known_keys(cfg, schema, parts))
-        if _addable(schema, parts):
+        if _addable(cfg, edit, schema):
             hint += f"; use +{text} to add it"
         return f"{text}: unknown key {key}{hint}"
     if edit.kind == "add" and present:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +63,13 @@ def table(path: Path, *keys: str) -> dict[str, Any]:
         if not isinstance(found, dict):
             raise UsageError(f"{path}: [{'.'.join(keys[:depth])}] must be a table")
     return dict(found)
+
+
+def known_table(path: Path, name: str, keys: Sequence[str]) -> dict[str, Any]:
+    """The top-level ``[name]`` table of ``path`` (see `table`); a key not in ``keys`` is a
+    `UsageError` naming the file and the keys it takes."""
+    section = table(path, name)
+    unknown = sorted(set(section) - set(keys))
+    if unknown:
+        raise UsageError(f"{path}: [{name}] has no key {unknown[0]!r} (keys: {', '.join(keys)})")
+    return section

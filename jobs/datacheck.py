@@ -2,10 +2,11 @@
 
 The stages ``tokenize``, ``prefs`` and ``prompts`` read a ``source`` file; the
 first `records.PREFLIGHT` records of each are checked here with the same code
-the stage checks every record with (`blut.status.records`), and chat data is
+the stage checks every record with (`blut.status.records`); chat data is
 refused when the plan's model dir has no chat template (a dir without
-tokenizer_config.json is left to the stage). A problem is one line
-(`DataProblem`, exit 2) and no job is created.
+tokenizer_config.json is left to the stage), and unpaired preference rows
+when the plan trains on pairs (reward, or dpo with a loss other than kto). A
+problem is one line (`DataProblem`, exit 2) and no job is created.
 """
 
 from __future__ import annotations
@@ -29,31 +30,47 @@ def _program(argv: tuple[str, ...]) -> str:
 def _template_dir(plan: Plan) -> Path | None:
     """The tokenizer dir of a user model dir in the plan (None: the tiny model, or unknown)."""
     for stage in plan.stages.values():
-        if _program(stage.argv) == "tiny-model" and stage.args.get("path"):
+        if _program(stage.argv) != "tiny-model":
+            continue
+        if stage.args.get("chat_template", "model") != "model":  # a template is chosen
+            return None
+        if stage.args.get("path"):
             path = Path(str(stage.args.get("tokenizer") or stage.args["path"]))
             return path if path.is_dir() else None
     return None
 
 
-def _check(program: str, args: Any, no_template: bool) -> None:
+def _needs_pairs(plan: Plan) -> str | None:
+    """The stage of ``plan`` that trains on preference pairs only (reward, or dpo not kto)."""
+    for name, stage in plan.stages.items():
+        program, loss = _program(stage.argv), stage.args.get("loss", "dpo")
+        if program == "reward" or (program == "dpo" and loss not in records.UNPAIRED_LOSSES):
+            return name
+    return None
+
+
+def _check(program: str, args: Any, no_template: bool, plan: Plan) -> None:
     source = str(args.get("source", "toy"))
     if program not in ("tokenize", "prefs", "prompts") or source == "toy":
         return
     found = records.read(Path(source), records.PREFLIGHT)
-    chat = False
-    for record in found:
-        if program == "tokenize":
-            if args.get("format", "chat") == "chat":
-                records.conversation(source, record)
-                chat = True
-            else:
-                records.plain(source, record)
-        elif program == "prefs":
-            chat = records.is_chat_pair(records.pair(source, record)) or chat
-        else:
-            records.prompt(source, record)
+    if program == "tokenize":
+        chat = args.get("format", "chat") == "chat"
+        for record in found:
+            records.sft_example(source, record, chat)
+        what = "format 'chat'"
+    elif program == "prefs":
+        checked = records.preferences(source, found)
+        trainer = _needs_pairs(plan)
+        if checked.unpaired and trainer is not None:
+            raise records.RecordError(f"{source}: {records.needs_pairs(trainer)}")
+        chat, what = checked.chat, "chat preference pairs"
+    else:
+        chat = bool(args.get("chat", True))
+        listed = [records.prompt(source, record, chat)[0] for record in found]
+        chat = chat or any(isinstance(value, list) for value in listed)
+        what = records.CHAT_PROMPTS
     if chat and no_template:
-        what = "format 'chat'" if program == "tokenize" else "chat preference pairs"
         raise records.RecordError(records.no_template(program, what))
 
 
@@ -63,6 +80,6 @@ def preflight(plan: Plan) -> None:
     no_template = tokenizer is not None and records.has_chat_template(tokenizer) is False
     for stage in plan.stages.values():
         try:
-            _check(_program(stage.argv), stage.args, no_template)
+            _check(_program(stage.argv), stage.args, no_template, plan)
         except records.RecordError as exc:
             raise DataProblem(str(exc)) from None

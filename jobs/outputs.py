@@ -1,7 +1,7 @@
 """A job's outputs as first-class references: list them, name them in recipe args, export them.
 
 `job_outputs` lists each cached stage output of a job (path in the cache, kind,
-hash). A recipe arg that takes a model or dataset (an ``x-blut-input`` whose
+hash), `telemetry_outputs` where its telemetry sinks write. A recipe arg that takes a model or dataset (an ``x-blut-input`` whose
 mark lists ``kinds``) also accepts ``job:<id>[:stage]`` (the stage defaults to
 the job's last one whose output is of a wanted kind) or ``artifact:<hash or
 unique prefix>`` (a bare 64-hex hash too, when no such path exists). At submit
@@ -28,6 +28,8 @@ from blut.jobs.errors import UsageError
 from blut.jobs.external import ARTIFACT, HASH, JOB, is_reference
 from blut.jobs.planview import load_plan, stage_rows
 from blut.jobs.store import Job, JobStore
+from blut.status.lmdir import adapter_dir
+from blut.status.telemetry import Record, TelemetryError
 
 _HEX = re.compile(r"[0-9a-f]{6,64}")
 REF_FILE = "ref.json"
@@ -71,6 +73,15 @@ def job_outputs(job: Job, cache: Cache, stage: str | None = None) -> list[Output
         path = cache.object_path(row.artifact)
         out.append(Output(job.id, row.name, row.output, row.artifact, path, path.exists()))
     return out
+
+
+def telemetry_outputs(job: Job) -> dict[str, Path]:
+    """Where each telemetry sink of ``job`` writes (`blut.status.telemetry`); ``{}`` for none."""
+    try:
+        record = Record.from_dict(job.spec.telemetry)
+    except TelemetryError as exc:
+        raise UsageError(f"job {job.id}: {exc}") from None
+    return record.locations(job.dir)
 
 
 def resolve_reference(
@@ -157,11 +168,13 @@ def _hash_reference(store: JobStore, cache: Cache, arg: str, prefix: str) -> Out
     )
 
 
-def export(output: Output, dest: Path) -> Path:
+def export(output: Output, dest: Path, adapter: bool = False) -> Path:
     """Copy ``output`` into ``dest`` (created; it must be empty) as plain files.
 
     An ``lm`` output that only names a local model dir (``ref.json``) exports
-    that dir (and the tokenizer dir it names). Returns the folder written.
+    that dir (and the tokenizer dir it names). With ``adapter`` only the peft
+    adapter dir of an ``lm`` trained with ``lora_save=adapter`` or ``both`` is
+    exported. Returns the folder written.
     """
     if not output.present:
         raise UsageError(
@@ -172,7 +185,15 @@ def export(output: Output, dest: Path) -> Path:
         raise UsageError(f"{dest}: exists and is not an empty folder")
     sources = [output.path]
     ref = output.path / REF_FILE
-    if output.kind == Kind.LM and ref.is_file():
+    if adapter:
+        found = adapter_dir(output.path) if output.kind == Kind.LM else None
+        if found is None:
+            raise UsageError(
+                f"job {output.job} stage {output.stage} saved no LoRA adapter "
+                f"(train with {output.stage}.lora=true {output.stage}.lora_save=adapter or both)"
+            )
+        sources = [found]
+    elif output.kind == Kind.LM and ref.is_file():
         data = json.loads(ref.read_text())
         sources = [Path(data["path"])] + (
             [Path(data["tokenizer"])] if data.get("tokenizer") else []

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from blut.jobs.configfiles import config_paths, table
+from blut.jobs.configfiles import config_paths, known_table
 from blut.jobs.errors import UsageError
 from blut.jobs.store import Job, JobStore
 from blut.status.checkpoints import Trimmed, trim
@@ -53,12 +53,7 @@ def retention_policy(cwd: Path | None = None) -> Retention:
     a bad key or value is a `UsageError` naming the file."""
     found = Retention()
     for path in config_paths(cwd):
-        section = table(path, "retention")
-        unknown = sorted(set(section) - set(KEYS))
-        if unknown:
-            raise UsageError(
-                f"{path}: [retention] has no key {unknown[0]!r} (keys: {', '.join(KEYS)})"
-            )
+        section = known_table(path, "retention", KEYS)
         value = section.get("checkpoints", found.checkpoints)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise UsageError(

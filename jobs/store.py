@@ -117,6 +117,8 @@ class JobSpec:
     """Stage → what the policy decided for it (shown by `blut plan inspect`)."""
     snapshot: dict[str, Any] | None = None
     """The snapshot a stage started from (`blut.jobs.snapshots.Start.record`; None: none)."""
+    telemetry: dict[str, Any] | None = None
+    """The telemetry sinks its stages feed (`blut.status.telemetry.Record`; None: none)."""
     ray_address: str | None = None
     """Its stages run on this Ray cluster (``--launcher ray``; `blut.containment.ray`)."""
     ray_resources: dict[str, dict[str, float]] = field(default_factory=dict)

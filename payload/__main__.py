@@ -33,15 +33,18 @@ def main(argv: list[str] | None = None) -> int:
         known = ", ".join(sorted(STAGES))
         print(f"blut.payload: unknown stage {ns.stage!r} (known: {known})", file=sys.stderr)
         return 2
-    with StageContext.from_env(ns.stage) as ctx:
+    with StageContext.from_env(ns.stage) as ctx:  # a crash reaches the sinks on the way out
         try:
-            return stage(ctx, ns.args)
+            code = stage(ctx, ns.args)
         except PayloadError as exc:
             ctx.log(str(exc), level="error")  # the one report: an event and a line in the log
+            ctx.finish(2, exc)
             return 2
         except Exception as exc:
             ctx.log(f"stage {ns.stage} crashed: {type(exc).__name__}: {exc}", level="error")
             raise
+        ctx.finish(code)
+        return code
 
 
 if __name__ == "__main__":

@@ -22,9 +22,11 @@ from types import TracebackType
 from typing import Any, Self
 
 from blut.payload.errors import InputError
+from blut.payload.telemetry import Hub
 from blut.status.events import Event, Log, LogLevel, Metric, Progress
 from blut.status.layout import JobPaths, StagePaths
 from blut.status.private import private_dir
+from blut.status.telemetry import TelemetryError, read_record
 from blut.status.writer import EventWriter, append_event
 
 _FALSE = ("0", "false", "no")
@@ -37,6 +39,8 @@ class StageContext:
     Events go to ``job_dir/status.jsonl`` through one writer kept open until
     `close` (or the end of a ``with`` block). ``rank`` is the process's rank
     when the stage runs as several (torchrun's ``RANK``); only rank 0 emits.
+    The same events feed the job's telemetry sinks (job.json's ``telemetry``,
+    `blut.payload.telemetry`), with the stage's start (``with``) and end (`finish`).
     """
 
     job_dir: Path
@@ -140,10 +144,43 @@ class StageContext:
     def _writer(self) -> EventWriter:
         return EventWriter(self.status_path)
 
+    @cached_property
+    def _telemetry(self) -> Hub | None:
+        """The sinks' hub when job.json names sinks (rank 0 only); a bad record warns."""
+        if not self.primary:
+            return None
+        from blut.payload.sinks import RunInfo, build
+
+        try:
+            record = read_record(self.job_dir)
+        except TelemetryError as exc:
+            self._warn(f"telemetry: off for this stage: {exc}")
+            return None
+        info = RunInfo(self.job_id, self.stage, record.root(self.job_dir), self.args)
+        sinks = build(record, info)
+        return Hub(sinks, self.job_id, self.stage, self._warn) if sinks else None
+
+    def _warn(self, msg: str) -> None:
+        """A warning line in the stage's log and a ``log`` event (safe from any thread)."""
+        print(f"warning: {msg}", file=sys.stderr, flush=True)
+        append_event(
+            self.status_path, Log(job=self.job_id, stage=self.stage, level="warning", msg=msg)
+        )
+
     def emit(self, kind: type[Event], **fields: Any) -> None:
-        """Append one ``kind`` event for this job and stage (rank 0 only)."""
+        """Append one ``kind`` event for this job and stage, and feed the sinks (rank 0 only)."""
         if self.primary:
-            self._writer.emit(kind(job=self.job_id, stage=self.stage, **fields))
+            event = kind(job=self.job_id, stage=self.stage, **fields)
+            self._writer.emit(event)
+            hub = self._telemetry
+            if hub is not None:
+                hub.put(event)
+
+    def finish(self, code: int, error: BaseException | None = None) -> None:
+        """Tell the sinks the stage ended with exit ``code`` (``error``: what it raised)."""
+        hub = self.__dict__.get("_telemetry")
+        if hub is not None:
+            hub.finish(code, error)
 
     def progress(self, step: float, total: float | None = None, unit: str | None = None) -> None:
         """Report ``step`` of ``total`` ``unit``."""
@@ -169,12 +206,18 @@ class StageContext:
         print(msg if level == "info" else f"{level}: {msg}", flush=True)
 
     def close(self) -> None:
-        """Close the event writer, if one was opened."""
+        """Let the sinks write what is queued (bounded), then close the event writer."""
+        hub = self.__dict__.pop("_telemetry", None)
+        if hub is not None:
+            hub.close()
         writer = self.__dict__.pop("_writer", None)
         if writer is not None:
             writer.close()
 
     def __enter__(self) -> Self:
+        hub = self._telemetry
+        if hub is not None:
+            hub.start()
         return self
 
     def __exit__(
@@ -183,6 +226,8 @@ class StageContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc is not None:
+            self.finish(1, exc)
         self.close()
 
 

@@ -8,7 +8,7 @@ with a checkpoint in ``stage_dir/checkpoints`` (outside staging, so a rerun
 finds it) holding everything the loop needs, RNG states included: a run
 killed after epoch k and resumed gives bit-identical weights and metrics.
 Per-epoch metric rows go to Parquet parts, ``train_loss`` every few steps to
-the event stream. Staging receives ``model.pt`` (the best epoch's state dict)
+the event stream (and through it to the job's telemetry sinks). Staging receives ``model.pt`` (the best epoch's state dict)
 and ``model.json`` (how to rebuild it).
 
 Multi-process (DDP). Run as ``python -m torch.distributed.run --standalone
@@ -53,7 +53,7 @@ from torch import nn
 
 from blut.payload import args, checkpoints, models
 from blut.payload.context import StageContext
-from blut.payload.errors import InputError, PayloadError
+from blut.payload.errors import InputError
 from blut.payload.load import SeededSampler, WindowDataset, loader
 from blut.payload.shards import read_manifest
 from blut.status.events import Checkpoint
@@ -62,7 +62,7 @@ from blut.status.private import private_dir
 
 KIND = "model"
 KILL_ENV = "BLUT_TEST_KILL_AFTER_EPOCH"  # fault injection: SIGKILL self after that epoch
-_NOT_CONFIG = ("workers", "resume", "metric_every", "logger", "keep_checkpoints", "from_snapshot")
+_NOT_CONFIG = ("workers", "resume", "metric_every", "keep_checkpoints", "from_snapshot")
 SNAPSHOT_MARKER = "snapshot"  # a restored snapshot's id, beside its checkpoint (jobs/snapshots.py)
 
 
@@ -201,17 +201,6 @@ def rank_seed(seed: int, rank: int) -> int:
 def peak_rss() -> int:
     """This process's peak resident memory in bytes."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _wandb(ctx: StageContext, opts: dict[str, Any]) -> Any:
-    if opts["logger"] != "wandb":
-        return None
-    try:
-        import wandb  # type: ignore[import-not-found, unused-ignore]
-    except ImportError as exc:
-        raise PayloadError("train: logger 'wandb' needs wandb: pip install wandb") from exc
-    mode = os.environ.get("WANDB_MODE", "offline")
-    return wandb.init(mode=mode, dir=str(ctx.stage_dir), config=opts, name=ctx.job_id)
 
 
 class Trainer:
@@ -420,9 +409,7 @@ class Trainer:
 
     def fit(self) -> None:
         """Epochs until the last one or early stopping; metrics and checkpoints each epoch."""
-        primary = self.ctx.primary
-        metrics = MetricsWriter(self.ctx.metrics_dir) if primary else None
-        wandb_run = _wandb(self.ctx, self.opts) if primary else None
+        metrics = MetricsWriter(self.ctx.metrics_dir) if self.ctx.primary else None
         while self.state["epoch"] < self.opts["epochs"] and not self.state["stopped"]:
             epoch = self.state["epoch"] + 1
             row = self.train_epoch(epoch)
@@ -433,8 +420,6 @@ class Trainer:
                 metrics.write_epoch(epoch, [row])
             values = {k: v for k, v in row.items() if k not in ("epoch", "step") and v is not None}
             self.ctx.metric(values, row["step"], epoch)
-            if wandb_run is not None:
-                wandb_run.log(row, step=row["step"])
             self.end_epoch(row)
             self.ctx.log(
                 f"train: epoch {epoch}/{self.opts['epochs']} train_loss {row['train_loss']:.4f} "
@@ -443,8 +428,6 @@ class Trainer:
             )
             if os.environ.get(KILL_ENV) == str(epoch):
                 os.kill(os.getpid(), signal.SIGKILL)
-        if wandb_run is not None:
-            wandb_run.finish()
 
     def reduce(self, values: list[float], op: str = "sum") -> list[float]:
         """``values`` summed (or maxed) over all ranks; unchanged in one process.
@@ -473,6 +456,7 @@ class Trainer:
         if self.world == 1:
             return
         self.accelerator.wait_for_everyone()
+        self.ctx.finish(0)
         self.ctx.close()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -24,6 +24,8 @@ PREFLIGHT = 1000
 """How many records the CLI checks before it submits a job."""
 ROLES = ("system", "user", "assistant")
 TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
+CHAT_PROMPTS = "chat prompts (prompts.chat=true or message lists)"
+"""What needs a chat template in a prompts file (the `no_template` error names it)."""
 
 
 class RecordError(StatusError):
@@ -170,8 +172,57 @@ def messages(source: str, record: Record, key: str, value: Any) -> list[dict[str
     return [{"role": m["role"], "content": m["content"]} for m in value]
 
 
-def conversation(source: str, record: Record) -> list[dict[str, str]]:
-    """A chat example: ``messages`` ending with the assistant's, or ``prompt`` + ``completion``."""
+def _value(source: str, record: Record, row: dict[str, Any], key: str) -> Any:
+    """``row[key]`` checked as non-empty text or a message list (missing → error)."""
+    if key not in row:
+        raise bad(source, record, f"missing {key!r}")
+    value = row[key]
+    if isinstance(value, list):
+        return messages(source, record, key, value)
+    if is_text(value):
+        return value
+    shown = json.dumps(value)[:60]
+    raise bad(source, record, f"{key!r} must be non-empty text or a message list, got {shown}")
+
+
+def _as_messages(key: str, value: Any) -> Any:
+    """A text value as one message (prompt → user, answers → assistant); lists and labels as is."""
+    if isinstance(value, list) or key == "label":
+        return value
+    return [{"role": "user" if key == "prompt" else "assistant", "content": value}]
+
+
+def _conversational(found: dict[str, Any]) -> dict[str, Any]:
+    """Every value in chat form when any of them is a message list (TRL takes one form per row)."""
+    if any(isinstance(v, list) for v in found.values()):
+        return {k: _as_messages(k, v) for k, v in found.items()}
+    return found
+
+
+def _ends_with_assistant(source: str, record: Record, found: dict[str, Any], *keys: str) -> None:
+    for key in keys:
+        if isinstance(found[key], list) and found[key][-1]["role"] != "assistant":
+            raise bad(source, record, f"{key!r} must end with the assistant's message")
+
+
+def sft_example(source: str, record: Record, chat: bool) -> dict[str, Any]:
+    """One SFT example in TRL's shape: ``{messages}``, ``{prompt, completion}`` or ``{text}``.
+
+    ``chat`` (format 'chat'): ``messages`` ending with the assistant's (every
+    assistant turn is a target), or ``prompt`` + ``completion`` as text or
+    message lists (the completion is the target; text is wrapped as a user /
+    an assistant message). Text format: ``text`` (every token a target) or
+    ``prompt`` + ``completion`` text (the completion is the target).
+    """
+    if not chat:
+        row = _object(source, record, "'text' (or 'prompt' and 'completion')")
+        if is_text(row.get("text")):
+            return {"text": row["text"]}
+        if is_text(row.get("prompt")) and is_text(row.get("completion")):
+            return {"prompt": row["prompt"], "completion": row["completion"]}
+        if any(isinstance(row.get(k), list) for k in ("messages", "prompt", "completion")):
+            raise bad(source, record, "message lists need format 'chat' (this is format 'text')")
+        raise bad(source, record, "expected non-empty 'text' (or 'prompt' and 'completion')")
     row = _object(source, record, "'messages', or 'prompt' and 'completion'")
     if "messages" in row:
         found = messages(source, record, "messages", row["messages"])
@@ -179,82 +230,154 @@ def conversation(source: str, record: Record) -> list[dict[str, str]]:
             raise bad(
                 source, record, "the last message must be the assistant's (the training target)"
             )
-        return found
-    if is_text(row.get("prompt")) and is_text(row.get("completion")):
-        return [
-            {"role": "user", "content": row["prompt"]},
-            {"role": "assistant", "content": row["completion"]},
-        ]
-    raise bad(source, record, "expected 'messages', or 'prompt' and 'completion' text")
+        return {"messages": found}
+    if "prompt" not in row or "completion" not in row:
+        raise bad(source, record, "expected 'messages', or 'prompt' and 'completion'")
+    example = {
+        key: _as_messages(key, _value(source, record, row, key)) for key in ("prompt", "completion")
+    }
+    if example["completion"][0]["role"] != "assistant":
+        raise bad(source, record, "'completion' must start with the assistant's message")
+    return example
 
 
-def plain(source: str, record: Record) -> str:
-    """A text example: ``text``, or ``prompt`` + ``completion`` joined."""
-    row = _object(source, record, "'text' (or 'prompt' and 'completion')")
-    if is_text(row.get("text")):
-        return str(row["text"])
-    if is_text(row.get("prompt")) and is_text(row.get("completion")):
-        return f"{row['prompt']}{row['completion']}"
-    raise bad(source, record, "expected non-empty 'text' (or 'prompt' and 'completion')")
+def _shared_prompt(source: str, record: Record, chosen: Any, rejected: Any) -> tuple[Any, Any, Any]:
+    """TRL's ``extract_prompt``: the common start of chosen and rejected is the prompt."""
+    if chosen == rejected:
+        raise bad(source, record, "'chosen' and 'rejected' are identical")
+    size = min(len(chosen), len(rejected))
+    cut = next((i for i in range(size) if chosen[i] != rejected[i]), size)
+    if cut == size:  # one is a prefix of the other: the shorter keeps its last element
+        cut -= 1
+    elif isinstance(chosen, str) and cut and chosen[cut - 1] == " ":
+        cut -= 1  # the space before the answers stays with them
+    prompt = chosen[:cut]
+    if not prompt or (isinstance(prompt, str) and not prompt.strip()):
+        raise bad(
+            source,
+            record,
+            "no 'prompt', and 'chosen' and 'rejected' have no common start to take one from",
+        )
+    return prompt, chosen[cut:], rejected[cut:]
 
 
-def _as_messages(key: str, value: Any) -> list[dict[str, str]]:
-    if isinstance(value, list):
-        return value
-    return [{"role": "user" if key == "prompt" else "assistant", "content": value}]
+def _implicit(found: dict[str, Any]) -> bool:
+    """Whether a row's prompt is inside chosen/rejected (TRL's ``maybe_extract_prompt``).
+
+    So when there is no prompt, or a text prompt next to conversations that
+    carry it (they open with a non-assistant message).
+    """
+    if "prompt" not in found:
+        return True
+    chosen, rejected = found["chosen"], found["rejected"]
+    return (
+        isinstance(found["prompt"], str)
+        and isinstance(chosen, list)
+        and isinstance(rejected, list)
+        and chosen[0]["role"] != "assistant"
+    )
 
 
 def pair(source: str, record: Record) -> dict[str, Any]:
     """One preference pair: prompt, chosen, rejected as text or (chat form) message lists.
 
-    chosen and rejected in chat form must end with the assistant's message. A
-    record mixing text and lists is made conversational: a text prompt becomes
-    one user message, a text answer one assistant message.
+    Without ``prompt`` (or with a text prompt next to conversations that hold
+    it) the prompt is implicit: the common start of chosen and rejected, as
+    TRL's ``extract_prompt`` takes it. chosen and rejected in chat form must
+    end with the assistant's message. A record mixing text and lists is made
+    conversational: a text prompt becomes one user message, a text answer one
+    assistant message.
     """
     row = _object(source, record, "prompt, chosen and rejected")
-    found: dict[str, Any] = {}
-    for key in ("prompt", "chosen", "rejected"):
-        if key not in row:
-            raise bad(source, record, f"missing {key!r}")
-        value = row[key]
-        if isinstance(value, list):
-            found[key] = messages(source, record, key, value)
-        elif is_text(value):
-            found[key] = value
-        else:
-            shown = json.dumps(value)[:60]
-            raise bad(
-                source, record, f"{key!r} must be non-empty text or a message list, got {shown}"
-            )
-    if any(isinstance(v, list) for v in found.values()):
-        found = {k: _as_messages(k, v) for k, v in found.items()}
-        for key in ("chosen", "rejected"):
-            if found[key][-1]["role"] != "assistant":
-                raise bad(source, record, f"{key!r} must end with the assistant's message")
+    keys = ("prompt", "chosen", "rejected") if "prompt" in row else ("chosen", "rejected")
+    found = {key: _value(source, record, row, key) for key in keys}
+    if _implicit(found):
+        if isinstance(found["chosen"], list) != isinstance(found["rejected"], list):
+            raise bad(source, record, "'chosen' and 'rejected' must be both text or both lists")
+        prompt, chosen, rejected = _shared_prompt(
+            source, record, found["chosen"], found["rejected"]
+        )
+        found = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+    found = _conversational(found)
+    _ends_with_assistant(source, record, found, "chosen", "rejected")
     if found["chosen"] == found["rejected"]:
         raise bad(source, record, "'chosen' and 'rejected' are identical")
     return found
 
 
-def is_chat_pair(checked: dict[str, Any]) -> bool:
-    """Whether a checked pair is in chat form (message lists)."""
-    return isinstance(checked["chosen"], list)
+def unpaired(source: str, record: Record) -> dict[str, Any]:
+    """One unpaired example (TRL's KTO format): prompt, completion (text or messages), label."""
+    row = _object(source, record, "prompt, completion and label")
+    found = {key: _value(source, record, row, key) for key in ("prompt", "completion")}
+    if "label" not in row:
+        raise bad(source, record, "missing 'label'")
+    if not isinstance(row["label"], bool):
+        shown = json.dumps(row["label"])[:60]
+        raise bad(source, record, f"'label' must be true or false, got {shown}")
+    found = _conversational(found)
+    _ends_with_assistant(source, record, found, "completion")
+    return {**found, "label": row["label"]}
 
 
-def chat_pairs(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every pair in chat form (so a Parquet column has one type when a source mixes forms)."""
-    return [{k: _as_messages(k, v) for k, v in p.items()} for p in pairs]
+def is_unpaired(value: Any) -> bool:
+    """Whether a raw record is an unpaired (prompt/completion/label) row rather than a pair."""
+    return (
+        isinstance(value, dict)
+        and "chosen" not in value
+        and ("label" in value or "completion" in value)
+    )
 
 
-def prompt(source: str, record: Record) -> tuple[str, str | None]:
-    """A prompt and its reference answer (text; other JSON values as JSON text; None if absent)."""
+@dataclass(frozen=True)
+class Preferences:
+    """The checked rows of a preference file: pairs, or unpaired rows (TRL's KTO format)."""
+
+    rows: list[dict[str, Any]]
+    unpaired: bool
+    chat: bool
+
+
+def preferences(source: str, found: list[Record]) -> Preferences:
+    """Check every record; the first decides pairs or unpaired rows, and the file keeps to it.
+
+    When any row is in chat form, every row is (a Parquet column has one type).
+    """
+    form = is_unpaired(found[0].value)
+    rows: list[dict[str, Any]] = []
+    for record in found:
+        if isinstance(record.value, dict) and is_unpaired(record.value) != form:
+            expected = (
+                "an unpaired row (prompt, completion, label)"
+                if form
+                else "a pair (chosen, rejected)"
+            )
+            raise bad(source, record, f"expected {expected} like {found[0].where}")
+        rows.append(unpaired(source, record) if form else pair(source, record))
+    chat = any(isinstance(v, list) for row in rows for v in row.values())
+    if chat:
+        rows = [{k: _as_messages(k, v) for k, v in row.items()} for row in rows]
+    return Preferences(rows, form, chat)
+
+
+def prompt(source: str, record: Record, chat: bool = True) -> tuple[Any, str | None]:
+    """A prompt (text, or a message list when ``chat``) and its answer (None if absent).
+
+    A message list is a conversation to continue (a system prompt, earlier
+    turns), rendered with the chat template's generation prompt. A non-text
+    answer is kept as its JSON text.
+    """
     row = _object(source, record, "'prompt' (and optionally 'answer')")
-    if not is_text(row.get("prompt")):
-        raise bad(source, record, "'prompt' must be non-empty text")
+    value = row.get("prompt")
+    if isinstance(value, list):
+        if not chat:
+            raise bad(source, record, "'prompt' is a message list but prompts.chat is false")
+        value = messages(source, record, "prompt", value)
+    elif not is_text(value):
+        raise bad(source, record, "'prompt' must be non-empty text or a message list")
     answer = row.get("answer")
     if answer is not None and not isinstance(answer, str):
         answer = json.dumps(answer)
-    return str(row["prompt"]), answer
+    return value, answer
 
 
 def no_template(stage: str, what: str) -> str:
@@ -262,6 +385,18 @@ def no_template(stage: str, what: str) -> str:
     return (
         f"{stage}: {what} but the model's tokenizer has no chat template "
         "(use text data, or a model dir with a chat template)"
+    )
+
+
+UNPAIRED_LOSSES = ("kto", "apo_zero_unpaired")
+"""The ``dpo.loss`` values that train on unpaired rows (TRL's KTOTrainer); the others need pairs."""
+
+
+def needs_pairs(stage: str) -> str:
+    """The one-line error for unpaired rows given to a stage that trains on pairs."""
+    return (
+        f"{stage}: unpaired rows (prompt, completion, label) train only with loss 'kto' "
+        "or 'apo_zero_unpaired' (llm-kto); this stage needs pairs (chosen, rejected)"
     )
 
 

@@ -6,7 +6,7 @@ import shlex
 
 import click
 
-from blut.commands.common import detach_option, note, out, store
+from blut.commands.common import detach_option, note, out, store, telemetry_option
 
 
 @click.command()
@@ -16,7 +16,10 @@ from blut.commands.common import detach_option, note, out, store
     "--set", "-s", "sets", multiple=True, metavar="KEY=VALUE", help="Override an argument too."
 )
 @detach_option
-def auto(data: str, dry_run: bool, sets: tuple[str, ...], detach: bool) -> None:
+@telemetry_option
+def auto(
+    data: str, dry_run: bool, sets: tuple[str, ...], detach: bool, telemetry: str | None
+) -> None:
     """Look at DATA, print the `blut recipe run …` that fits it (ceilings from the policy)
     and submit it: OHLCV → quant-train, chat or prompt-completion JSONL → llm-sft,
     chosen/rejected → llm-dpo, prompts only → llm-generate."""
@@ -38,4 +41,4 @@ def auto(data: str, dry_run: bool, sets: tuple[str, ...], detach: bool) -> None:
     out.print(shlex.join(command), markup=False)
     if dry_run:
         return
-    run_points(recipe, recipe.resolve(sets=chosen), detach=detach)
+    run_points(recipe, recipe.resolve(sets=chosen), detach=detach, telemetry=telemetry)

@@ -36,6 +36,12 @@ format_option = click.option(
 )
 job_argument = click.argument("job_ref", metavar="JOB", help="Job id, id prefix or name.")
 detach_option = click.option("--detach", "-d", is_flag=True, help="Do not follow.")
+telemetry_option = click.option(
+    "--telemetry",
+    metavar="SINKS",
+    help="Telemetry sinks, comma-separated: jsonl, console, tensorboard, mlflow, wandb "
+    "(default: [telemetry] of the config files; '' for none).",
+)
 
 
 def set_option(help: str) -> Callable[[F], F]:

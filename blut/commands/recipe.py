@@ -21,6 +21,7 @@ from blut.commands.common import (
     path_option,
     set_option,
     store,
+    telemetry_option,
 )
 from blut.commands.following import follow_job
 
@@ -186,6 +187,7 @@ def plan_tree(plan: Plan) -> Tree:
     metavar="ID",
     help="Start from a snapshot: its args, --set on top (a change branches from it).",
 )
+@telemetry_option
 def run(
     name: str,
     sets: tuple[str, ...],
@@ -197,6 +199,7 @@ def run(
     dry_run: bool,
     uncontained: bool,
     snapshot_ref: str | None,
+    telemetry: str | None,
 ) -> None:
     """Run a recipe as a job: `blut recipe run smoke --set make.count=100`."""
     from blut.jobs.environment import env_policy
@@ -210,11 +213,26 @@ def run(
 
             raise UsageError("--from-snapshot takes --set and --sweep (no --config, --dry-run)")
         run_from_snapshot(
-            recipe, snapshot_ref, sets, sweeps, detach=detach, uncontained=uncontained, env=env
+            recipe,
+            snapshot_ref,
+            sets,
+            sweeps,
+            detach=detach,
+            uncontained=uncontained,
+            env=env,
+            telemetry=telemetry,
         )
         return
     points = recipe.resolve(sets=sets, sweeps=sweeps, config_file=config)
-    run_points(recipe, points, detach=detach, dry_run=dry_run, uncontained=uncontained, env=env)
+    run_points(
+        recipe,
+        points,
+        detach=detach,
+        dry_run=dry_run,
+        uncontained=uncontained,
+        env=env,
+        telemetry=telemetry,
+    )
 
 
 def run_from_snapshot(
@@ -226,6 +244,7 @@ def run_from_snapshot(
     detach: bool,
     uncontained: bool,
     env: EnvPolicy,
+    telemetry: str | None = None,
 ) -> None:
     """Submit jobs of ``recipe`` starting from snapshot ``ref``: its args with ``sets`` on
     top, one job per ``sweeps`` point (each a branch where it changes the config)."""
@@ -250,6 +269,7 @@ def run_from_snapshot(
         contained=containment_requested() and not uncontained,
         env=env,
         starts=starts,
+        telemetry=telemetry,
         cluster=chosen_cluster(),
     )
     if submitted.warning:
@@ -272,10 +292,12 @@ def run_points(
     dry_run: bool = False,
     uncontained: bool = False,
     env: EnvPolicy | None = None,
+    telemetry: str | None = None,
 ) -> None:
     """Print (``dry_run``) or submit one job per resolved args; follow a single job.
 
-    Shared by `blut recipe run` and `blut train`. Ends with click's `Exit` of
+    Shared by `blut recipe run`, `blut train` and `blut auto`. ``telemetry``: the
+    ``--telemetry`` sink names (None: the config files'). Ends with click's `Exit` of
     the followed job's code when it follows one.
     """
     from blut.containment.select import containment_requested
@@ -285,7 +307,9 @@ def run_points(
         from pathlib import Path
 
         from blut.jobs.external import resolve_inputs
+        from blut.jobs.telemetry import telemetry_config
 
+        telemetry_config(Path.cwd(), telemetry)  # a missing sink fails a dry run too
         for args in points:
             resolved = resolve_inputs(recipe.args_schema, args, Path.cwd(), store().home)
             out.print(plan_tree(recipe.build(resolved)))
@@ -297,6 +321,7 @@ def run_points(
         points,
         contained=containment_requested() and not uncontained,
         env=env,
+        telemetry=telemetry,
         cluster=chosen_cluster(),
     )
     if submitted.warning:

@@ -20,6 +20,7 @@ from blut.commands.common import (
     path_option,
     set_option,
     store,
+    telemetry_option,
 )
 from blut.commands.following import follow_job
 
@@ -111,6 +112,7 @@ def _stage_json(recipe: RecipeDef, stage: StageDef, after: tuple[str, ...]) -> d
     help="Give the stage this terminal (for pdb/ipdb); it runs even when its output is cached.",
 )
 @click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")
+@telemetry_option
 def run(
     name: str,
     stage: str,
@@ -121,6 +123,7 @@ def run(
     detach: bool,
     foreground: bool,
     uncontained: bool,
+    telemetry: str | None,
 ) -> None:
     """Run one stage of a recipe as a job, its inputs from the cache (upstream stages not
     cached run first): `blut stage run smoke cube --set make.count=100`."""
@@ -129,9 +132,11 @@ def run(
     from blut.jobs.environment import env_policy
     from blut.jobs.errors import UsageError
     from blut.jobs.recipes import find
+    from blut.jobs.telemetry import telemetry_config
 
     recipe = find(name)
     [args] = recipe.resolve(sets=sets, config_file=config)
+    sinks = telemetry_config(None, telemetry)
     check_stage(recipe, recipe.build(args), stage)
     if foreground and detach:
         raise UsageError("--foreground and --detach exclude each other")
@@ -149,6 +154,7 @@ def run(
             tty=str(terminal.path) if terminal is not None else None,
             contained=contained,
             env=env,
+            telemetry=sinks,
         )
         if warning:
             note(f"warning: {warning}", "bold yellow")

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from blut.commands.common import cluster_options, detach_option, note, path_option, set_option
+from blut.commands.common import (
+    cluster_options,
+    detach_option,
+    note,
+    path_option,
+    set_option,
+    telemetry_option,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,6 +47,7 @@ if TYPE_CHECKING:
 @detach_option
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan; run nothing.")
 @click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")
+@telemetry_option
 @cluster_options
 def train(
     method: str,
@@ -63,6 +71,7 @@ def train(
     detach: bool,
     dry_run: bool,
     uncontained: bool,
+    telemetry: str | None,
 ) -> None:
     """Train with one method: `blut train --method sft --model DIR --dataset FILE --lora`.
 
@@ -97,4 +106,11 @@ def train(
     if dry_run:
         overrides = " ".join(f"--set {o}" for o in spec.overrides())
         note(f"train {spec.method}: blut recipe run {recipe.name} {overrides}".rstrip())
-    run_points(recipe, [args], detach=detach, dry_run=dry_run, uncontained=uncontained)
+    run_points(
+        recipe,
+        [args],
+        detach=detach,
+        dry_run=dry_run,
+        uncontained=uncontained,
+        telemetry=telemetry,
+    )

@@ -26,6 +26,7 @@ from typing import Any
 
 from blut.payload.context import StageContext
 from blut.payload.errors import InputError, PayloadError
+from blut.status.lmdir import ADAPTER_CONFIG, ADAPTER_DIR
 
 EXTRA_MODULES = ("torch", "transformers", "trl", "tokenizers", "datasets")
 KILL_ENV = "BLUT_TEST_KILL_AFTER_STEP"
@@ -57,18 +58,23 @@ def prepare(ctx: StageContext, stage: str) -> None:
     os.environ.setdefault("WANDB_DISABLED", "true")
 
 
+ALL_LINEAR = "all-linear"
+"""peft's shorthand for every linear layer but the output head (``lora_target_modules``)."""
+
 OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
 """The schemas' ``optimizer`` values → the HF Trainer's ``optim`` names."""
 
 _TOKENIZERS: dict[Path, Path] = {}
 """Model dir → the separate tokenizer dir its ref.json names (filled by `lm_path`)."""
+_TEMPLATES: dict[Path, str] = {}
+"""Model dir → the chat template its ref.json names (``model.chat_template``; `lm_path`)."""
 
 
 def lm_path(artifact: Path) -> Path:
     """The model directory of an ``lm`` artifact: itself, or the local path its ref.json names.
 
-    When the ref names a separate tokenizer dir, `load_tokenizer` of the
-    returned model dir loads that one.
+    When the ref names a separate tokenizer dir or a chat template, `load_tokenizer`
+    of the returned model dir loads that tokenizer, with that template.
     """
     ref = artifact / REF_FILE
     if ref.is_file():
@@ -76,6 +82,8 @@ def lm_path(artifact: Path) -> Path:
         path = Path(data["path"])
         if data.get("tokenizer"):
             _TOKENIZERS[path] = Path(data["tokenizer"])
+        if data.get("chat_template"):
+            _TEMPLATES[path] = str(data["chat_template"])
         return path
     return artifact
 
@@ -119,24 +127,46 @@ def set_threads(threads: int) -> None:
 
 
 def load_tokenizer(path: Path) -> Any:
-    """The tokenizer saved with a model dir (pad token set to eos when it has none)."""
+    """The tokenizer saved with a model dir (pad token set to eos when it has none).
+
+    With the chat template its ref.json names, when it names one.
+    """
     from transformers import AutoTokenizer
 
+    template = _TEMPLATES.get(path)
     path = _TOKENIZERS.get(path, path)
     tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    if template is not None:
+        tok.chat_template = template
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
 
 
-def load_causal_lm(path: Path) -> Any:
-    """A causal LM from a local dir, in fp32."""
+def load_causal_lm(path: Path, attn: str = "auto") -> Any:
+    """A causal LM from a local dir, in fp32, with attention kernel ``attn`` (auto: the default).
+
+    A peft adapter dir (an ``lm`` saved with ``lora_save=adapter``) is loaded
+    on top of the base model its ``adapter_config.json`` names and merged.
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(
-        str(path), dtype=torch.float32, local_files_only=True
-    )
+    kwargs: dict[str, Any] = {"dtype": torch.float32, "local_files_only": True}
+    if attn != "auto":
+        if attn.startswith("flash_attention") and not has_gpu():
+            raise InputError(f"attn_implementation {attn} needs a GPU; use sdpa or eager")
+        kwargs["attn_implementation"] = attn
+    adapter = path / ADAPTER_CONFIG
+    if adapter.is_file() and not (path / "config.json").is_file():
+        from peft import PeftModel
+
+        base_dir = Path(json.loads(adapter.read_text())["base_model_name_or_path"])
+        if not (base_dir / "config.json").is_file():
+            raise InputError(f"{path}: the adapter's base model {base_dir} is gone")
+        base = AutoModelForCausalLM.from_pretrained(str(base_dir), **kwargs)
+        return PeftModel.from_pretrained(base, str(path)).merge_and_unload()
+    return AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
 
 
 def checkpoint_dir(ctx: StageContext) -> Path:
@@ -204,6 +234,7 @@ def train_config(ctx: StageContext, opts: Mapping[str, Any], **extra: Any) -> di
         "data_seed": int(opts["seed"]),
         "disable_tqdm": True,
         "remove_unused_columns": True,
+        "gradient_checkpointing": bool(opts.get("gradient_checkpointing", False)),
     }
     config.update(extra)
     return config
@@ -217,13 +248,23 @@ def peft_config(opts: Mapping[str, Any]) -> Any:
         from peft import LoraConfig
     except ImportError as exc:
         raise PayloadError("lora: needs peft: pip install 'blut[llm]'") from exc
+    targets = list(opts.get("lora_target_modules", [ALL_LINEAR]))
     return LoraConfig(
         r=int(opts.get("lora_r", 8)),
         lora_alpha=int(opts.get("lora_alpha", 16)),
-        lora_dropout=0.0,
-        target_modules="all-linear",
+        lora_dropout=float(opts.get("lora_dropout", 0.0)),
+        target_modules=ALL_LINEAR if targets == [ALL_LINEAR] else targets,
         task_type=opts.get("lora_task", "CAUSAL_LM"),
     )
+
+
+def check_lora(stage: str, opts: Mapping[str, Any]) -> None:
+    """Refuse LoRA settings that need ``lora`` on (one line, before any model loads)."""
+    if not opts.get("lora") and opts.get("lora_save", "merged") != "merged":
+        raise InputError(f"{stage}: lora_save={opts['lora_save']} needs lora=true")
+    targets = list(opts.get("lora_target_modules", [ALL_LINEAR]))
+    if ALL_LINEAR in targets and len(targets) > 1:
+        raise InputError(f"{stage}: lora_target_modules: {ALL_LINEAR} stands alone")
 
 
 def _number(value: Any) -> float | None:
@@ -306,12 +347,24 @@ def publish(
     model: Any,
     tokenizer: Any,
     summary: Mapping[str, Any],
+    save: str = "merged",
 ) -> None:
-    """Save the trained model (LoRA merged) and tokenizer into staging, plus train.json."""
+    """Save the trained model and tokenizer into staging, plus train.json.
+
+    A LoRA model is saved as ``save`` says: ``merged`` (a plain model dir),
+    ``adapter`` (peft's adapter dir: adapter_config.json naming the input model
+    dir, adapter_model.safetensors) or ``both`` (merged, the adapter dir in
+    ``adapter/``). Every dir written holds the tokenizer.
+    """
     if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    model.save_pretrained(str(ctx.staging), safe_serialization=True)
-    tokenizer.save_pretrained(str(ctx.staging))
+        if save != "merged":
+            where = ctx.staging if save == "adapter" else ctx.staging / ADAPTER_DIR
+            model.save_pretrained(str(where), safe_serialization=True)
+            tokenizer.save_pretrained(str(where))
+        model = None if save == "adapter" else model.merge_and_unload()
+    if model is not None:
+        model.save_pretrained(str(ctx.staging), safe_serialization=True)
+        tokenizer.save_pretrained(str(ctx.staging))
     (ctx.staging / "train.json").write_text(json.dumps(dict(summary), indent=2, default=str) + "\n")
 
 

@@ -43,17 +43,12 @@ def _records(source: str, rows: list[Any] | None = None) -> list[records.Record]
         return records.read(Path(source).expanduser())
 
 
-def encode_chat(
-    tok: Any, messages: list[dict[str, str]], max_length: int
-) -> tuple[list[int], list[int]]:
-    """Token ids of a conversation and a mask of the last (assistant) message's tokens."""
-    prompt = tok.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True)
-    full = tok.apply_chat_template(messages, tokenize=True)
-    prompt, full = _ids(prompt), _ids(full)
-    if full[: len(prompt)] != prompt:
-        raise DataError("tokenize: the chat template does not render the prompt as a prefix")
-    mask = [0] * len(prompt) + [1] * (len(full) - len(prompt))
-    return full[:max_length], mask[:max_length]
+class Unmaskable(ValueError):
+    """The chat template renders a turn so that its tokens cannot be told apart."""
+
+
+def _chat_ids(tok: Any, messages: list[dict[str, str]], generation: bool = False) -> list[int]:
+    return _ids(tok.apply_chat_template(messages, add_generation_prompt=generation, tokenize=True))
 
 
 def _ids(value: Any) -> list[int]:
@@ -62,10 +57,73 @@ def _ids(value: Any) -> list[int]:
     return [int(i) for i in value]
 
 
+def _text_ids(tok: Any, text: str) -> list[int]:
+    return [int(i) for i in tok(text, add_special_tokens=False)["input_ids"]]
+
+
+def _common_prefix(ids: list[int], other: list[int]) -> int:
+    """How many leading tokens two sequences share (TRL's ``common_prefix_length``)."""
+    size = min(len(ids), len(other))
+    return next((i for i in range(size) if ids[i] != other[i]), size)
+
+
+def encode_messages(
+    tok: Any, messages: list[dict[str, str]], max_length: int
+) -> tuple[list[int], list[int]]:
+    """Token ids of a conversation and a mask of every assistant turn (TRL's assistant-only loss).
+
+    A turn's tokens run from the end of the conversation before it rendered
+    with the generation prompt to the end of the conversation up to it; the
+    assistant header is context, the turn's text and end-of-turn token are targets.
+    """
+    full = _chat_ids(tok, messages)
+    mask = [0] * len(full)
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        start = _common_prefix(_chat_ids(tok, messages[:i], True), full) if i else 0
+        upto = _chat_ids(tok, messages[: i + 1])
+        if full[: len(upto)] != upto:
+            raise Unmaskable(
+                f"the chat template renders message {i} differently inside the conversation "
+                "than at its end, so its tokens cannot be masked"
+            )
+        mask[start : len(upto)] = [1] * (len(upto) - start)
+    return full[:max_length], mask[:max_length]
+
+
+def encode_completion(
+    tok: Any, prompt: Any, completion: Any, max_length: int
+) -> tuple[list[int], list[int]]:
+    """Token ids of prompt + completion and a mask of the completion (TRL's completion-only loss).
+
+    Message lists go through the chat template (the prompt with the generation
+    prompt); text is tokenized as is and eos follows the completion. The
+    completion starts where the prompt's tokens and the whole's diverge, as in TRL.
+    """
+    if isinstance(prompt, list):
+        before, full = _chat_ids(tok, prompt, True), _chat_ids(tok, prompt + completion)
+    else:
+        before = _text_ids(tok, prompt)
+        full = [*_text_ids(tok, prompt + completion), tok.eos_token_id]
+    start = _common_prefix(before, full)
+    mask = [0] * start + [1] * (len(full) - start)
+    return full[:max_length], mask[:max_length]
+
+
 def encode_text(tok: Any, text: str, max_length: int) -> tuple[list[int], list[int]]:
     """Token ids of plain text followed by eos; every token is a target."""
-    ids = [*tok(text, add_special_tokens=False)["input_ids"], tok.eos_token_id][:max_length]
+    ids = [*_text_ids(tok, text), tok.eos_token_id][:max_length]
     return ids, [1] * len(ids)
+
+
+def encode(tok: Any, example: dict[str, Any], max_length: int) -> tuple[list[int], list[int]]:
+    """An SFT example in TRL's shape (`records.sft_example`) → (input_ids, completion_mask)."""
+    if "messages" in example:
+        return encode_messages(tok, example["messages"], max_length)
+    if "text" in example:
+        return encode_text(tok, example["text"], max_length)
+    return encode_completion(tok, example["prompt"], example["completion"], max_length)
 
 
 def tokenize(ctx: StageContext, argv: list[str]) -> int:
@@ -87,10 +145,11 @@ def tokenize(ctx: StageContext, argv: list[str]) -> int:
     masks: list[list[int]] = []
     for record in _records(source, toy_rows):
         with _checked():
-            if chat:
-                pair = encode_chat(tok, records.conversation(source, record), opts["max_length"])
-            else:
-                pair = encode_text(tok, records.plain(source, record), opts["max_length"])
+            example = records.sft_example(source, record, chat)
+            try:
+                pair = encode(tok, example, opts["max_length"])
+            except Unmaskable as exc:
+                raise records.bad(source, record, str(exc)) from None
             if not any(pair[1]):
                 raise records.bad(
                     source, record, f"no target tokens left within max_length {opts['max_length']}"
@@ -121,11 +180,13 @@ def tokenize(ctx: StageContext, argv: list[str]) -> int:
 
 
 def prefs(ctx: StageContext, argv: list[str]) -> int:
-    """Preference pairs → ``prefs.parquet`` (prompt, chosen, rejected), validated.
+    """Preference data → ``prefs.parquet``, validated by `records.preferences`.
 
-    Text pairs and chat pairs (message lists, which TRL renders with the
-    model's chat template) are both accepted; when a source mixes them, every
-    pair is stored in chat form so the Parquet columns have one type.
+    Pairs (prompt, chosen, rejected; the prompt may be implicit, the common
+    start of chosen and rejected) or unpaired rows (prompt, completion, label:
+    TRL's KTO format), as text or chat (message lists, which TRL renders with
+    the model's chat template); when a source mixes text and chat, every row is
+    stored in chat form so the Parquet columns have one type.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -134,22 +195,36 @@ def prefs(ctx: StageContext, argv: list[str]) -> int:
     source = opts["source"]
     toy_rows = toy.prefs(opts["examples"], opts["seed"]) if source == "toy" else None
     with _checked():
-        pairs = [records.pair(source, r) for r in _records(source, toy_rows)]
-    chat = any(records.is_chat_pair(p) for p in pairs)
-    if chat:
-        pairs = records.chat_pairs(pairs)
-    pq.write_table(pa.Table.from_pylist(pairs), ctx.staging / PREFS_FILE)
-    manifest = {"rows": len(pairs), "chat": chat, "args": opts}
+        found = records.preferences(source, _records(source, toy_rows))
+    pq.write_table(pa.Table.from_pylist(found.rows), ctx.staging / PREFS_FILE)
+    manifest = {
+        "rows": len(found.rows),
+        "chat": found.chat,
+        "unpaired": found.unpaired,
+        "args": opts,
+    }
     (ctx.staging / "prefs.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    ctx.log(f"prefs: {len(pairs)} valid pairs" + (" (chat form)" if chat else ""))
+    what = "unpaired examples" if found.unpaired else "valid pairs"
+    ctx.log(f"prefs: {len(found.rows)} {what}" + (" (chat form)" if found.chat else ""))
     return 0
+
+
+def read_prefs_manifest(path: Path) -> dict[str, Any]:
+    """The ``prefs.json`` of a ``preferences`` artifact ({} when absent)."""
+    manifest = path / "prefs.json"
+    return dict(json.loads(manifest.read_text())) if manifest.is_file() else {}
 
 
 # --- prompts ---------------------------------------------------------------------------
 
 
 def prompts(ctx: StageContext, argv: list[str]) -> int:
-    """Prompts (+ answers) → ``prompts.parquet`` (id, prompt, answer, chat)."""
+    """Prompts (+ answers) → ``prompts.parquet`` (index, prompt, answer, messages).
+
+    ``messages`` holds a prompt given as a message list (a system prompt,
+    earlier turns); its ``prompt`` is then the list's JSON text, which
+    generate's sample ids and outputs use.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -159,17 +234,47 @@ def prompts(ctx: StageContext, argv: list[str]) -> int:
     out = []
     for index, record in enumerate(_records(source, toy_rows)):
         with _checked():
-            text, answer = records.prompt(source, record)
-        out.append({"index": index, "prompt": text, "answer": answer})
-    table = pa.Table.from_pylist(
-        out,
-        schema=pa.schema([("index", pa.int64()), ("prompt", pa.string()), ("answer", pa.string())]),
+            value, answer = records.prompt(source, record, opts["chat"])
+        listed = isinstance(value, list)
+        out.append(
+            {
+                "index": index,
+                "prompt": json.dumps(value, ensure_ascii=False) if listed else value,
+                "answer": answer,
+                "messages": value if listed else None,
+            }
+        )
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    schema = pa.schema(
+        [
+            ("index", pa.int64()),
+            ("prompt", pa.string()),
+            ("answer", pa.string()),
+            ("messages", pa.list_(message)),
+        ]
     )
-    pq.write_table(table, ctx.staging / PROMPTS_FILE)
-    manifest = {"rows": len(out), "chat": opts["chat"], "args": opts}
+    pq.write_table(pa.Table.from_pylist(out, schema=schema), ctx.staging / PROMPTS_FILE)
+    lists = sum(1 for row in out if row["messages"] is not None)
+    manifest = {"rows": len(out), "chat": opts["chat"], "message_lists": lists, "args": opts}
     (ctx.staging / "prompts.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    ctx.log(f"prompts: {len(out)} prompts")
+    ctx.log(f"prompts: {len(out)} prompts" + (f" ({lists} message lists)" if lists else ""))
     return 0
+
+
+def prompt_messages(row: dict[str, Any], chat: bool) -> list[dict[str, str]] | None:
+    """The messages a prompts row stands for (a text prompt as one user message), or None.
+
+    None: ``chat`` is off and the row is text the model sees as is.
+    """
+    if row.get("messages"):
+        return [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
+    return [{"role": "user", "content": row["prompt"]}] if chat else None
+
+
+def check_chat_template(stage: str, tok: Any, rows: list[dict[str, Any]], chat: bool) -> None:
+    """Chat prompts (``chat``, or message lists) on a tokenizer without a chat template → DataError."""
+    if tok.chat_template is None and (chat or any(r.get("messages") for r in rows)):
+        raise DataError(records.no_template(stage, records.CHAT_PROMPTS))
 
 
 def read_prompts(path: Path) -> tuple[list[dict[str, Any]], bool]:

@@ -1,7 +1,8 @@
 """Stage ``generate``: prompts → completions, resumable with zero duplicates, in input order.
 
 Every sample's id is ``blake3(SCHEMA_BYTE + prompt + canonical sampling
-params)``, so equal prompts under equal params are one sample. Progress lives
+params + sample number)``: ``n`` samples per prompt have ``n`` ids (and so
+``n`` seeds), and equal prompts under equal params are the same ``n`` samples. Progress lives
 in ``stage_dir/work/`` (outside staging, so a killed attempt leaves it for the
 next): a ``fingerprint`` file (model, prompts and params) and numbered Parquet
 parts of ``(id, state, completion, error, attempt, ts)`` records, each written
@@ -9,8 +10,8 @@ atomically; the last record of an id wins. An attempt marks a chunk
 ``running`` (one part), generates it, then records it ``done`` (another part).
 A resumed attempt skips ``done`` samples, re-runs ``running`` ones left by a
 dead attempt and ``failed`` ones, and never records a sample ``done`` twice.
-The output ``completions.parquet`` has one row per input prompt, in input
-order. ``dry_run`` only counts what remains (``dry-run.json``).
+The output ``completions.parquet`` has ``n`` rows per input prompt
+(``sample`` 0..n-1), in input order. ``dry_run`` only counts what remains (``dry-run.json``).
 
 Backends share one interface (`Backend.generate(texts, seeds)`): vLLM when it
 is importable and a GPU is visible (or asked for), else transformers
@@ -33,21 +34,22 @@ from blut.payload import args
 from blut.payload.context import StageContext
 from blut.payload.errors import ArgsError
 from blut.payload.llm import common
-from blut.payload.llm.data import read_prompts
+from blut.payload.llm.data import check_chat_template, prompt_messages, read_prompts
 from blut.status.atomic import atomic_file
 from blut.status.private import private_dir
 
-SCHEMA_BYTE = b"\x01"
+SCHEMA_BYTE = b"\x02"
 OUTPUT_FILE = "completions.parquet"
 KILL_ENV = "BLUT_TEST_KILL_AFTER_PARTS"
 """Fault injection: after that many ``done`` parts of this attempt, SIGKILL self."""
 SAMPLING = ("max_new_tokens", "temperature", "top_p", "seed")
 
 
-def sample_id(prompt: str, params: dict[str, Any]) -> str:
-    """blake3 of the schema byte, the prompt and the canonical sampling params."""
+def sample_id(prompt: str, params: dict[str, Any], sample: int = 0) -> str:
+    """blake3 of the schema byte, the prompt, the canonical sampling params and the sample number."""
     canon = json.dumps(params, sort_keys=True, separators=(",", ":"))
-    return blake3(SCHEMA_BYTE + prompt.encode() + b"\0" + canon.encode()).hexdigest()
+    key = SCHEMA_BYTE + prompt.encode() + b"\0" + canon.encode() + b"\0" + str(sample).encode()
+    return blake3(key).hexdigest()
 
 
 class Backend(Protocol):
@@ -183,6 +185,13 @@ def pick_backend(ctx: StageContext, model_dir: Path, opts: dict[str, Any]) -> Ba
     has_vllm = importlib.util.find_spec("vllm") is not None
     if want == "vllm" and not has_vllm:
         raise ArgsError("generate: backend 'vllm' needs vLLM: pip install 'blut[vllm]'")
+    if not (model_dir / "config.json").is_file():  # a LoRA adapter dir: merged on load
+        if want == "vllm":
+            raise ArgsError(
+                "generate: backend 'vllm' needs a full model dir, not a LoRA adapter "
+                "(train with lora_save=merged or both)"
+            )
+        return TransformersBackend(model_dir, opts)
     if want == "vllm" or (want == "auto" and has_vllm and common.has_gpu()):
         return VLLMBackend(model_dir, opts)
     return TransformersBackend(model_dir, opts)
@@ -248,15 +257,12 @@ def _work_dir(ctx: StageContext, fp: str) -> Path:
     return work
 
 
-def render(tok: Any, prompt: str, chat: bool) -> str:
+def render(tok: Any, row: dict[str, Any], chat: bool) -> str:
     """The text the model sees: the chat template's generation prompt, or the prompt."""
-    if not chat:
-        return prompt
-    return str(
-        tok.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
-        )
-    )
+    messages = prompt_messages(row, chat)
+    if messages is None:
+        return str(row["prompt"])
+    return str(tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
 
 
 def run(ctx: StageContext, argv: list[str]) -> int:
@@ -267,9 +273,10 @@ def run(ctx: StageContext, argv: list[str]) -> int:
 
     opts = args.resolve("generate", ctx.args, argv)
     common.set_threads(opts["threads"])
-    rows, chat = read_prompts(ctx.input("prompts"))
+    prompts, chat = read_prompts(ctx.input("prompts"))
     params = {k: opts[k] for k in SAMPLING}
-    ids = [sample_id(r["prompt"], params) for r in rows]
+    rows = [{**r, "sample": k} for r in prompts for k in range(opts["n"])]
+    ids = [sample_id(r["prompt"], params, r["sample"]) for r in rows]
     fp = common.fingerprint("generate", {**params, "chat": chat}, common.input_hashes(ctx))
     work = _work_dir(ctx, fp)
     ledger = Ledger(work)
@@ -277,12 +284,12 @@ def run(ctx: StageContext, argv: list[str]) -> int:
     todo = [sid for sid in unique if ledger.status(sid) != "done"]
     stale = sum(1 for sid in todo if ledger.status(sid) == "running")
     ctx.log(
-        f"generate: {len(rows)} prompts, {len(unique)} unique samples, {len(todo)} remain"
-        + (f" ({stale} stale running re-run)" if stale else "")
+        f"generate: {len(prompts)} prompts x {opts['n']}, {len(unique)} unique samples, "
+        f"{len(todo)} remain" + (f" ({stale} stale running re-run)" if stale else "")
     )
     if opts["dry_run"]:
         summary: dict[str, Any] = {
-            "prompts": len(rows),
+            "prompts": len(prompts),
             "samples": len(unique),
             "remaining": len(todo),
         }
@@ -290,10 +297,11 @@ def run(ctx: StageContext, argv: list[str]) -> int:
         print(f"generate: {len(todo)} of {len(unique)} samples remain")
         return 0
     model_dir = common.input_lm(ctx)
-    prompt_of = {sid: r["prompt"] for sid, r in zip(ids, rows, strict=True)}
+    row_of = dict(zip(ids, rows, strict=True))
     attempt = 1 + max((int(r["attempt"]) for r in ledger.state.values()), default=0)
     backend: Backend | None = None
     tok = common.load_tokenizer(model_dir)
+    check_chat_template("generate", tok, rows, chat)
     for done_parts, start in enumerate(range(0, len(todo), opts["part_size"]), 1):
         chunk = todo[start : start + opts["part_size"]]
         now = time.time()
@@ -301,7 +309,7 @@ def run(ctx: StageContext, argv: list[str]) -> int:
         if backend is None:
             backend = pick_backend(ctx, model_dir, opts)
             ctx.log(f"generate: backend {backend.name}")
-        texts = [render(tok, prompt_of[sid], chat) for sid in chunk]
+        texts = [render(tok, row_of[sid], chat) for sid in chunk]
         seeds = [int(sid[:8], 16) for sid in chunk]
         outputs: list[str] = []
         try:
@@ -330,6 +338,7 @@ def run(ctx: StageContext, argv: list[str]) -> int:
     table = pa.table(
         {
             "index": pa.array([r["index"] for r in rows], pa.int64()),
+            "sample": pa.array([r["sample"] for r in rows], pa.int64()),
             "id": pa.array(ids, pa.string()),
             "prompt": pa.array([r["prompt"] for r in rows], pa.string()),
             "answer": pa.array([r.get("answer") for r in rows], pa.string()),
@@ -338,7 +347,8 @@ def run(ctx: StageContext, argv: list[str]) -> int:
     )
     pq.write_table(table, ctx.staging / OUTPUT_FILE)
     summary = {
-        "prompts": len(rows),
+        "prompts": len(prompts),
+        "n": opts["n"],
         "samples": len(unique),
         "generated_this_attempt": len(todo),
         "attempt": attempt,

@@ -8,7 +8,11 @@ that renders ``<|role|>content<|eos|>`` per message (the generation prompt is
 conversation's). Both are saved with ``save_pretrained`` into staging: the
 artifact is a model dir every other LLM stage loads from its path. With
 ``path`` set the stage builds nothing and writes ``ref.json`` naming that local
-model dir instead (its config.json and tokenizer are checked).
+model dir instead (its config.json, or a LoRA adapter's adapter_config.json,
+and tokenizer are checked). ``chat_template`` picks the template every later
+stage renders chats with: the tokenizer's own (``model``), `CHATML`, or a
+Jinja file's text; the tiny model's tokenizer is saved with it, a reference
+records it in ref.json (`common.lm_path` applies it when the tokenizer loads).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from blut.payload import args
 from blut.payload.context import StageContext
 from blut.payload.errors import InputError
 from blut.payload.llm import common, toy
+from blut.status.lmdir import ADAPTER_CONFIG
 
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>"]
 CHAT_TEMPLATE = (
@@ -81,21 +86,52 @@ def build_model(tok: Any, opts: dict[str, Any]) -> Any:
     return model
 
 
+CHATML = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+"""ChatML (``chat_template=chatml``); its markers are plain text to a tokenizer without them."""
+
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
-def _reference(ctx: StageContext, raw: str, raw_tokenizer: str = "") -> None:
+def chat_template(choice: str) -> str | None:
+    """The template text ``choice`` names (None: keep the tokenizer's own)."""
+    if choice == "model":
+        return None
+    if choice == "chatml":
+        return CHATML
+    path = Path(choice).expanduser()
+    if not path.is_file():
+        raise InputError(f"tiny-model: chat_template {choice!r}: no such template file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"tiny-model: chat_template {choice!r}: not UTF-8 text") from None
+    if "messages" not in text:
+        raise InputError(f"tiny-model: chat_template {choice!r}: no Jinja chat template")
+    return text
+
+
+def _reference(
+    ctx: StageContext, raw: str, raw_tokenizer: str = "", template: str | None = None
+) -> None:
     path = Path(raw).expanduser().resolve()
-    if not (path / "config.json").is_file():
+    marker = next((f for f in ("config.json", ADAPTER_CONFIG) if (path / f).is_file()), None)
+    if marker is None:
         raise InputError(f"tiny-model: path {raw!r} is not a local model dir (no config.json)")
     tok_path = Path(raw_tokenizer).expanduser().resolve() if raw_tokenizer else path
     if not any((tok_path / f).is_file() for f in TOKENIZER_FILES):
         which = "tokenizer" if raw_tokenizer else "path"
         raise InputError(f"tiny-model: {which} {raw_tokenizer or raw!r} has no tokenizer files")
-    config = (path / "config.json").read_bytes()
+    config = (path / marker).read_bytes()
     ref: dict[str, Any] = {"path": str(path), "config_sha256": hashlib.sha256(config).hexdigest()}
     if raw_tokenizer:
         ref["tokenizer"] = str(tok_path)
+    if template is not None:
+        ref["chat_template"] = template
     (ctx.staging / common.REF_FILE).write_text(json.dumps(ref, indent=2) + "\n")
     ctx.log(f"tiny-model: using the local model at {path}")
 
@@ -104,8 +140,9 @@ def run(ctx: StageContext, argv: list[str]) -> int:
     """Build (or reference) the model dir into ``ctx.staging``."""
     common.prepare(ctx, "tiny-model")
     opts = args.resolve("tiny-model", ctx.args, argv)
+    template = chat_template(opts["chat_template"])
     if opts["path"]:
-        _reference(ctx, opts["path"], opts["tokenizer"])
+        _reference(ctx, opts["path"], opts["tokenizer"], template)
         return 0
     if opts["tokenizer"]:
         raise InputError("tiny-model: tokenizer needs path (the tiny model trains its own)")
@@ -113,6 +150,8 @@ def run(ctx: StageContext, argv: list[str]) -> int:
         raise InputError("tiny-model: hidden must divide by heads, and heads by kv_heads")
     common.set_threads(opts["threads"])
     tok = build_tokenizer(opts["vocab_size"])
+    if template is not None:
+        tok.chat_template = template
     model = build_model(tok, opts)
     model.save_pretrained(str(ctx.staging), safe_serialization=True)
     tok.save_pretrained(str(ctx.staging))

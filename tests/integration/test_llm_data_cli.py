@@ -58,7 +58,7 @@ def test_sft_rows_and_encoding_before_submit(blut_home: Path, tmp_path: Path) ->
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text('{"prompt": "q", "answer": "a"}\n{"question": "q"}\n')
     line = _refused(blut_home, "llm-grpo", f"prompts.source={prompts}")
-    assert line.endswith(f"{prompts}: line 2: 'prompt' must be non-empty text")
+    assert line.endswith(f"{prompts}: line 2: 'prompt' must be non-empty text or a message list")
 
 
 def test_chat_pairs_on_a_model_without_a_chat_template(blut_home: Path, tmp_path: Path) -> None:
@@ -80,6 +80,62 @@ def test_chat_pairs_on_a_model_without_a_chat_template(blut_home: Path, tmp_path
     (model / "chat_template.jinja").unlink()
     with pytest.raises(DataProblem, match="no chat template"):
         preflight(recipe.build({**args, "prefs": {"source": str(pairs)}}))
+    chosen = {**args["model"], "chat_template": "chatml"}  # model.chat_template supplies one
+    preflight(recipe.build({"model": chosen, "prefs": {"source": str(pairs)}}))
+
+
+UNPAIRED = [
+    {"prompt": "2 + 3?", "completion": "5", "label": True},
+    {"prompt": "2 + 3?", "completion": "6", "label": False},
+]
+
+
+def test_unpaired_rows_are_for_kto_only_before_submit(blut_home: Path, tmp_path: Path) -> None:
+    rows = tmp_path / "kto.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in UNPAIRED))
+    line = _refused(blut_home, "llm-dpo", f"prefs.source={rows}")
+    assert line.endswith(
+        f"{rows}: dpo: unpaired rows (prompt, completion, label) train only with loss 'kto' "
+        "or 'apo_zero_unpaired' (llm-kto); this stage needs pairs (chosen, rejected)"
+    )
+    with pytest.raises(DataProblem, match="reward: unpaired rows"):
+        preflight(find("llm-reward").build({"prefs": {"source": str(rows)}}))
+    preflight(find("llm-kto").build({"prefs": {"source": str(rows)}}))
+    apo = {"prefs": {"source": str(rows)}, "dpo": {"loss": "apo_zero_unpaired"}}
+    preflight(find("llm-dpo").build(apo))  # KTOTrainer's other loss takes them too
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(json.dumps(UNPAIRED[0]) + "\n" + json.dumps(PAIR) + "\n")
+    with pytest.raises(DataProblem, match=r"mixed\.jsonl: line 2: expected an unpaired row"):
+        preflight(find("llm-kto").build({"prefs": {"source": str(mixed)}}))
+
+
+def test_new_formats_follow_the_same_rules_before_submit(blut_home: Path, tmp_path: Path) -> None:
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text(
+        json.dumps(
+            {"prompt": [{"role": "user", "content": "hi"}], "completion": [CHAT_PAIR["chosen"][0]]}
+        )
+        + "\n"
+    )
+    sft = find("llm-sft")
+    preflight(sft.build({"tokenize": {"source": str(chat)}}))
+    with pytest.raises(DataProblem, match=r"chat\.jsonl: line 1: message lists need format 'chat'"):
+        preflight(sft.build({"tokenize": {"source": str(chat), "format": "text"}}))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>"}))
+    prompts = tmp_path / "prompts.jsonl"
+    listed = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    prompts.write_text(json.dumps({"prompt": "hi"}) + "\n" + json.dumps({"prompt": listed}) + "\n")
+    line = _refused(blut_home, "llm-grpo", f"prompts.source={prompts}", f"model.path={model}")
+    assert "prompts: chat prompts (prompts.chat=true or message lists) but the model's" in line
+    grpo = find("llm-grpo")
+    args = {"prompts": {"source": str(prompts), "chat": False}, "model": {"path": str(model)}}
+    with pytest.raises(DataProblem, match=r"line 2: 'prompt' is a message list but prompts\.chat"):
+        preflight(grpo.build(args))
+    prompts.write_text(json.dumps({"prompt": "hi"}) + "\n")
+    preflight(grpo.build(args))  # text prompts, chat off: no template needed
 
 
 def test_an_error_found_in_the_stage_is_printed_once(blut_home: Path, tmp_path: Path) -> None:

@@ -133,6 +133,9 @@ def test_chain_sft_into_dpo_by_job_reference(blut_home: Path, tmp_path: Path) ->
     assert logits.shape[-1] == model.config.vocab_size >= len(tokenizer)
     assert not any(p.is_symlink() for p in dest.rglob("*"))
     assert "not an empty folder" in refused("export", sft_job, "sft", str(dest))
+    no_adapter = refused("export", sft_job, "sft", str(tmp_path / "adapter"), "--adapter")
+    assert "saved no LoRA adapter" in no_adapter and "sft.lora_save=adapter" in no_adapter
+    assert not (tmp_path / "adapter").exists()
     # The dpo job's model stage only names the sft output: exporting it copies that model.
     ref_export = tmp_path / "via-ref"
     run("export", dpo_job.name, "model", str(ref_export))

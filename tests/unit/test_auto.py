@@ -50,6 +50,14 @@ def test_each_kind_of_data_gets_its_recipe_and_exact_command(
             "llm-dpo",
             "prefs.source",
         ),
+        jsonl(tmp_path / "implicit.jsonl", {"chosen": "Q? a", "rejected": "Q? b"}): (
+            "llm-dpo",
+            "prefs.source",
+        ),
+        jsonl(tmp_path / "kto.jsonl", {"prompt": "p", "completion": "c", "label": True}): (
+            "llm-kto",
+            "prefs.source",
+        ),
         jsonl(tmp_path / "prompts.jsonl", {"prompt": "2+2"}, {"prompt": "3", "answer": "3"}): (
             "llm-generate",
             "prompts.source",
@@ -93,7 +101,6 @@ def test_odd_paths_are_quoted_for_both_the_shell_and_the_override(tmp_path: Path
 @pytest.mark.parametrize(
     ("name", "content", "says"),
     [
-        ("kto.jsonl", '{"prompt": "p", "completion": "c", "label": true}\n', "llm-kto trains on"),
         ("odd.jsonl", '{"question": "p"}\n', "no recipe fits records with keys question"),
         ("broken.jsonl", "{not json\n", "line 1 is not JSON"),
         ("list.jsonl", "[1, 2]\n", "line 1 is not a JSON object"),

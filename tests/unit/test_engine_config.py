@@ -192,6 +192,23 @@ def test_the_add_hint_only_when_the_schema_takes_the_key(
         run(tmp_path, env, sets=["+train.lrr=1"])
 
 
+def test_the_add_hint_only_when_adding_would_be_accepted(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """The hint is offered only when ``+KEY=VALUE`` passes the schema: not under a leaf
+    (``train.lr`` is a number), nor with a value the object's extra keys refuse."""
+    typed = {"type": "object", "additionalProperties": {"type": "integer"}}
+    schema = {**SCHEMA, "properties": {**SCHEMA["properties"], "extra": typed}}
+    with pytest.raises(UsageError, match=r"unknown key extra\.x; use \+extra\.x=1 to add it$"):
+        resolve("r", schema, sets=["extra.x=1"], cwd=tmp_path, environ=env)
+    with pytest.raises(UsageError, match=r"unknown key extra\.x$"):
+        resolve("r", schema, sets=["extra.x=abc"], cwd=tmp_path, environ=env)
+    with pytest.raises(UsageError, match=r"unknown key train\.lr\.x$"):
+        run(tmp_path, env, sets=["train.lr.x=1"])
+    with pytest.raises(ConfigError):
+        run(tmp_path, env, sets=["+train.lr.x=1"])
+
+
 def test_a_whole_section_cannot_be_deleted(tmp_path: Path, env: dict[str, str]) -> None:
     with pytest.raises(
         UsageError, match=r"~train: train is a whole section .* \(e\.g\. ~train\.lr\)"

@@ -49,13 +49,13 @@ def test_a_line_that_is_not_an_object_is_one_line(tmp_path: Path, line: str, kin
     path = tmp_path / "sft.jsonl"
     path.write_text(json.dumps({"text": "ok"}) + "\n" + line + "\n")
     [first, second] = records.read(path)
-    assert records.plain(str(path), first) == "ok"
+    assert records.sft_example(str(path), first, chat=False) == {"text": "ok"}
     with pytest.raises(
         RecordError, match=rf"sft\.jsonl: line 2: expected an object .*JSON {kind}$"
     ):
-        records.plain(str(path), second)
+        records.sft_example(str(path), second, chat=False)
     with pytest.raises(RecordError, match=r"line 2: expected an object"):
-        records.conversation(str(path), second)
+        records.sft_example(str(path), second, chat=True)
     with pytest.raises(RecordError, match=r"line 2: expected an object"):
         records.prompt(str(path), second)
 
