@@ -68,8 +68,9 @@ def test_smoke_runs_as_ray_jobs_one_stage_pinned_and_a_cached_rerun_launches_not
     events = [e for e in read_events(job.status_path) if e.event == "stage_started"]
     assert {(e.launcher, e.contained) for e in events} == {("ray", True)}  # type: ignore[attr-defined]
     [second] = [n for n in cluster_nodes(ray_cluster.address) if PIN in n.custom]
-    cube = ray_job(ray_cluster, job.spec.stage_unit("cube"))
-    assert (str(cube.status), cube.driver_node_id) == ("SUCCEEDED", second.node_id)
+    unit = job.spec.stage_unit("cube")
+    wait_for_job(job, lambda v: str(ray_job(ray_cluster, unit).status) == "SUCCEEDED", timeout=30)
+    assert ray_job(ray_cluster, unit).driver_node_id == second.node_id
     for stage in view.stages:  # each ran under the node's systemd user manager
         note = read_node_note(job.result_path(stage))
         assert note is not None and (note.launcher, note.warning) == ("systemd", None)
@@ -98,7 +99,8 @@ def test_a_stage_past_its_ceiling_on_a_node_ends_oom_with_peak_vs_ceiling(
     stage = job.view().stages["main"]
     assert (stage.state, stage.reason) == ("failed", "oom")
     assert stage.peak_memory is not None and stage.peak_memory >= 90 << 20
-    assert str(ray_job(ray_cluster, job.spec.stage_unit("main")).status) == "FAILED"
+    unit = job.spec.stage_unit("main")  # Ray marks it once its entrypoint exited (code 1)
+    wait_for_job(job, lambda v: str(ray_job(ray_cluster, unit).status) == "FAILED", timeout=30)
 
 
 def test_cancel_stops_the_stage_on_its_node(blut_home: Path, ray_cluster: RayCluster) -> None:
