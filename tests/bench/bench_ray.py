@@ -10,6 +10,8 @@ and ratios, the variants interleaved:
 - the whole command: `blut run --launcher ray -- /bin/true` (the CLI, the executor unit,
   the stage as above, following it to its end) against `ray job submit -- /bin/true`
   (Ray's CLI, which also waits for the end).
+- a fan-out plan of M stages of `/bin/true` (no edges; default 100, the second argument):
+  its job's wall time on the cluster against the same plan on the local launcher.
 """
 
 from __future__ import annotations
@@ -69,6 +71,46 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - begin
 
 
+def fan_out(home: Path, stages: int, address: str | None) -> float:
+    """Submit a plan of ``stages`` independent `/bin/true` stages (on ``address``'s cluster,
+    or locally) and wait for its job to end; its wall time."""
+    from blut.containment.envfile import write_env_file
+    from blut.containment.select import choose_launcher
+    from blut.jobs.artifact import Kind
+    from blut.jobs.cluster import Cluster
+    from blut.jobs.environment import job_env
+    from blut.jobs.lifecycle import start_executor
+    from blut.jobs.plan import Plan
+    from blut.jobs.stagedef import StageDef
+    from blut.jobs.store import JobStore
+
+    defs = {
+        f"s{i:03d}": StageDef(name=f"s{i:03d}", output=Kind.NONE, argv=("/bin/true",))
+        for i in range(stages)
+    }
+    plan = Plan("fan-out", defs, {name: () for name in defs})
+    launcher, _ = choose_launcher(contained=True)
+    where = Cluster(address).record() if address else {}
+    begin = time.perf_counter()
+    with JobStore(home).creating(
+        name="fan-out",
+        argv=["fan-out"],
+        cwd=str(home),
+        launcher=launcher.kind,
+        stages=plan.order(),
+        **where,
+    ) as job:
+        plan.save(job.plan_path)
+        write_env_file(job.paths.env, job_env(os.environ))
+        start_executor(job, launcher)
+    launcher.close()
+    while not job.view().terminal:
+        time.sleep(0.1)
+    took = time.perf_counter() - begin
+    assert job.view().state == "succeeded", job.view()
+    return took
+
+
 def measure(runs: int, cluster: RayCluster, scratch: Path) -> None:
     env = cli_env(scratch / "home", **cluster.env)
     ray_cli = str(Path(sys.executable).with_name("ray"))
@@ -96,11 +138,18 @@ def measure(runs: int, cluster: RayCluster, scratch: Path) -> None:
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    stages = int(sys.argv[2]) if len(sys.argv) > 2 else 100
     os.environ.update(user_manager_env())
     cluster = start()
     try:
         with tempfile.TemporaryDirectory(prefix="blut-bench-ray-") as tmp:
             measure(runs, cluster, Path(tmp))
+            local = fan_out(Path(tmp) / "local", stages, None)
+            ray = fan_out(Path(tmp) / "ray", stages, cluster.address)
+            print(
+                f"fan-out of {stages} stages: local {local:.1f} s, on Ray {ray:.1f} s, "
+                f"{ray / local:.2f}×"
+            )
     finally:
         cluster.stop()
 
