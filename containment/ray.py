@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from blut.containment.errors import LaunchError, ManagerUnavailable
 from blut.containment.noderun import node_note_path, node_spec_path, write_node_spec
 from blut.containment.result import outcome_from_record, read_record, reserve_record
-from blut.containment.spec import Handle, Outcome, UnitSpec, UnitState
+from blut.containment.spec import Handle, Outcome, Placement, UnitSpec, UnitState
 from blut.status.private import private_file
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class RayLauncher:
         self._client: Any = None
         self._running_at: dict[str, float] = {}
         """Unit → when Ray last said it runs (monotonic)."""
+        self._cluster_gpus: float | None = None
 
     @property
     def client(self) -> Any:
@@ -92,6 +93,16 @@ class RayLauncher:
                 return None
             raise ManagerUnavailable(f"Ray cluster at {self.address}: {exc}") from exc
 
+    def _gpus(self, place: Placement) -> float:
+        """The GPUs to reserve: none for a stage that may run on the CPU when no node alive
+        has as many (the cluster is asked once)."""
+        if not place.gpus or not place.gpus_optional:
+            return place.gpus
+        if self._cluster_gpus is None:
+            nodes = cluster_nodes(self.address)
+            self._cluster_gpus = max((n.gpus for n in nodes if n.alive), default=0.0)
+        return place.gpus if self._cluster_gpus >= place.gpus else 0
+
     def launch(self, spec: UnitSpec) -> Handle:
         """Submit ``spec`` as Ray job ``spec.name`` (a unit without placement runs locally)."""
         if spec.placement is None:
@@ -112,7 +123,7 @@ class RayLauncher:
                 entrypoint=entrypoint,
                 submission_id=spec.name,
                 entrypoint_num_cpus=place.cpus,
-                entrypoint_num_gpus=place.gpus,
+                entrypoint_num_gpus=self._gpus(place),
                 entrypoint_memory=spec.memory_max or 0,
                 entrypoint_resources=dict(place.resources) or None,
                 metadata={"blut_unit": spec.name, "description": spec.description[:200]},

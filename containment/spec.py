@@ -18,12 +18,14 @@ class Placement:
     """Where a unit may run on a cluster: what it reserves there (a local launcher ignores it).
 
     ``resources`` are the cluster's custom resources the unit needs (a node that has them
-    is where it runs: how a stage is pinned to a node).
+    is where it runs: how a stage is pinned to a node). ``gpus_optional``: it runs on the
+    CPU when the cluster has no GPUs (a stage's ``cpu_fallback``).
     """
 
     cpus: float = 1
     gpus: float = 0
     resources: Mapping[str, float] = field(default_factory=dict)
+    gpus_optional: bool = False
 
 
 @dataclass(frozen=True)

@@ -797,7 +797,10 @@ class Executor:
             if allocated is None:
                 return False
             gpus = allocated
-        processes = process_count(stage, res.gpu if on_cluster else len(gpus))
+        # On a cluster a stage that may fall back to the CPU runs as its CPU process count:
+        # whether it gets a GPU is only known where it lands.
+        cluster_gpus = 0 if res.cpu_fallback else res.gpu
+        processes = process_count(stage, cluster_gpus if on_cluster else len(gpus))
         try:
             argv = launch_argv(stage, processes)
         except JobsError as exc:
@@ -889,7 +892,7 @@ class Executor:
 
         res = stage.resources
         pins = self.job.spec.ray_resources.get(stage.name, {})
-        return Placement(cpus=res.cpu, gpus=res.gpu, resources=pins)
+        return Placement(cpus=res.cpu, gpus=res.gpu, resources=pins, gpus_optional=res.cpu_fallback)
 
     @property
     def _cwd(self) -> Path:

@@ -19,6 +19,7 @@ from blut.containment.noderun import read_node_note
 from blut.containment.ray import cluster_nodes
 from blut.containment.result import outcome_from_record, read_record
 from blut.jobs.store import Job, JobStore
+from blut.status.metrics import read_metrics
 from blut.status.tailer import read_events
 from tests.conftest import blut, wait_for_job
 from tests.raycluster import PIN, RayCluster
@@ -178,3 +179,20 @@ def test_doctor_checks_the_cluster_its_token_and_each_nodes_user_manager(
     refused = doctor_checks(ray_cluster.address, env={"RAY_AUTH_TOKEN_PATH": str(wrong)})
     assert refused["ray-cluster"]["status"] == "fail", refused["ray-cluster"]
     assert "token" in refused["ray-cluster"]["summary"] and "ray-nodes" not in refused
+
+
+def test_a_short_quant_train_on_ray_has_the_same_stages_ceilings_and_curves(
+    blut_home: Path, ray_cluster: RayCluster
+) -> None:
+    quick = ("train.epochs=2", "train.hidden=8", "train.threads=1")
+    sets = [arg for s in quick for arg in ("--set", s)]
+    run = ("recipe", "run", "quant-train", *sets, *on_ray(ray_cluster))
+    result = blut(*run, "--ray-resource", f"train={PIN}", timeout=300)
+    assert result.returncode == 0, result.stderr
+    job = only_job(blut_home)
+    view = job.view()
+    assert list(view.stages) == ["encode", "label", "split", "train", "evaluate"]
+    assert all(s.state == "succeeded" and s.contained and s.node for s in view.stages.values())
+    assert view.stages["train"].memory_max == 2 << 30
+    metrics = read_metrics(job.dir / "stages" / "train" / "metrics")
+    assert sorted(metrics.column("epoch").to_pylist()) == [1, 2]  # the curves came back
