@@ -1,5 +1,5 @@
 # blut: `make demo` runs the quant-train recipe and opens the cockpit on it; `make test` runs the tests.
-# Both install what they need first (apt packages, .venv, torch CPU, blut[dev,train,llm,tensorboard,mlflow,wandb]).
+# Both install what they need first (apt packages, .venv, torch CPU, blut[dev,train,llm,tensorboard,mlflow,wandb,ray]).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	# compat: a path entry instead of setuptools' import hook, which costs ~20 ms at every
 	# Python start (blut run starts two); plain -e if a setuptools no longer offers it.
-	$(PY) -m pip install -q -e '.[dev,train,llm,tensorboard,mlflow,wandb]' --config-settings editable_mode=compat \
-		|| $(PY) -m pip install -q -e '.[dev,train,llm,tensorboard,mlflow,wandb]'
+	$(PY) -m pip install -q -e '.[dev,train,llm,tensorboard,mlflow,wandb,ray]' --config-settings editable_mode=compat \
+		|| $(PY) -m pip install -q -e '.[dev,train,llm,tensorboard,mlflow,wandb,ray]'
 	touch $(STAMP)
 
 # The quant-train recipe on the packaged market data, opened in the cockpit

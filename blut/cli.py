@@ -32,6 +32,8 @@ from blut.commands import sweep as sweep_cmd
 from blut.commands import train as train_cmd
 from blut.commands.common import (
     Group,
+    chosen_cluster,
+    cluster_options,
     detach_option,
     env_options,
     err,
@@ -106,6 +108,7 @@ def tui(readonly: bool) -> None:
 @env_options
 @detach_option
 @click.option("--uncontained", is_flag=True, help="Run as a plain subprocess (no systemd unit).")
+@cluster_options
 def run(
     command: tuple[str, ...],
     name: str | None,
@@ -135,6 +138,7 @@ def run(
         timeout=limit,
         contained=containment_requested() and not uncontained,
         env=env_policy(clear=env_clear, passed=envs),
+        cluster=chosen_cluster(),
     )
     if warning:
         err.print(f"blut: warning: {warning}", style="bold yellow", markup=False)
@@ -250,7 +254,8 @@ def cancel(job_ref: str, stage: str | None, yes: bool) -> None:
     help="Start a private systemd user manager if none answers and print its exports: "
     'eval "$(blut doctor --start-user-manager)".',
 )
-def doctor(fmt: str, start_user_manager: bool) -> None:
+@click.option("--ray-address", metavar="URL", help="Also check this Ray cluster and its nodes.")
+def doctor(fmt: str, start_user_manager: bool, ray_address: str | None) -> None:
     """Check this machine: user manager, memory delegation, linger, GPUs, disk, versions."""
     from blut.containment.doctor import exit_code, run_checks
     from blut.containment.usermanager import ensure_user_manager, export_lines
@@ -260,9 +265,10 @@ def doctor(fmt: str, start_user_manager: bool) -> None:
         out.print(export_lines(ensure_user_manager()), markup=False, end="")
         return
     from blut.cockpit.render import doctor_table
+    from blut.jobs.cluster import configured_address
     from blut.jobs.store import home_path
 
-    checks = run_checks(home_path())  # a check: creates and changes nothing
+    checks = run_checks(home_path(), configured_address(ray_address))  # creates, changes nothing
     if fmt == "json":
         out.print_json(json.dumps([c.to_dict() for c in checks]))
     else:

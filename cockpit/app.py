@@ -59,6 +59,8 @@ log start loading within this; an idle wake costs a few stat calls)."""
 CHECKED_EVERY = 0.5
 """Least seconds between two "nothing new" reports of the feed (they date the data)."""
 SYSTEM_EVERY = 1.0
+CLUSTER_EVERY = 5.0
+"""Seconds between two asks of the Ray cluster for its nodes (while System shows)."""
 SYSTEM_HISTORY = 300
 SPACE_EVERY = 30.0
 """Seconds between two walks of BLUT_HOME for the space its jobs and cache take."""
@@ -91,6 +93,17 @@ class SystemUpdate(Message):
     def __init__(self, sample: SystemSample) -> None:
         super().__init__()
         self.sample = sample
+
+
+def _configured_cluster() -> str | None:
+    """The Ray cluster address of the config files (None: none, or a config blut refuses)."""
+    from blut.jobs.cluster import configured_address
+    from blut.jobs.errors import JobsError
+
+    try:
+        return configured_address()
+    except JobsError:
+        return None
 
 
 class CockpitApp(App[int]):
@@ -138,6 +151,11 @@ class CockpitApp(App[int]):
         self.measured_units: frozenset[str] = frozenset()
         """systemd units whose CPU use the system worker samples (set by the System
         screen while it shows them: nothing is measured otherwise)."""
+        self.configured_cluster = _configured_cluster()
+        """The Ray cluster the config files choose, if any (`blut.jobs.cluster`)."""
+        self.cluster_address: str | None = None
+        """The Ray cluster whose nodes the system worker asks for (set by the System screen:
+        a running job's, else the configured one; None: no cluster, nothing asked)."""
         self.replay_job = replay
         self.first_job = open_job
         self.after_update: Callable[[CockpitApp, Sequence[JobDelta]], None] | None = None
@@ -234,20 +252,27 @@ class CockpitApp(App[int]):
 
     @work(thread=True, exclusive=True, group="system", exit_on_error=False)
     def _system_worker(self) -> None:
-        from blut.cockpit.sysinfo import UnitCpu, sample
+        from blut.cockpit.sysinfo import UnitCpu, cluster_sample, sample
         from blut.containment.nvml import Nvml
         from blut.jobs.api import home_usage
 
         nvml = Nvml()
         units = UnitCpu()
         space, measured = None, -SPACE_EVERY
+        cluster, asked = None, -CLUSTER_EVERY
         try:
             while not self._stop.is_set():
                 stale = time.monotonic() - measured >= SPACE_EVERY
                 if self.space_wanted.is_set() and stale:  # a walk of BLUT_HOME: now and then
                     space, measured = home_usage(self.home), time.monotonic()
+                address = self.cluster_address
+                if address is None:
+                    cluster = None
+                elif self.space_wanted.is_set() and time.monotonic() - asked >= CLUSTER_EVERY:
+                    cluster, asked = cluster_sample(address), time.monotonic()
                 cpu = units.sample(self.measured_units, time.monotonic())
-                self.post_message(SystemUpdate(sample(self.home, nvml, self.clock(), cpu, space)))
+                now = self.clock()
+                self.post_message(SystemUpdate(sample(self.home, nvml, now, cpu, space, cluster)))
                 if self._stop.wait(SYSTEM_EVERY):
                     break
         finally:

@@ -29,11 +29,12 @@ LABELS: Mapping[str, str] = {
     "memory": "MEM/MAX",
     "peak": "PEAK/MAX",
     "gpus": "GPU",
+    "node": "NODE",
 }
-ORDER = ("id", "name", "state", "stage", "progress", "elapsed", "memory", "peak", "gpus")
+ORDER = ("id", "name", "state", "stage", "progress", "elapsed", "memory", "peak", "gpus", "node")
 CORE = ("name", "state", "stage", "progress", "elapsed", "memory")
 """Shown at any width."""
-EXTRA_FROM = {"id": 100, "peak": 120, "gpus": 130}
+EXTRA_FROM = {"id": 100, "peak": 120, "gpus": 130, "node": 170}
 """The terminal width from which each other column is shown."""
 FULL_ID_FROM = 150
 """From this width the ID column shows the whole id (date included), else its time and suffix."""
@@ -79,6 +80,7 @@ def row_cells(row: JobRow, width: int, member: Text | None = None) -> dict[str, 
         "memory": fmt.memory_cell(row.memory_bytes, row.memory_max_bytes),
         "peak": Text(render.memory_cell(row)),
         "gpus": _gpus(row.gpus),
+        "node": _nodes(row.nodes),
     }
 
 
@@ -99,12 +101,18 @@ def group_cells(group: SweepGroup, expanded: bool, width: int, note: str = "") -
         "memory": Text("-", style="dim"),
         "peak": Text(short_size(group.peak)),
         "gpus": _gpus(tuple(sorted({g for r in group.members for g in r.gpus}))),
+        "node": _nodes(tuple(sorted({n for r in group.members for n in r.nodes}))),
     }
 
 
 def _gpus(gpus: tuple[int, ...]) -> Text:
     """``0,1`` (the GPUs a job's running stages hold) or a dim ``-``."""
     return Text(",".join(map(str, gpus))) if gpus else Text("-", style="dim")
+
+
+def _nodes(nodes: tuple[str, ...]) -> Text:
+    """The cluster nodes a job's running stages run on, or a dim ``-`` (this machine)."""
+    return Text(",".join(nodes)) if nodes else Text("-", style="dim")
 
 
 @dataclass(frozen=True)

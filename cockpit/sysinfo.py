@@ -17,8 +17,28 @@ import psutil
 from blut.containment.cgroup import cpu_seconds
 from blut.containment.errors import ContainmentError
 from blut.containment.nvml import GpuSample, Nvml
+from blut.containment.ray import ClusterNode
 from blut.containment.systemd import SystemdLauncher
 from blut.status.usage import HomeUsage
+
+
+@dataclass(frozen=True)
+class ClusterSample:
+    """The nodes of the Ray cluster jobs run their stages on (``note``: why none)."""
+
+    address: str
+    nodes: list[ClusterNode] = field(default_factory=list)
+    note: str | None = None
+
+
+def cluster_sample(address: str) -> ClusterSample:
+    """Ask the cluster at ``address`` for its nodes (never raises)."""
+    from blut.containment.ray import cluster_nodes
+
+    try:
+        return ClusterSample(address, cluster_nodes(address, timeout=5))
+    except ContainmentError as exc:
+        return ClusterSample(address, note=str(exc).splitlines()[0][:200])
 
 
 @dataclass(frozen=True)
@@ -41,6 +61,8 @@ class SystemSample:
     """CPU % (100 = one core) of each unit asked about, since the previous sample."""
     space: HomeUsage | None = None
     """Bytes of BLUT_HOME's job folders against its cache (measured now and then)."""
+    cluster: ClusterSample | None = None
+    """The Ray cluster's nodes (asked now and then, while the System screen shows)."""
 
 
 class UnitCpu:
@@ -99,9 +121,10 @@ def sample(
     ts: float,
     unit_cpu: dict[str, float] | None = None,
     space: HomeUsage | None = None,
+    cluster: ClusterSample | None = None,
 ) -> SystemSample:
     """CPU (since the previous call), memory, disk under ``home``, GPUs; ``unit_cpu``
-    from :class:`UnitCpu`; ``space`` as given."""
+    from :class:`UnitCpu`; ``space`` and ``cluster`` as given."""
     vm = psutil.virtual_memory()
     try:
         disk = shutil.disk_usage(home)
@@ -124,4 +147,5 @@ def sample(
         gpu_note=nvml.note,
         unit_cpu=unit_cpu or {},
         space=space,
+        cluster=cluster,
     )

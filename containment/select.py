@@ -73,3 +73,13 @@ def launcher_for(kind: str, *, probe: bool = True) -> Launcher:
             os.environ.update(env)
         return _systemd()
     return _bare()
+
+
+def cluster_launcher(local: Launcher, ray_address: str | None) -> Launcher:
+    """``local``, or with ``ray_address`` a `RayLauncher` sending stages to that cluster
+    (and running everything else, the job's executor, through ``local``)."""
+    if ray_address is None:
+        return local
+    from blut.containment.ray import RayLauncher
+
+    return RayLauncher(ray_address, local)

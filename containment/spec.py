@@ -14,6 +14,21 @@ UnitPhase: TypeAlias = Literal["running", "finished", "unknown"]
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a unit may run on a cluster: what it reserves there (a local launcher ignores it).
+
+    ``resources`` are the cluster's custom resources the unit needs (a node that has them
+    is where it runs: how a stage is pinned to a node). ``gpus_optional``: it runs on the
+    CPU when the cluster has no GPUs (a stage's ``cpu_fallback``).
+    """
+
+    cpus: float = 1
+    gpus: float = 0
+    resources: Mapping[str, float] = field(default_factory=dict)
+    gpus_optional: bool = False
+
+
+@dataclass(frozen=True)
 class UnitSpec:
     """A process to run contained. ``argv`` is a list, never a shell string.
 
@@ -21,7 +36,8 @@ class UnitSpec:
     which stays out of the unit's own definition) over ``env`` (blut's few variables);
     ``umask`` None keeps the launcher's default. ``tty``: run in the foreground, with this
     terminal (a pseudo-terminal's slave) as stdin, stdout, stderr and controlling terminal
-    instead of the log.
+    instead of the log. ``placement``: run it on a cluster node with these resources
+    (`blut.containment.ray`); None runs it where the launcher is.
     """
 
     name: str
@@ -37,6 +53,7 @@ class UnitSpec:
     timeout: float | None = None
     description: str = ""
     tty: Path | None = None
+    placement: Placement | None = None
 
     def __post_init__(self) -> None:
         if not self.argv or not self.argv[0]:

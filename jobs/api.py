@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from blut.containment.envfile import write_env_file
 from blut.jobs.cancel import cancel, cancel_stage
+from blut.jobs.cluster import Cluster, check_stages
 from blut.jobs.environment import EnvPolicy, env_policy, job_env
 from blut.jobs.errors import JobsError, UsageError, clip
 from blut.jobs.follow import LogLine, Mark, follow
@@ -90,8 +91,17 @@ class Launchers:
         return found
 
     def for_job(self, job: Job) -> Launcher:
-        """The launcher the job was started with."""
-        return self.get(job.spec.launcher)
+        """The launcher the job was started with (its stages' cluster's, `--launcher ray`)."""
+        address = job.spec.ray_address
+        if address is None:
+            return self.get(job.spec.launcher)
+        key = f"ray:{job.spec.launcher}:{address}"
+        found = self._by_kind.get(key)
+        if found is None:
+            from blut.containment.select import cluster_launcher, launcher_for
+
+            found = self._by_kind[key] = cluster_launcher(launcher_for(job.spec.launcher), address)
+        return found
 
     def close(self) -> None:
         """Close every launcher created."""
@@ -208,10 +218,12 @@ def submit_command(
     cwd: Path | None = None,
     contained: bool = True,
     env: EnvPolicy | None = None,
+    cluster: Cluster | None = None,
 ) -> tuple[Job, str | None]:
     """Run ``argv`` as a job (`blut run`); returns it and a containment warning.
 
     ``env`` None: the policy of the config files (see `blut.jobs.environment`).
+    ``cluster``: its stage runs on that Ray cluster (`blut.jobs.cluster`).
     """
     from blut.containment.errors import ContainmentError
     from blut.containment.systemd import resolve_program
@@ -230,6 +242,7 @@ def submit_command(
         raise UsageError(str(exc)) from exc
     job_name = name or Path(argv[0]).name[:MAX_NAME]
     plan = command_plan(job_name, argv, memory_max=memory_max, timeout=timeout)
+    check_stages(cluster, plan.order())
     launcher, warning = _choose(contained)
     environment = job_env(os.environ, policy)  # with the address of the manager just found
     try:
@@ -242,6 +255,7 @@ def submit_command(
             timeout=timeout,
             stages=plan.order(),
             umask=started_umask(),
+            **(cluster.record() if cluster is not None else {}),
         ) as job:
             plan.save(job.plan_path)
             write_env_file(job.paths.env, environment)
@@ -286,6 +300,7 @@ def submit_recipe(
     begin: Start | None = None,
     checked: bool = False,
     telemetry: TelemetryRecord | None = None,
+    cluster: Cluster | None = None,
 ) -> tuple[Job, str | None]:
     """Compile ``args`` (already resolved), store the job and start its executor (or
     finish it here when every stage is cached). Returns the job and a containment warning.
@@ -301,7 +316,8 @@ def submit_recipe(
     ``begin``: the snapshot a stage starts from (restored into it before the executor starts).
     ``checked``: the paths in ``args`` were resolved and their data checked already
     (`submit_points` checks every point before it submits any). ``telemetry``: the
-    sinks its stages feed (None: the config files', `blut.jobs.telemetry`).
+    sinks its stages feed (None: the config files', `blut.jobs.telemetry`). ``cluster``:
+    its stages run on that Ray cluster (`blut.jobs.cluster`).
     """
     from blut.jobs.cache import Cache, objects_dir
     from blut.jobs.datacheck import preflight
@@ -323,6 +339,7 @@ def submit_recipe(
         plan = plan.upstream(check_stage(recipe, plan, stage))
     if tty is not None and stage is None:
         raise UsageError("a terminal is for one stage: name the stage")
+    check_stages(cluster, plan.order())
     retention = retention_policy(workdir)
     if telemetry is None:
         telemetry = telemetry_config(workdir)
@@ -349,6 +366,7 @@ def submit_recipe(
             policy_notes=applied.notes,
             snapshot=begin.record() if begin is not None else None,
             telemetry=telemetry.to_dict() if telemetry.sinks else None,
+            **(cluster.record() if cluster is not None else {}),
         ) as job:
             plan.save(job.plan_path)
             atomic_write_json(job.paths.args, dict(args))
@@ -361,6 +379,8 @@ def submit_recipe(
 
                 restore(job, begin)
                 job.emit(Log(job=job.id, stage=begin.stage, msg=begin.describe()))
+            if cluster is not None:
+                job.emit(Log(job=job.id, msg=f"stages run on the Ray cluster {cluster.address}"))
             if tty is None:
                 finish_or_start(job, plan, launcher)
             else:  # the stage runs whatever the cache holds: the point is to watch it run
@@ -397,6 +417,7 @@ def submit_points(
     env: EnvPolicy | None = None,
     starts: Sequence[Start] | None = None,
     telemetry: str | None = None,
+    cluster: Cluster | None = None,
 ) -> Submission:
     """One job per resolved args; more than one form a sweep under a new sweep id.
 
@@ -456,6 +477,7 @@ def submit_points(
                 begin=starts[i] if starts else None,
                 checked=True,
                 telemetry=sinks,
+                cluster=cluster,
             )
         except (JobsError, OSError) as exc:
             if not jobs:
@@ -502,29 +524,44 @@ def load_sweep(store: JobStore, sweep: str, job_ids: Sequence[str] | None = None
 # -- resuming ----------------------------------------------------------------------
 
 
-def resume(store: JobStore, job: Job) -> None:
+def resume(store: JobStore, job: Job, *, cluster: Cluster | bool | None = True) -> Job:
     """Start a new executor for ``job`` (``blut plan resume``); refused while one runs.
 
     Stages already done or cached are skipped, units still running re-attached,
-    the rest run again (a command job runs its command again).
+    the rest run again (a command job runs its command again). ``cluster``: where its
+    stages run from now on (a `Cluster`, or None for this machine; recorded in job.json;
+    refused while a stage of it still runs), or True to keep where it ran. Returns the job.
     """
     from blut.jobs.commandplan import plan_of
     from blut.jobs.lifecycle import executor_alive, finish_or_start, reconcile, running_stages
 
     plan = plan_of(job)  # a damaged plan.json fails here, not in a detached executor
+    if not isinstance(cluster, bool):
+        check_stages(cluster, plan.order())
     with Launchers() as launchers:
         launcher = launchers.for_job(job)
         with job.lock():
             if executor_alive(job, launcher):
                 raise UsageError(f"job {job.id} is still running; nothing to resume")
             view = job.view()
-            if not view.terminal and not running_stages(job, launcher):
+            running = running_stages(job, launcher)
+            if not view.terminal and not running:
                 # Its executor died with nothing running: record that run's end first, so
                 # the new run starts from a recorded outcome, with no stale requests.
                 view = reconcile(job, launcher)
             if view.state == "succeeded":
                 raise UsageError(f"job {job.id} already succeeded; nothing to resume")
+            if not isinstance(cluster, bool):
+                fields = cluster.record() if cluster else {"ray_address": None, "ray_resources": {}}
+                if any(getattr(job.spec, k) != v for k, v in fields.items()):
+                    if running:
+                        raise UsageError(
+                            f"job {job.id}: stages still run ({', '.join(running)}); "
+                            "resume it where it ran, or cancel them first"
+                        )
+                    job = store.respec(job, **fields)
             finish_or_start(job, plan, launcher)  # re-attaches to stages still running
+    return job
 
 
 # -- outputs ------------------------------------------------------------------------

@@ -87,6 +87,7 @@ from blut.status.events import (
     StageCached,
     StageDone,
     StageFailed,
+    StagePlaced,
     StageQueued,
     StageStarted,
 )
@@ -100,7 +101,7 @@ from blut.status.writer import EventWriter
 if TYPE_CHECKING:  # containment loads only when a stage launches, the cache only when a
     # cacheable stage needs it (a `blut run` command never does)
     from blut.containment.launcher import Launcher
-    from blut.containment.spec import Handle, Outcome
+    from blut.containment.spec import Handle, Outcome, Placement
     from blut.jobs.cache import Cache, Condemned
     from blut.jobs.integrity import Damage
 
@@ -117,6 +118,8 @@ FOLDER_CHECK_EVERY = 0.5
 """Seconds between two checks that the job folder still exists."""
 LOG_TAIL = 8192
 """Bytes of a failed stage's log searched for the words of a program that ran out of space."""
+CLUSTER_SLOTS = 1 << 20
+"""CPU slots of a job whose stages run on a cluster: the cluster queues them, not blut."""
 
 Phase = Literal["pending", "waiting", "running", "done", "failed"]
 
@@ -146,6 +149,8 @@ class StageRun:
     """Its own cancel was requested (a stage cancel, not the whole job's)."""
     retried: int = 0
     """How many times it was run again after failing (the policy's ``limits.retries``)."""
+    node_noted: bool = False
+    """The node running it on a cluster was reported (`Executor._note_node`)."""
 
 
 class InputGone(JobsError):
@@ -797,8 +802,15 @@ class Executor:
 
         stage, job = run.stage, self.job
         res = stage.resources
+        on_cluster = job.spec.ray_address is not None  # its GPUs are the cluster's, not ours
         why = self.slots.never_fits(res)
-        if why is None and res.gpu and res.gpu > self.gpus.count and not res.cpu_fallback:
+        if (
+            why is None
+            and not on_cluster
+            and res.gpu
+            and res.gpu > self.gpus.count
+            and not res.cpu_fallback
+        ):
             why = f"needs {res.gpu} GPU(s) but this machine has {self.gpus.count}" + (
                 " (no NVIDIA driver/NVML found)" if self.gpus.count == 0 else ""
             )
@@ -808,12 +820,15 @@ class Executor:
         if not self.slots.fits(res):
             return False
         gpus: list[int] = []
-        if res.gpu and self.gpus.count >= res.gpu:
+        if res.gpu and not on_cluster and self.gpus.count >= res.gpu:
             allocated = self.gpus.allocate(res.gpu)
             if allocated is None:
                 return False
             gpus = allocated
-        processes = process_count(stage, len(gpus))
+        # On a cluster a stage that may fall back to the CPU runs as its CPU process count:
+        # whether it gets a GPU is only known where it lands.
+        cluster_gpus = 0 if res.cpu_fallback else res.gpu
+        processes = process_count(stage, cluster_gpus if on_cluster else len(gpus))
         try:
             argv = launch_argv(stage, processes)
         except JobsError as exc:
@@ -860,6 +875,7 @@ class Executor:
             timeout=stage.timeout,
             description=f"blut job {job.id} ({self.plan.name}) stage {stage.name}",
             tty=Path(job.spec.tty) if job.spec.tty and stage.name == self._foreground else None,
+            placement=self._placement(stage) if on_cluster else None,
         )
         assert run.parts is not None
         run.started = time.time()
@@ -874,7 +890,7 @@ class Executor:
             },
             durable=False,
         )
-        run.gpus = gpus
+        run.gpus, run.node_noted = gpus, False
         try:
             handle = self.launcher.launch(unit)
         except ContainmentError as exc:
@@ -904,6 +920,14 @@ class Executor:
         self._check_limit(run)
         self._sync(save=True)
         return True
+
+    def _placement(self, stage: StageDef) -> Placement:
+        """What ``stage`` reserves on the cluster: its CPUs, GPUs and custom resources."""
+        from blut.containment.spec import Placement
+
+        res = stage.resources
+        pins = self.job.spec.ray_resources.get(stage.name, {})
+        return Placement(cpus=res.cpu, gpus=res.gpu, resources=pins, gpus_optional=res.cpu_fallback)
 
     @property
     def _cwd(self) -> Path:
@@ -977,6 +1001,7 @@ class Executor:
             if now - run.asked < TICK:
                 continue
             run.asked = now
+            self._note_node(run)
             state = self.launcher.state(run.handle)
             if state.phase == "finished" and state.outcome is not None:
                 self._complete(run, state.outcome)
@@ -992,6 +1017,34 @@ class Executor:
                 run.unknown_since = None
                 self._sample(run, state.memory_current)
         return ended
+
+    def _note_node(self, run: StageRun) -> None:
+        """Say once which node runs a stage sent to a cluster (loudly when it runs
+        uncontained there: that node has no user manager)."""
+        from blut.containment.noderun import read_node_note
+        from blut.containment.ray import KIND
+
+        if run.node_noted or run.handle is None or run.handle.launcher != KIND:
+            return
+        note = read_node_note(run.handle.result_path)
+        if note is None:
+            return
+        run.node_noted = True
+        name = run.stage.name
+        self._emit(
+            StagePlaced(
+                job=self.job.id,
+                stage=name,
+                node=note.node,
+                launcher=note.launcher,
+                contained=note.launcher == "systemd",
+            )
+        )
+        if note.warning:
+            self._emit(Log(job=self.job.id, stage=name, level="warning", msg=note.warning))
+            return
+        msg = f"runs on node {note.node} (contained by its {note.launcher} user manager)"
+        self._emit(Log(job=self.job.id, stage=name, msg=msg))
 
     def _sample(self, run: StageRun, current: int | None) -> None:
         if current is None:
@@ -1010,6 +1063,7 @@ class Executor:
 
     def _complete(self, run: StageRun, outcome: Outcome) -> None:
         name = run.stage.name
+        self._note_node(run)
         staging = self._stage_paths(name).staging
         if not outcome.ok:
             full = self._out_of_space_cause(name, outcome)  # measured before the discard
@@ -1136,9 +1190,9 @@ def main(argv: list[str] | None = None) -> int:
     job = JobStore(home).load(job_dir)
 
     def make_launcher() -> Launcher:
-        from blut.containment.select import launcher_for
+        from blut.containment.select import cluster_launcher, launcher_for
 
-        return launcher_for(job.spec.launcher, probe=False)
+        return cluster_launcher(launcher_for(job.spec.launcher, probe=False), job.spec.ray_address)
 
     executor = Executor(
         job,
@@ -1147,7 +1201,10 @@ def main(argv: list[str] | None = None) -> int:
         lambda: Cache(home),
         gpus=GpuPool(home / LOCKS_DIR),
         slots=Slots(
-            cpu=job.spec.cpu_slots or os.cpu_count() or 1, stages=job.spec.max_stages or None
+            cpu=job.spec.cpu_slots
+            or (CLUSTER_SLOTS if job.spec.ray_address else os.cpu_count())
+            or 1,
+            stages=job.spec.max_stages or None,
         ),
         adopt=adopt,
     )

@@ -63,6 +63,8 @@ class JobRow:
     sweep: str | None = None
     gpus: tuple[int, ...] = ()
     """The GPUs its running stages hold."""
+    nodes: tuple[str, ...] = ()
+    """The cluster nodes its running stages run on (`--launcher ray`; empty: this machine)."""
     origin: str | None = None
     """``branch of <snapshot>`` or ``from <snapshot>`` for a job started from a snapshot."""
 
@@ -77,6 +79,7 @@ class JobRow:
         for key in ("submitted", "started", "finished"):
             data[key] = _iso(data[key])
         data["gpus"] = list(self.gpus)
+        data["nodes"] = list(self.nodes)
         return data
 
 
@@ -160,6 +163,9 @@ def job_row(spec: JobSpec, view: JobView, now: float | None = None) -> JobRow:
         sweep=view.sweep,
         origin=origin_label(spec.snapshot),
         gpus=tuple(gpus),
+        nodes=tuple(
+            sorted({s.node for s in view.stages.values() if s.state == "running" and s.node})
+        ),
     )
 
 

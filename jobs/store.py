@@ -124,6 +124,10 @@ class JobSpec:
     """The snapshot a stage started from (`blut.jobs.snapshots.Start.record`; None: none)."""
     telemetry: dict[str, Any] | None = None
     """The telemetry sinks its stages feed (`blut.status.telemetry.Record`; None: none)."""
+    ray_address: str | None = None
+    """Its stages run on this Ray cluster (``--launcher ray``; `blut.containment.ray`)."""
+    ray_resources: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Stage → the Ray custom resources it needs (``--ray-resource``: pins it to nodes)."""
 
     @property
     def driver_unit(self) -> str:
@@ -265,6 +269,15 @@ class JobStore:
             # A job is made whole or not at all: a half-written folder would list as failed.
             shutil.rmtree(job_dir, ignore_errors=True)
             raise DiskFull(self.home, "no job was created") from exc
+
+    def respec(self, job: Job, **changes: Any) -> Job:
+        """``job`` with these fields of its spec changed, written to its job.json (the
+        caller holds the job's lock: `blut plan resume` moving it to another launcher)."""
+        from dataclasses import replace
+
+        moved = Job(job.dir, replace(job.spec, **changes))
+        atomic_write_json(moved.paths.spec, asdict(moved.spec))
+        return moved
 
     def load(self, job_dir: Path) -> Job:
         """The job stored in ``job_dir``."""

@@ -163,6 +163,17 @@ class StageStarted(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StagePlaced(Event):
+    """A stage sent to a cluster started on a node, contained there or not."""
+
+    kind: ClassVar[str] = "stage_placed"
+    node: str | None = None
+    launcher: str | None = None
+    """What contains it on the node ("systemd", or "bare": the loud fallback)."""
+    contained: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
 class Progress(Event):
     """How far a stage is: ``step`` of ``total`` ``unit``."""
 
@@ -271,6 +282,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StageQueued,
         StageCached,
         StageStarted,
+        StagePlaced,
         Progress,
         Metric,
         Resources,

@@ -28,6 +28,7 @@ from blut.status.events import (
     StageCached,
     StageDone,
     StageFailed,
+    StagePlaced,
     StageQueued,
     StageStarted,
 )
@@ -63,6 +64,8 @@ class StageView:
     artifact: str | None = None
     gpus: list[int] | None = None
     """The GPUs its latest launch was given (kept after it ends; see ``state``)."""
+    node: str | None = None
+    """The cluster node it runs or ran on (`StagePlaced`; None: this machine)."""
     producer: str | None = None
     """A cached stage: the job that computed the output it reused (None: not recorded)."""
 
@@ -169,7 +172,11 @@ class JobView:
                 stage.contained = event.contained
                 stage.memory_max = event.memory_max
                 stage.gpus = event.gpus or None
+                stage.node = None
                 self.current_stage = stage.name
+            case StagePlaced() if stage is not None:
+                stage.node = event.node
+                stage.contained = event.contained
             case Progress() if stage is not None:
                 stage.progress = (event.step, event.total, event.unit)
             case Resources() if stage is not None:

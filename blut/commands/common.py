@@ -14,6 +14,7 @@ from blut.jobs.errors import UsageError, clip
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from blut.jobs.cluster import Cluster
     from blut.jobs.store import JobStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,6 +63,57 @@ def env_options(command: F) -> F:
         is_flag=True,
         help="Start from an empty environment (PATH and blut's own variables stay).",
     )(command)
+
+
+CLUSTER_META = "blut.cluster"
+"""Where `cluster_options` keep what was given (in the click context's ``meta``)."""
+
+
+def _keep_cluster(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value and param.name:
+        ctx.meta.setdefault(CLUSTER_META, {})[param.name] = value
+
+
+def cluster_options(command: F) -> F:
+    """``--launcher``, ``--ray-address``, ``--ray-resource``: where the stages run (read
+    with `chosen_cluster`, so the command's signature stays as it is)."""
+    command = click.option(
+        "--ray-resource",
+        multiple=True,
+        metavar="STAGE=NAME[:N]",
+        expose_value=False,
+        callback=_keep_cluster,
+        help="Ray custom resource STAGE needs (pins it to the nodes that have it; repeat).",
+    )(command)
+    command = click.option(
+        "--ray-address",
+        metavar="URL",
+        expose_value=False,
+        callback=_keep_cluster,
+        help="The Ray cluster's dashboard address (http://HOST:8265).",
+    )(command)
+    return click.option(
+        "--launcher",
+        type=click.Choice(["local", "ray"]),
+        expose_value=False,
+        callback=_keep_cluster,
+        help="Run stages on this machine (default) or as Ray jobs on a cluster.",
+    )(command)
+
+
+def cluster_given() -> bool:
+    """True when `cluster_options` were given on this command line."""
+    return bool(click.get_current_context().meta.get(CLUSTER_META))
+
+
+def chosen_cluster() -> Cluster | None:
+    """The Ray cluster the options and config files choose (None: this machine)."""
+    from blut.jobs.cluster import choose_cluster
+
+    given = click.get_current_context().meta.get(CLUSTER_META, {})
+    return choose_cluster(
+        given.get("launcher"), given.get("ray_address"), given.get("ray_resource", ())
+    )
 
 
 def path_option(*param_decls: str, help: str) -> Callable[[F], F]:

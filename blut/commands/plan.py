@@ -11,6 +11,9 @@ from click.exceptions import Exit
 from blut.commands.common import (
     Group,
     check_format,
+    chosen_cluster,
+    cluster_given,
+    cluster_options,
     detach_option,
     format_option,
     job_argument,
@@ -93,6 +96,7 @@ def _memory(peak: int | None, ceiling: int | None) -> str:
 @app.command()
 @job_argument
 @detach_option
+@cluster_options
 def resume(job_ref: str, detach: bool) -> None:
     """Continue a stopped recipe job: cached stages are skipped, running units re-attached."""
     from blut.jobs.api import Mark
@@ -101,7 +105,7 @@ def resume(job_ref: str, detach: bool) -> None:
     jobs = store()
     job = jobs.get(job_ref)
     asked, mark = time.time(), Mark.now(job)  # follow the new run only
-    resume_job(jobs, job)
+    job = resume_job(jobs, job, cluster=chosen_cluster() if cluster_given() else True)
     if not _restarted(job, since=asked):
         note(f"job {job.id}: its executor has not started yet; see {job.driver_log}", "yellow")
     note(f"job {job.id} resumed")

@@ -11,6 +11,8 @@ from click.exceptions import Exit
 from blut.commands.common import (
     Group,
     check_format,
+    chosen_cluster,
+    cluster_options,
     detach_option,
     env_options,
     format_option,
@@ -178,6 +180,7 @@ def plan_tree(plan: Plan) -> Tree:
 @detach_option
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan(s); run nothing.")
 @click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")
+@cluster_options
 @click.option(
     "--from-snapshot",
     "snapshot_ref",
@@ -266,6 +269,7 @@ def run_from_snapshot(
         env=env,
         starts=starts,
         telemetry=telemetry,
+        cluster=chosen_cluster(),
     )
     if submitted.warning:
         note(f"warning: {submitted.warning}", "bold yellow")
@@ -317,6 +321,7 @@ def run_points(
         contained=containment_requested() and not uncontained,
         env=env,
         telemetry=telemetry,
+        cluster=chosen_cluster(),
     )
     if submitted.warning:
         note(f"warning: {submitted.warning}", "bold yellow")

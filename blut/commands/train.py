@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from blut.commands.common import (
+    cluster_options,
     detach_option,
     note,
     path_option,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan; run nothing.")
 @click.option("--uncontained", is_flag=True, help="Run stages as plain subprocesses.")
 @telemetry_option
+@cluster_options
 def train(
     method: str,
     model: Path | None,

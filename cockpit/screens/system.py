@@ -17,7 +17,7 @@ from blut.cockpit import fmt
 from blut.cockpit.plot import Curve, Mark, Plot
 from blut.cockpit.screens.base import StateScreen
 from blut.cockpit.state import JobState
-from blut.cockpit.sysinfo import SystemSample
+from blut.cockpit.sysinfo import ClusterSample, SystemSample
 from blut.containment.nvml import GpuSample
 from blut.jobs.quantities import short_size
 from blut.status.jobstate import StageView
@@ -59,7 +59,26 @@ def system_table(s: SystemSample) -> Table:
         util = "-" if g.utilisation is None else f"{g.utilisation:.0f}%"
         temp = "-" if g.temperature is None else f"{g.temperature:.0f}°C"
         table.add_row(f"GPU {g.index}", f"{g.name}: util {util}, mem {mem}, {temp}")
+    if s.cluster is not None:
+        add_cluster_rows(table, s.cluster)
     return table
+
+
+def add_cluster_rows(table: Table, cluster: ClusterSample) -> None:
+    """The Ray cluster: its address, then one row per node (CPUs, GPUs, memory, alive)."""
+    alive = sum(n.alive for n in cluster.nodes)
+    what = cluster.note or f"{alive} of {len(cluster.nodes)} nodes alive"
+    table.add_row(
+        "cluster", Text(f"{cluster.address}: {what}", style="red" if cluster.note else "")
+    )
+    for node in cluster.nodes:
+        custom = "".join(f", {k}={v:g}" for k, v in sorted(node.custom.items()))
+        state = "alive" if node.alive else "DEAD"
+        line = (
+            f"{node.ip}{' (head)' if node.head else ''}: {node.cpus:g} CPUs, {node.gpus:g} GPUs, "
+            f"{short_size(node.memory)}, {state}{custom}"
+        )
+        table.add_row(f"node {node.node_id[:8]}", Text(line, style="" if node.alive else "red"))
 
 
 def memory_bar(now: int | None, ceiling: int | None) -> Text:
@@ -184,6 +203,8 @@ class SystemScreen(StateScreen):
     def _update_stages(self, sample: SystemSample | None) -> None:
         """The running stages table; the system worker measures the CPU of their units."""
         running = self.cockpit.state.running_stages()
+        clusters = [job.spec.ray_address for job, _ in running if job.spec.ray_address]
+        self.cockpit.cluster_address = next(iter(clusters), self.cockpit.configured_cluster)
         self.cockpit.measured_units = frozenset(
             s.unit for job, s in running if s.unit and job.spec.launcher == "systemd"
         )

@@ -66,6 +66,7 @@ def test_columns_by_width() -> None:
     assert columns_for(80) == ("name", "state", "stage", "progress", "elapsed", "memory")
     assert columns_for(100)[0] == "id"
     assert columns_for(140)[-2:] == ("peak", "gpus")
+    assert columns_for(170)[-1] == "node"  # where a job's stages run on a cluster
 
 
 async def test_keys_fit_the_job_under_the_cursor(three_jobs: Path) -> None:
