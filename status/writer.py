@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -62,9 +63,10 @@ class EventWriter:
     def __init__(self, path: Path, *, sync_every: float | None = None) -> None:
         """Open (creating if needed, mode 0600) ``path`` for appending; its folder must exist.
 
-        ``sync_every``: push a line to the file's server at once (``fdatasync``) unless
-        that was done less than this many seconds ago, so a reader on another host of a
-        shared filesystem sees events within about that long; ``None``: never.
+        ``sync_every``: push each line to the file's server (``fdatasync``): at once, or,
+        when the last push was less than this many seconds ago, that long after it (from a
+        timer thread), so a reader on another host of a shared filesystem sees every event
+        within about that long; ``None``: never.
         """
         self.path = path
         self._fd: int | None = os.open(
@@ -72,6 +74,8 @@ class EventWriter:
         )
         self._sync_every = sync_every
         self._synced = float("-inf")
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
 
     def emit(self, event: Event) -> None:
         """Append ``event`` as one line with a single write.
@@ -99,9 +103,27 @@ class EventWriter:
                     f"short write to {self.path}: {written} of {len(data)} bytes"
                 ) from exc
         if self._sync_every is not None:
-            now = time.monotonic()
-            if now - self._synced >= self._sync_every:
-                self._synced = now
+            self._sync_soon(self._sync_every)
+
+    def _sync_soon(self, every: float) -> None:
+        """Push the file now, or start a timer to push it once ``every`` has passed."""
+        with self._lock:
+            wait = self._synced + every - time.monotonic()
+            if wait > 0:
+                if self._timer is None:
+                    self._timer = threading.Timer(wait, self._sync_late)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+        self._sync_late()
+
+    def _sync_late(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._fd is None:
+                return
+            self._synced = time.monotonic()
+            with contextlib.suppress(OSError):
                 os.fdatasync(self._fd)
 
     def write_lines(self, data: bytes) -> int:
@@ -133,8 +155,12 @@ class EventWriter:
     def close(self) -> None:
         """Close the file (synced first when ``sync_every`` is set); further :meth:`emit`
         calls raise. Closing twice is fine."""
-        if self._fd is not None:
+        with self._lock:
             fd, self._fd = self._fd, None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if fd is not None:
             try:
                 if self._sync_every is not None:
                     with contextlib.suppress(OSError):

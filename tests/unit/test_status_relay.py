@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import time
 from functools import cache
 from pathlib import Path
+
+import pytest
 
 from blut.payload.context import StageContext
 from blut.status.events import Log, Progress, parse_line
@@ -130,3 +134,23 @@ def test_a_relayed_stage_never_writes_the_job_stream(tmp_path: Path) -> None:
     assert job.status.read_bytes() == b""
     kinds = [parse_line(ln).event for ln in files.events.read_bytes().splitlines()]
     assert kinds == ["progress", "metric", "log"]
+
+
+def test_a_relayed_stage_pushes_every_event_to_the_server_soon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst is pushed at once and once more after ``sync_every``, not at the next event."""
+    pushed: list[float] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (pushed.append(time.monotonic()), real(fd)))
+    writer = EventWriter(tmp_path / "events.jsonl", sync_every=0.2)
+    start = time.monotonic()
+    for step in range(3):
+        writer.emit(Progress(job="j", stage="train", step=step))
+    assert len(pushed) == 1  # the first at once; the rest wait for the timer
+    deadline = time.monotonic() + 10
+    while len(pushed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(pushed) == 2 and pushed[1] - start >= 0.2
+    writer.close()
+    assert len(pushed) == 3  # and once more as it closes
