@@ -22,6 +22,7 @@ from pathlib import Path
 
 from blut.jobs.configfiles import config_paths, table
 from blut.jobs.errors import UsageError, clip
+from blut.status.relay import EVENTS_VAR, RELAYED
 
 SESSION_VARS = ("SSH_AUTH_SOCK", "SSH_CLIENT", "SSH_CONNECTION", "SSH_TTY", "TERM", "DISPLAY")
 """Variables of the submitter's terminal session that a detached job must not inherit."""
@@ -134,9 +135,11 @@ def stage_env(
     contained: bool,
     gpus: Iterable[int],
     own: bool,
+    relayed: bool = False,
 ) -> dict[str, str]:
     """The ``Environment=`` of a stage's unit: where it reports and its GPUs; for blut's
-    ``own`` stage programs also the executor's PYTHONPATH (so they run the same blut)."""
+    ``own`` stage programs also the executor's PYTHONPATH (so they run the same blut);
+    ``relayed`` (on a cluster node) sends its events to its own file (`blut.status.relay`)."""
     env = {"PYTHONPATH": environ["PYTHONPATH"]} if own and "PYTHONPATH" in environ else {}
     env.update(
         BLUT_HOME=str(home),
@@ -147,4 +150,6 @@ def stage_env(
         PYTHONUNBUFFERED="1",
         CUDA_VISIBLE_DEVICES=",".join(str(g) for g in gpus),
     )
+    if relayed:
+        env[EVENTS_VAR] = RELAYED
     return env

@@ -30,6 +30,10 @@ The stage of a `blut stage run --foreground` job (``JobSpec.tty``) is never serv
 from the cache and runs on the submitter's terminal; only in the job's first run:
 resumed or adopted, it runs detached like any stage.
 
+A stage sent to a cluster writes its events to its own file on the shared
+``$BLUT_HOME`` (no two hosts append to one file); the executor relays them into
+``status.jsonl`` (`blut.status.relay`), so it stays the stream's one writer across hosts.
+
 It keeps the job's index summary current as it goes, and exits within a
 second or so when its job folder is deleted (stopping the stage units first).
 
@@ -94,6 +98,7 @@ from blut.status.events import (
 from blut.status.flock import Flock
 from blut.status.layout import LOCKS_DIR, JobPaths, StagePaths, executor_lock
 from blut.status.private import PRIVATE_UMASK, go_private
+from blut.status.relay import Relay
 from blut.status.reserve import JOB_RESERVE, hold, release
 from blut.status.summary import JobIndex
 from blut.status.writer import EventWriter
@@ -118,6 +123,8 @@ FOLDER_CHECK_EVERY = 0.5
 """Seconds between two checks that the job folder still exists."""
 LOG_TAIL = 8192
 """Bytes of a failed stage's log searched for the words of a program that ran out of space."""
+RELAY_EVERY = 0.5
+"""Seconds between two looks at a cluster stage's events file for lines to relay."""
 CLUSTER_SLOTS = 1 << 20
 """CPU slots of a job whose stages run on a cluster: the cluster queues them, not blut."""
 
@@ -151,6 +158,10 @@ class StageRun:
     """How many times it was run again after failing (the policy's ``limits.retries``)."""
     node_noted: bool = False
     """The node running it on a cluster was reported (`Executor._note_node`)."""
+    relay: Relay | None = None
+    """Copies its events file into status.jsonl (a stage on a cluster node)."""
+    relayed_at: float = 0.0
+    """Monotonic time its events file was last relayed."""
 
 
 class InputGone(JobsError):
@@ -744,6 +755,8 @@ class Executor:
         handle = self.launcher.find(self.job.spec.stage_unit(name), files.result)
         if handle is None:
             return False
+        if self.job.spec.ray_address is not None or files.relayed.exists():
+            run.relay = Relay(files)  # resumes at the offset its last copy recorded
         state = self.launcher.state(handle)
         started = record.get("started")
         if state.phase == "running":
@@ -861,6 +874,7 @@ class Executor:
             contained=self._contained,
             gpus=gpus,
             own=stage.is_payload,
+            relayed=on_cluster,
         )
         unit = UnitSpec(
             name=job.spec.stage_unit(stage.name),
@@ -891,6 +905,7 @@ class Executor:
             durable=False,
         )
         run.gpus, run.node_noted = gpus, False
+        run.relay = Relay.start(files, job.status_path) if on_cluster else None
         try:
             handle = self.launcher.launch(unit)
         except ContainmentError as exc:
@@ -985,6 +1000,8 @@ class Executor:
 
         A stage's result record (written by its unit's ExecStopPost) is read on every
         call; systemd is asked about the unit (state, memory) at most every :data:`TICK`.
+        A stage on a cluster node has its new events relayed at most every
+        :data:`RELAY_EVERY` (the rest when it ends, before its end is recorded).
         """
         from blut.containment.result import outcome_from_record, read_record
 
@@ -993,6 +1010,9 @@ class Executor:
         for run in self.runs.values():
             if run.phase != "running" or run.handle is None:
                 continue
+            if run.relay is not None and now - run.relayed_at >= RELAY_EVERY:
+                run.relayed_at = now
+                run.relay.pump(self._stream())
             record = read_record(run.handle.result_path)
             if record is not None:
                 self._complete(run, outcome_from_record(record))
@@ -1064,6 +1084,9 @@ class Executor:
     def _complete(self, run: StageRun, outcome: Outcome) -> None:
         name = run.stage.name
         self._note_node(run)
+        if run.relay is not None:  # the stage's last events come before its end
+            run.relay.pump(self._stream(), final=True)
+            run.relay = None
         staging = self._stage_paths(name).staging
         if not outcome.ok:
             full = self._out_of_space_cause(name, outcome)  # measured before the discard

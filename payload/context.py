@@ -1,8 +1,8 @@
 """A stage's view of its job: where to write, what to read, where to report.
 
 `StageContext.from_env` reads what the driver sets (``BLUT_JOB_DIR``,
-``BLUT_STAGE_NAME``, ``BLUT_JOB_ID``, ``BLUT_CONTAINED``). Outside a blut job
-it warns loudly and falls back to a temporary job dir, so a stage program still
+``BLUT_STAGE_NAME``, ``BLUT_JOB_ID``, ``BLUT_CONTAINED``; ``BLUT_EVENTS=stage`` on a
+cluster node: events go to the stage's own file, relayed). Outside a blut job it warns loudly and falls back to a temporary job dir, so a stage program still
 runs standalone. Under torchrun (``RANK`` set) every process gets a context,
 but only rank 0 reports: the others' events are dropped, except error logs,
 which any rank emits (prefixed with its rank) so a crash on rank 1 is seen.
@@ -26,6 +26,7 @@ from blut.payload.telemetry import Hub
 from blut.status.events import Event, Log, LogLevel, Metric, Progress
 from blut.status.layout import JobPaths, StagePaths
 from blut.status.private import private_dir
+from blut.status.relay import EVENTS_VAR, RELAYED, SYNC_EVERY
 from blut.status.telemetry import TelemetryError, read_record
 from blut.status.writer import EventWriter, append_event
 
@@ -36,8 +37,9 @@ _FALSE = ("0", "false", "no")
 class StageContext:
     """One stage run: its job dir, names, frozen args and event helpers.
 
-    Events go to ``job_dir/status.jsonl`` through one writer kept open until
-    `close` (or the end of a ``with`` block). ``rank`` is the process's rank
+    Events go to `events_path` (``job_dir/status.jsonl``, or with ``relayed`` the
+    stage's own ``events.jsonl``) through one writer kept open until `close` (or the
+    end of a ``with`` block). ``rank`` is the process's rank
     when the stage runs as several (torchrun's ``RANK``); only rank 0 emits.
     The same events feed the job's telemetry sinks (job.json's ``telemetry``,
     `blut.payload.telemetry`), with the stage's start (``with``) and end (`finish`).
@@ -50,6 +52,8 @@ class StageContext:
     contained: bool = True
     inputs: list[dict[str, Any]] = field(default_factory=list)
     rank: int = 0
+    relayed: bool = False
+    """It runs on a cluster node: its events go to its own file, relayed by the executor."""
 
     @property
     def primary(self) -> bool:
@@ -89,6 +93,12 @@ class StageContext:
         """The job's event stream."""
         return JobPaths(self.job_dir).status
 
+    @property
+    def events_path(self) -> Path:
+        """Where this process appends its events: the job's stream, or (``relayed``) the
+        stage's own events file, so no two hosts append to one file."""
+        return self.files.events if self.relayed else self.status_path
+
     def input(self, kind: str) -> Path:
         """The directory of the one upstream artifact of ``kind``.
 
@@ -120,6 +130,7 @@ class StageContext:
                 contained=environ.get("BLUT_CONTAINED", "1").strip().lower() not in _FALSE,
                 inputs=_load_inputs(files.inputs),
                 rank=int(environ.get("RANK") or 0),
+                relayed=environ.get(EVENTS_VAR) == RELAYED,
             )
         return cls._standalone(stage, raw_dir, name, environ.get("BLUT_JOB_ID"))
 
@@ -142,6 +153,8 @@ class StageContext:
 
     @cached_property
     def _writer(self) -> EventWriter:
+        if self.relayed:
+            return EventWriter(self.events_path, sync_every=SYNC_EVERY)
         return EventWriter(self.status_path)
 
     @cached_property
@@ -164,7 +177,7 @@ class StageContext:
         """A warning line in the stage's log and a ``log`` event (safe from any thread)."""
         print(f"warning: {msg}", file=sys.stderr, flush=True)
         append_event(
-            self.status_path, Log(job=self.job_id, stage=self.stage, level="warning", msg=msg)
+            self.events_path, Log(job=self.job_id, stage=self.stage, level="warning", msg=msg)
         )
 
     def emit(self, kind: type[Event], **fields: Any) -> None:

@@ -9,6 +9,7 @@
     summary.json    the job index entry (a cache of the fold of status.jsonl)
     driver.log      the executor's own output         driver.result how its unit ended
     stages/<s>/     log, result, launch.json, key.json, args.json, inputs.json,
+                    events.jsonl + events.relayed (a cluster stage's own events, relayed),
                     staging/ (outputs before commit), metrics/ (Parquet parts), checkpoints/,
                     work/ (generate's resumable parts)
 
@@ -53,6 +54,18 @@ class StagePaths:
     def result(self) -> Path:
         """How the stage's unit ended (written by its ExecStopPost helper)."""
         return self.dir / "result"
+
+    @cached_property
+    def events(self) -> Path:
+        """``events.jsonl``: the events of a stage run on a cluster node, which its
+        process appends to instead of the job's ``status.jsonl`` (one writer per file
+        across hosts); the executor relays them (`blut.status.relay`)."""
+        return self.dir / "events.jsonl"
+
+    @cached_property
+    def relayed(self) -> Path:
+        """``events.relayed``: how far the executor relayed :attr:`events`."""
+        return self.dir / "events.relayed"
 
     @cached_property
     def launch(self) -> Path:

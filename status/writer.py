@@ -4,6 +4,9 @@ Every line goes out in a single ``write(2)`` on an ``O_APPEND`` descriptor, so a
 number of processes (the driver, the payload, its workers) can append to one file
 without interleaving: each opens its own :class:`EventWriter`. Lines are kept under
 :data:`MAX_LINE` bytes; an oversized ``log`` message is truncated to fit.
+
+That holds on one host only: a stage on another host (a cluster node) writes its own
+events file instead, which the executor relays (`blut.status.relay`, `write_lines`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -55,12 +60,22 @@ def _fit_log(event: Log) -> bytes:
 class EventWriter:
     """An append-only writer of events to one ``status.jsonl`` (one per process)."""
 
-    def __init__(self, path: Path) -> None:
-        """Open (creating if needed, mode 0600) ``path`` for appending; its folder must exist."""
+    def __init__(self, path: Path, *, sync_every: float | None = None) -> None:
+        """Open (creating if needed, mode 0600) ``path`` for appending; its folder must exist.
+
+        ``sync_every``: push each line to the file's server (``fdatasync``): at once, or,
+        when the last push was less than this many seconds ago, that long after it (from a
+        timer thread), so a reader on another host of a shared filesystem sees every event
+        within about that long; ``None``: never.
+        """
         self.path = path
         self._fd: int | None = os.open(
             path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
         )
+        self._sync_every = sync_every
+        self._synced = float("-inf")
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
 
     def emit(self, event: Event) -> None:
         """Append ``event`` as one line with a single write.
@@ -87,6 +102,45 @@ class EventWriter:
                 raise StatusError(
                     f"short write to {self.path}: {written} of {len(data)} bytes"
                 ) from exc
+        if self._sync_every is not None:
+            self._sync_soon(self._sync_every)
+
+    def _sync_soon(self, every: float) -> None:
+        """Push the file now, or start a timer to push it once ``every`` has passed."""
+        with self._lock:
+            wait = self._synced + every - time.monotonic()
+            if wait > 0:
+                if self._timer is None:
+                    self._timer = threading.Timer(wait, self._sync_late)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+        self._sync_late()
+
+    def _sync_late(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._fd is None:
+                return
+            self._synced = time.monotonic()
+            with contextlib.suppress(OSError):
+                os.fdatasync(self._fd)
+
+    def write_lines(self, data: bytes) -> int:
+        """Append ``data`` (whole lines, as relayed) in one write; the file's size after it.
+
+        Raises :class:`StatusError` when closed, when ``data`` does not end a line, or when
+        the kernel writes only part of it (the torn line is ended first).
+        """
+        if self._fd is None:
+            raise StatusError(f"writer for {self.path} is closed")
+        if not data.endswith(b"\n"):
+            raise StatusError(f"relayed data for {self.path} does not end a line")
+        written = os.write(self._fd, data)
+        if written != len(data):
+            self.end_line()
+            raise StatusError(f"short write to {self.path}: {written} of {len(data)} bytes")
+        return os.fstat(self._fd).st_size
 
     def end_line(self) -> None:
         """End a torn last line (a write cut short by a full disk, by any writer), so
@@ -99,10 +153,20 @@ class EventWriter:
                 os.write(self._fd, b"\n")
 
     def close(self) -> None:
-        """Close the file; further :meth:`emit` calls raise. Closing twice is fine."""
-        if self._fd is not None:
+        """Close the file (synced first when ``sync_every`` is set); further :meth:`emit`
+        calls raise. Closing twice is fine."""
+        with self._lock:
             fd, self._fd = self._fd, None
-            os.close(fd)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if fd is not None:
+            try:
+                if self._sync_every is not None:
+                    with contextlib.suppress(OSError):
+                        os.fdatasync(fd)
+            finally:
+                os.close(fd)
 
     def __enter__(self) -> EventWriter:
         return self

@@ -1,6 +1,6 @@
 """System: CPU, memory, disk under BLUT_HOME (jobs against cache), GPUs, with short
 histories, and every running stage's CPU, memory against its ceiling, and GPUs (like htop's
-process list)."""
+process list); with the node it runs on while a stage runs on a cluster."""
 
 from __future__ import annotations
 
@@ -33,6 +33,13 @@ STAGE_COLUMNS = (
     ("gpu", "GPU"),
     ("unit", "UNIT"),
 )
+NODE_COLUMN = ("node", "NODE")
+"""After STAGE, while a running stage runs on a cluster node."""
+
+
+def stage_columns(nodes: bool) -> tuple[tuple[str, str], ...]:
+    """The running stages table's columns (``nodes``: with the node column)."""
+    return (*STAGE_COLUMNS[:2], NODE_COLUMN, *STAGE_COLUMNS[2:]) if nodes else STAGE_COLUMNS
 
 
 def system_table(s: SystemSample) -> Table:
@@ -116,12 +123,16 @@ def stage_ceiling(job: JobState, stage: StageView) -> int | None:
     return job.spec.memory_max if job.spec.memory_max is not None else job.view.memory_max
 
 
-def stage_row(job: JobState, stage: StageView, sample: SystemSample | None) -> tuple[Text, ...]:
-    """One row of the running stages table."""
+def stage_row(
+    job: JobState, stage: StageView, sample: SystemSample | None, *, nodes: bool = False
+) -> tuple[Text, ...]:
+    """One row of the running stages table (``nodes``: with the node it runs on)."""
     cpu = sample.unit_cpu.get(stage.unit or "") if sample is not None else None
+    node = (Text(stage.node or "-"),) if nodes else ()
     return (
         Text(job.id),
         Text(stage.name),
+        *node,
         Text("-" if cpu is None else f"{cpu:.0f}%", justify="right"),
         memory_bar(stage.memory_now, stage_ceiling(job, stage)),
         Text(gpu_cell(stage, sample.gpus if sample is not None else [])),
@@ -209,15 +220,21 @@ class SystemScreen(StateScreen):
             s.unit for job, s in running if s.unit and job.spec.launcher == "systemd"
         )
         table = self.query_one("#stages", DataTable)
+        nodes = any(stage.node for _, stage in running)
+        columns = stage_columns(nodes)
         keys = [f"{job.id}/{stage.name}" for job, stage in running]
-        rows = [stage_row(job, stage, sample) for job, stage in running]
+        rows = [stage_row(job, stage, sample, nodes=nodes) for job, stage in running]
+        if [str(k.value) for k in table.columns] != [key for key, _ in columns]:
+            table.clear(columns=True)
+            for key, label in columns:
+                table.add_column(label, key=key)
         if keys != [str(k.value) for k in table.rows]:
             table.clear()
             for key, row in zip(keys, rows, strict=True):
                 table.add_row(*row, key=key)
         else:
             for key, row in zip(keys, rows, strict=True):
-                for (col, _), value in zip(STAGE_COLUMNS, row, strict=True):
+                for (col, _), value in zip(columns, row, strict=True):
                     table.update_cell(key, col, value, update_width=True)
         table.border_title = f"running stages: {len(running)}"
 

@@ -19,6 +19,7 @@ from blut.containment.noderun import read_node_note
 from blut.containment.ray import cluster_nodes
 from blut.containment.result import outcome_from_record, read_record
 from blut.jobs.store import Job, JobStore
+from blut.status.events import parse_line
 from blut.status.metrics import read_metrics
 from blut.status.tailer import read_events
 from tests.conftest import blut, wait_for_job
@@ -196,3 +197,20 @@ def test_a_short_quant_train_on_ray_has_the_same_stages_ceilings_and_curves(
     assert view.stages["train"].memory_max == 2 << 30
     metrics = read_metrics(job.dir / "stages" / "train" / "metrics")
     assert sorted(metrics.column("epoch").to_pylist()) == [1, 2]  # the curves came back
+    assert_relayed_once(job, "train")
+
+
+def assert_relayed_once(job: Job, stage: str) -> None:
+    """The stage wrote its events only to its own file; the executor relayed each line of it
+    into status.jsonl once, in order, before the stage's end."""
+    own = job.paths.stage(stage).events.read_bytes().splitlines()
+    kinds = Counter(parse_line(line).event for line in own)
+    assert kinds["progress"] and kinds["metric"] and kinds["log"], kinds
+    stream = job.status_path.read_bytes().splitlines()
+    theirs = set(own)
+    assert [line for line in stream if line in theirs] == own
+    from_stage = ("progress", "metric", "checkpoint")  # events only a stage emits
+    events = [(line, parse_line(line)) for line in stream]
+    assert all(line in theirs for line, e in events if e.stage == stage and e.event in from_stage)
+    [end] = [i for i, (_, e) in enumerate(events) if e.stage == stage and e.event == "stage_done"]
+    assert max(i for i, (line, _) in enumerate(events) if line in theirs) < end

@@ -15,7 +15,7 @@ from blut.cockpit.plot import Plot
 from blut.cockpit.screens.system import SystemScreen
 from blut.jobs.quantities import short_size
 from blut.jobs.store import JobStore
-from blut.status.events import Resources
+from blut.status.events import Resources, StagePlaced
 from tests.cockpit.conftest import DONE, RUNNING, make_app, wait_for
 from tests.cockpit.fakejobs import T0, emit, running_job, succeeded_job
 
@@ -63,6 +63,29 @@ async def test_system_lists_running_stages_against_their_ceilings(blut_home: Pat
 
         await pilot.press("escape")
         assert app.measured_units == frozenset()  # nothing is measured off the System screen
+
+
+async def test_a_stage_on_a_cluster_node_shows_its_node(blut_home: Path) -> None:
+    running_job(blut_home, RUNNING)  # on this machine: no node
+    placed = running_job(blut_home, HOT)
+    emit(placed, StagePlaced(job=HOT, stage="main", ts=T0 + 50, node="gpu-node-7"))
+    app = make_app(blut_home, system=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.jobs) == 2)
+        await pilot.press("2")
+        screen = app.screen
+        assert isinstance(screen, SystemScreen)
+        await wait_for(pilot, lambda: len(app.system_history) > 1)
+        screen.update_state()
+        table = screen.query_one("#stages", DataTable)
+        assert [str(c.label) for c in table.columns.values()][:3] == ["JOB", "STAGE", "NODE"]
+        rows = stage_rows(screen)
+        assert rows[f"{HOT}/main"][:3] == [HOT, "main", "gpu-node-7"]
+        assert rows[f"{RUNNING}/main"][2] == "-"
+        assert rows[f"{RUNNING}/main"][4].endswith("43% 220M/512M")  # the columns line up
+        await pilot.pause()
+        shown = [table.render_line(y).text for y in range(table.size.height)]
+        assert any("gpu-node-7" in line for line in shown), shown  # in view at 80 columns
 
 
 @pytest.mark.systemd
