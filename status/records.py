@@ -364,10 +364,15 @@ def prompt(source: str, record: Record, chat: bool = True) -> tuple[Any, str | N
 
     A message list is a conversation to continue (a system prompt, earlier
     turns), rendered with the chat template's generation prompt. A non-text
-    answer is kept as its JSON text.
+    answer is kept as its JSON text. A row of a prompts stage's own table
+    (``prompts.source=job:…``) is its ``messages`` list, whose JSON text its
+    ``prompt`` holds.
     """
     row = _object(source, record, "'prompt' (and optionally 'answer')")
     value = row.get("prompt")
+    listed = row.get("messages")
+    if isinstance(listed, list) and value == json.dumps(listed, ensure_ascii=False):
+        value = listed
     if isinstance(value, list):
         if not chat:
             raise bad(source, record, "'prompt' is a message list but prompts.chat is false")

@@ -134,3 +134,19 @@ def test_prompts_may_be_message_lists_with_a_system_prompt() -> None:
         records.prompt("p", _one(listed), chat=False)
     with pytest.raises(RecordError, match=r"line 3: 'prompt' message 0 needs a role"):
         records.prompt("p", _one({"prompt": [{"role": "bot", "content": "x"}]}))
+
+
+def test_a_prompts_table_row_keeps_its_message_list() -> None:
+    """A prompts stage's own table (``prompts.source=job:…``) stores a message list
+    in ``messages`` and its JSON text in ``prompt``: the list is the prompt, not
+    the text (read as one user message holding JSON, it lost the system prompt)."""
+    import json
+
+    stored = {"index": 0, "prompt": json.dumps([SYSTEM, USER]), "answer": "5"}
+    assert records.prompt("p", _one({**stored, "messages": [SYSTEM, USER]})) == (
+        [SYSTEM, USER],
+        "5",
+    )
+    assert records.prompt("p", _one({**stored, "messages": None})) == (stored["prompt"], "5")
+    other = {"prompt": "hi", "messages": [SYSTEM, USER]}  # not a prompts table: prompt wins
+    assert records.prompt("p", _one(other)) == ("hi", None)
