@@ -164,3 +164,23 @@ def test_an_error_found_in_the_stage_is_printed_once(blut_home: Path, tmp_path: 
     assert both.count(message) == 1, both
     assert "blut.payload" not in both and "Traceback" not in both
     assert "stage tokenize exit: exited with code 2" in result.stderr
+
+
+def test_a_dry_run_checks_the_data_too(blut_home: Path, tmp_path: Path) -> None:
+    """`--dry-run` printed the plan of a malformed file (exit 0); now the same one line, exit 2."""
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(PAIR) + "\n" + json.dumps({"prompt": "p"}) + "\n")
+    for argv in (
+        ("recipe", "run", "llm-dpo", "--set", f"prefs.source={path}", "--dry-run"),
+        ("train", "--method", "dpo", "--dataset", str(path), "--dry-run"),
+    ):
+        result = blut(*argv)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"blut: error: {path}: line 2: missing 'chosen'"
+        )
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps(PAIR) + "\n")
+    result = blut("recipe", "run", "llm-dpo", "--set", f"prefs.source={good}", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert not (blut_home / "jobs").exists() or not any((blut_home / "jobs").iterdir())
