@@ -407,6 +407,32 @@ class PartialSubmit(JobsError):
         self.jobs = jobs
 
 
+def checked_points(
+    store: JobStore, recipe: RecipeDef, points: Sequence[Mapping[str, Any]], workdir: Path
+) -> list[dict[str, Any]]:
+    """Each point's args with the paths and job outputs it names resolved, and the data
+    files its plan reads checked (`blut.jobs.datacheck.preflight`); the problems of all
+    points → one :class:`~blut.jobs.config.ConfigError`."""
+    from blut.jobs.cache import objects_dir
+    from blut.jobs.config import ConfigError
+    from blut.jobs.datacheck import DataProblem, preflight
+    from blut.jobs.external import resolve_inputs
+
+    problems: list[str] = []
+    resolved = []
+    for args in points:
+        try:
+            resolved.append(resolve_inputs(recipe.args_schema, args, workdir, store.home))
+            preflight(recipe.build(resolved[-1]), objects_dir(store.home))
+        except DataProblem as exc:
+            problems.append(str(exc))
+        except ConfigError as exc:
+            problems.extend(p for p in exc.problems if p not in problems)
+    if problems:
+        raise ConfigError(problems)
+    return resolved
+
+
 def submit_points(
     store: JobStore,
     recipe: RecipeDef,
@@ -428,10 +454,6 @@ def submit_points(
     point, the snapshot it starts from (`blut.jobs.snapshots.start`). ``telemetry``: the
     ``--telemetry`` sink names (None: the config files'), checked before any job exists.
     """
-    from blut.jobs.cache import objects_dir
-    from blut.jobs.config import ConfigError
-    from blut.jobs.datacheck import DataProblem, preflight
-    from blut.jobs.external import resolve_inputs
     from blut.jobs.history import samples
     from blut.jobs.telemetry import telemetry_config
 
@@ -439,19 +461,7 @@ def submit_points(
         raise UsageError(f"recipe {recipe.name}: nothing to run (no argument sets)")
     workdir = (cwd or Path.cwd()).resolve()
     sinks = telemetry_config(workdir, telemetry)  # a missing sink: one line, nothing submitted
-    problems: list[str] = []
-    resolved = []
-    for args in points:
-        try:
-            resolved.append(resolve_inputs(recipe.args_schema, args, workdir, store.home))
-            preflight(recipe.build(resolved[-1]), objects_dir(store.home))
-        except DataProblem as exc:
-            problems.append(str(exc))
-        except ConfigError as exc:
-            problems.extend(p for p in exc.problems if p not in problems)
-    if problems:
-        raise ConfigError(problems)
-    points = resolved
+    points = checked_points(store, recipe, points, workdir)
     env = env or env_policy(cwd=cwd)
     sweep = new_sweep_id() if len(points) > 1 else None
     read: list[list[Sample]] = []

@@ -11,11 +11,13 @@ problem is one line (`DataProblem`, exit 2) and no job is created.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from blut.jobs.errors import JobsError, UsageError
 from blut.jobs.external import reference_hash, table_file
+from blut.jobs.outputs import REF_FILE
 from blut.jobs.plan import Plan
 from blut.status import records
 
@@ -28,16 +30,33 @@ def _program(argv: tuple[str, ...]) -> str:
     return argv[-1] if len(argv) >= 3 and argv[-2] == "blut.payload" else ""
 
 
-def _template_dir(plan: Plan) -> Path | None:
-    """The tokenizer dir of a user model dir in the plan (None: the tiny model, or unknown)."""
+def _model_dir(value: str, objects: Path | None) -> Path | None:
+    """The dir a ``model.path``/``model.tokenizer`` value names: a path, or a cached ``lm``
+    output (``artifact:<hash>``; one that only names a dir in ``ref.json``: that dir)."""
+    digest = reference_hash(value)
+    if digest is None:
+        return Path(value)
+    if objects is None:
+        return None
+    folder = objects / digest
+    try:
+        ref = json.loads((folder / REF_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return folder
+    return Path(str(ref.get("tokenizer") or ref.get("path") or folder))
+
+
+def _template_dir(plan: Plan, objects: Path | None) -> Path | None:
+    """The tokenizer dir of a user model dir or job output in the plan (None: the tiny
+    model, or unknown)."""
     for stage in plan.stages.values():
         if _program(stage.argv) != "tiny-model":
             continue
         if stage.args.get("chat_template", "model") != "model":  # a template is chosen
             return None
         if stage.args.get("path"):
-            path = Path(str(stage.args.get("tokenizer") or stage.args["path"]))
-            return path if path.is_dir() else None
+            path = _model_dir(str(stage.args.get("tokenizer") or stage.args["path"]), objects)
+            return path if path is not None and path.is_dir() else None
     return None
 
 
@@ -86,7 +105,7 @@ def _check(program: str, args: Any, no_template: bool, plan: Plan, objects: Path
 def preflight(plan: Plan, objects: Path | None = None) -> None:
     """Check every data file ``plan`` reads (a job output's table in the cache's
     ``objects`` folder too); the first problem → `DataProblem`."""
-    tokenizer = _template_dir(plan)
+    tokenizer = _template_dir(plan, objects)
     no_template = tokenizer is not None and records.has_chat_template(tokenizer) is False
     for stage in plan.stages.values():
         try:

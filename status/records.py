@@ -205,6 +205,15 @@ def _ends_with_assistant(source: str, record: Record, found: dict[str, Any], *ke
             raise bad(source, record, f"{key!r} must end with the assistant's message")
 
 
+def _stored_prompt(row: dict[str, Any]) -> list[dict[str, str]] | None:
+    """The message-list prompt a row of blut's own ``prompts`` or ``completions`` table
+    stores in ``messages`` (its ``prompt`` is that list's JSON text), else None."""
+    listed = row.get("messages")
+    if isinstance(listed, list) and row.get("prompt") == json.dumps(listed, ensure_ascii=False):
+        return listed
+    return None
+
+
 def sft_example(source: str, record: Record, chat: bool) -> dict[str, Any]:
     """One SFT example in TRL's shape: ``{messages}``, ``{prompt, completion}`` or ``{text}``.
 
@@ -212,8 +221,14 @@ def sft_example(source: str, record: Record, chat: bool) -> dict[str, Any]:
     assistant turn is a target), or ``prompt`` + ``completion`` as text or
     message lists (the completion is the target; text is wrapped as a user /
     an assistant message). Text format: ``text`` (every token a target) or
-    ``prompt`` + ``completion`` text (the completion is the target).
+    ``prompt`` + ``completion`` text (the completion is the target). A row of a
+    generate job's completions whose prompt was a message list is that list +
+    its completion.
     """
+    if isinstance(record.value, dict) and (listed := _stored_prompt(record.value)) is not None:
+        record = Record(
+            record.where, {"prompt": listed, "completion": record.value.get("completion")}
+        )
     if not chat:
         row = _object(source, record, "'text' (or 'prompt' and 'completion')")
         if is_text(row.get("text")):
@@ -224,7 +239,7 @@ def sft_example(source: str, record: Record, chat: bool) -> dict[str, Any]:
             raise bad(source, record, "message lists need format 'chat' (this is format 'text')")
         raise bad(source, record, "expected non-empty 'text' (or 'prompt' and 'completion')")
     row = _object(source, record, "'messages', or 'prompt' and 'completion'")
-    if "messages" in row:
+    if row.get("messages") is not None:  # null: a completions row whose prompt was text
         found = messages(source, record, "messages", row["messages"])
         if found[-1]["role"] != "assistant":
             raise bad(
@@ -364,10 +379,11 @@ def prompt(source: str, record: Record, chat: bool = True) -> tuple[Any, str | N
 
     A message list is a conversation to continue (a system prompt, earlier
     turns), rendered with the chat template's generation prompt. A non-text
-    answer is kept as its JSON text.
+    answer is kept as its JSON text. A row of blut's own prompts or completions
+    table (``prompts.source=job:…``) keeps its message list (`_stored_prompt`).
     """
     row = _object(source, record, "'prompt' (and optionally 'answer')")
-    value = row.get("prompt")
+    value = _stored_prompt(row) or row.get("prompt")
     if isinstance(value, list):
         if not chat:
             raise bad(source, record, "'prompt' is a message list but prompts.chat is false")

@@ -300,17 +300,15 @@ def run_points(
     the followed job's code when it follows one.
     """
     from blut.containment.select import containment_requested
-    from blut.jobs.api import submit_points
+    from blut.jobs.api import checked_points, submit_points
 
     if dry_run:
         from pathlib import Path
 
-        from blut.jobs.external import resolve_inputs
         from blut.jobs.telemetry import telemetry_config
 
         telemetry_config(Path.cwd(), telemetry)  # a missing sink fails a dry run too
-        for args in points:
-            resolved = resolve_inputs(recipe.args_schema, args, Path.cwd(), store().home)
+        for resolved in checked_points(store(), recipe, points, Path.cwd()):  # malformed data too
             out.print(plan_tree(recipe.build(resolved)))
             out.print_json(json.dumps(resolved))
         return

@@ -272,10 +272,26 @@ def train_config(ctx: StageContext, opts: Mapping[str, Any], **extra: Any) -> di
         "data_seed": int(opts["seed"]),
         "disable_tqdm": True,
         "remove_unused_columns": True,
-        "gradient_checkpointing": bool(opts.get("gradient_checkpointing", False)),
+        **checkpointing(bool(opts.get("gradient_checkpointing", False))),
     }
     config.update(extra)
     return config
+
+
+def checkpointing(on: bool) -> dict[str, Any]:
+    """The TrainingArguments fields that turn activation checkpointing ``on`` or off.
+
+    transformers 5.24 renamed ``gradient_checkpointing`` to ``activation_checkpointing``
+    and warns (FutureWarning) whenever the old name is set, which TRL's configs do by
+    default (True): set the new name, and the old one to None, where it exists.
+    """
+    from dataclasses import fields
+
+    from transformers import TrainingArguments
+
+    if any(field.name == "activation_checkpointing" for field in fields(TrainingArguments)):
+        return {"activation_checkpointing": on, "gradient_checkpointing": None}
+    return {"gradient_checkpointing": on}
 
 
 def peft_config(opts: Mapping[str, Any]) -> Any:

@@ -244,13 +244,12 @@ def prompts(ctx: StageContext, argv: list[str]) -> int:
                 "messages": value if listed else None,
             }
         )
-    message = pa.struct([("role", pa.string()), ("content", pa.string())])
     schema = pa.schema(
         [
             ("index", pa.int64()),
             ("prompt", pa.string()),
             ("answer", pa.string()),
-            ("messages", pa.list_(message)),
+            ("messages", message_lists()),
         ]
     )
     pq.write_table(pa.Table.from_pylist(out, schema=schema), ctx.staging / PROMPTS_FILE)
@@ -259,6 +258,13 @@ def prompts(ctx: StageContext, argv: list[str]) -> int:
     (ctx.staging / "prompts.json").write_text(json.dumps(manifest, indent=2) + "\n")
     ctx.log(f"prompts: {len(out)} prompts" + (f" ({lists} message lists)" if lists else ""))
     return 0
+
+
+def message_lists() -> Any:
+    """The Arrow type of a ``messages`` column (prompts, completions): lists of {role, content}."""
+    import pyarrow as pa
+
+    return pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 
 
 def prompt_messages(row: dict[str, Any], chat: bool) -> list[dict[str, str]] | None:

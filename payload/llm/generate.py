@@ -34,7 +34,12 @@ from blut.payload import args
 from blut.payload.context import StageContext
 from blut.payload.errors import ArgsError
 from blut.payload.llm import common
-from blut.payload.llm.data import check_chat_template, prompt_messages, read_prompts
+from blut.payload.llm.data import (
+    check_chat_template,
+    message_lists,
+    prompt_messages,
+    read_prompts,
+)
 from blut.status.atomic import atomic_file
 from blut.status.private import private_dir
 
@@ -343,6 +348,7 @@ def run(ctx: StageContext, argv: list[str]) -> int:
             "prompt": pa.array([r["prompt"] for r in rows], pa.string()),
             "answer": pa.array([r.get("answer") for r in rows], pa.string()),
             "completion": pa.array(completions, pa.string()),
+            "messages": pa.array([r.get("messages") for r in rows], message_lists()),
         }
     )
     pq.write_table(table, ctx.staging / OUTPUT_FILE)

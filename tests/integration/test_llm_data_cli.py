@@ -164,3 +164,51 @@ def test_an_error_found_in_the_stage_is_printed_once(blut_home: Path, tmp_path: 
     assert both.count(message) == 1, both
     assert "blut.payload" not in both and "Traceback" not in both
     assert "stage tokenize exit: exited with code 2" in result.stderr
+
+
+def test_a_dry_run_checks_the_data_too(blut_home: Path, tmp_path: Path) -> None:
+    """`--dry-run` printed the plan of a malformed file (exit 0); now the same one line, exit 2."""
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(PAIR) + "\n" + json.dumps({"prompt": "p"}) + "\n")
+    for argv in (
+        ("recipe", "run", "llm-dpo", "--set", f"prefs.source={path}", "--dry-run"),
+        ("train", "--method", "dpo", "--dataset", str(path), "--dry-run"),
+    ):
+        result = blut(*argv)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"blut: error: {path}: line 2: missing 'chosen'"
+        )
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps(PAIR) + "\n")
+    result = blut("recipe", "run", "llm-dpo", "--set", f"prefs.source={good}", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert not (blut_home / "jobs").exists() or not any((blut_home / "jobs").iterdir())
+
+
+def test_a_job_output_without_a_chat_template_is_refused_too(tmp_path: Path) -> None:
+    """``model.path=job:…`` resolves to ``artifact:<hash>``: the check looked for a dir of
+    that name, found none and let chat data on a template-less model through to the stage."""
+    model = tmp_path / "model"  # a user dir without a chat template
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>"}))
+    objects = tmp_path / "objects"
+    trained, named = objects / ("a" * 64), objects / ("b" * 64)
+    trained.mkdir(parents=True)  # a trainer's lm output: the model dir itself
+    for name in ("config.json", "tokenizer_config.json"):
+        (trained / name).write_bytes((model / name).read_bytes())
+    named.mkdir()  # a model stage's output that names a dir (ref.json)
+    (named / "ref.json").write_text(json.dumps({"path": str(model)}))
+    pairs = tmp_path / "chat.jsonl"
+    pairs.write_text(json.dumps(CHAT_PAIR) + "\n")
+    recipe = find("llm-dpo")
+    for digest in ("a" * 64, "b" * 64):
+        args = {"prefs": {"source": str(pairs)}, "model": {"path": f"artifact:{digest}"}}
+        with pytest.raises(
+            DataProblem, match=r"prefs: chat preference pairs but .* no chat template"
+        ):
+            preflight(recipe.build(args), objects)
+    (trained / "chat_template.jinja").write_text("{{ messages }}")
+    args = {"prefs": {"source": str(pairs)}, "model": {"path": f"artifact:{'a' * 64}"}}
+    preflight(recipe.build(args), objects)

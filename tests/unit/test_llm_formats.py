@@ -18,6 +18,7 @@ import pytest
 
 pytest.importorskip("trl", reason="needs the llm extra: pip install 'blut[llm]'")
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
@@ -234,6 +235,18 @@ def test_message_list_prompts_reach_generate_with_their_system_prompt(
         PROMPTS[0]["prompt"],
         "Shout cat.",
     ]
+    # chained by job: (prompts.source, tokenize.source): the list, not its JSON text as a user turn
+    table = tmp_path / "completions.parquet"  # as generated, with answers to train on
+    generated = pq.read_table(out / "completions.parquet")
+    answers = pa.array(["5"] * len(done), pa.string())
+    pq.write_table(generated.set_column(5, "completion", answers), table)
+    again = run_stage(tmp_path / "again", "prompts", {"source": str(table)})
+    assert (
+        pq.read_table(again / "prompts.parquet").to_pylist()[0]["messages"] == PROMPTS[0]["prompt"]
+    )
+    tokens = run_stage(tmp_path / "sft-data", "tokenize", {"source": str(table)}, {"lm": lm})
+    first = pq.read_table(tokens / "tokens.parquet").to_pylist()[0]["input_ids"]
+    assert tok.decode(first).startswith("<|system|>Be brief.<|eos|><|user|>What is 2 + 3?<|eos|>")
 
 
 SEEN: dict[str, Any] = {}

@@ -93,6 +93,22 @@ def test_each_knob_reaches_the_trl_config(
     assert {name: getattr(config, name) for name in fields} == fields
 
 
+@pytest.mark.parametrize("on", [False, True])
+@pytest.mark.parametrize("stage", ["sft", "dpo", "grpo"])
+def test_checkpointing_is_set_without_a_deprecation_warning(
+    ctx: StageContext, stage: str, on: bool
+) -> None:
+    """transformers 5.24 warns when ``gradient_checkpointing`` is set (TRL's default):
+    each stage's log showed that FutureWarning though the knob was off."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = _config(stage, ctx, {"gradient_checkpointing": on})
+    assert config.gradient_checkpointing is on
+    assert not [w for w in caught if "gradient_checkpointing" in str(w.message)]
+
+
 def test_unpaired_losses_build_a_kto_config(ctx: StageContext) -> None:
     from trl import DPOConfig, KTOConfig
 

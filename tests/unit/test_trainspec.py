@@ -121,6 +121,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_dry_run_prints_the_resolved_plan(blut_home: Path, model_dir: Path, data: Path) -> None:
+    data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')  # dry runs check data
     result = run_cli(
         "--method", "dpo", "--model", str(model_dir), "--dataset", str(data),
         "--lora", "--lr", "0.002", "--set", "dpo.beta=0.2", "--dry-run",

@@ -134,3 +134,42 @@ def test_prompts_may_be_message_lists_with_a_system_prompt() -> None:
         records.prompt("p", _one(listed), chat=False)
     with pytest.raises(RecordError, match=r"line 3: 'prompt' message 0 needs a role"):
         records.prompt("p", _one({"prompt": [{"role": "bot", "content": "x"}]}))
+
+
+def test_a_prompts_table_row_keeps_its_message_list() -> None:
+    """A prompts stage's own table (``prompts.source=job:…``) stores a message list
+    in ``messages`` and its JSON text in ``prompt``: the list is the prompt, not
+    the text (read as one user message holding JSON, it lost the system prompt)."""
+    import json
+
+    stored = {"index": 0, "prompt": json.dumps([SYSTEM, USER]), "answer": "5"}
+    assert records.prompt("p", _one({**stored, "messages": [SYSTEM, USER]})) == (
+        [SYSTEM, USER],
+        "5",
+    )
+    assert records.prompt("p", _one({**stored, "messages": None})) == (stored["prompt"], "5")
+    other = {"prompt": "hi", "messages": [SYSTEM, USER]}  # not a prompts table: prompt wins
+    assert records.prompt("p", _one(other)) == ("hi", None)
+
+
+def test_a_completions_row_with_a_listed_prompt_is_that_conversation() -> None:
+    """``tokenize.source=job:GEN``: a completions row stores a message-list prompt in
+    ``messages``; it trained as one user message holding the list's JSON text."""
+    import json
+
+    row = {"prompt": json.dumps([SYSTEM, USER]), "messages": [SYSTEM, USER], "completion": "5"}
+    assert records.sft_example("c", _one(row), chat=True) == {
+        "prompt": [SYSTEM, USER],
+        "completion": [FIVE],
+    }
+    with pytest.raises(RecordError, match="message lists need format 'chat'"):
+        records.sft_example("c", _one(row), chat=False)
+    text = {"prompt": "What is 2 + 3?", "messages": None, "completion": "5"}
+    assert records.sft_example("c", _one(text), chat=False) == {
+        "prompt": "What is 2 + 3?",
+        "completion": "5",
+    }
+    assert records.sft_example("c", _one(text), chat=True) == {
+        "prompt": [USER],
+        "completion": [FIVE],
+    }
