@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from blut.jobs.sweeps import Sweep
     from blut.status.telemetry import Record as TelemetryRecord
 
+ENDING_EXECUTOR_GRACE = 15.0
+"""Seconds `resume` waits for the executor of a job that has just ended to exit."""
+
 __all__ = [
     "HomeUsage",
     "JobRow",
@@ -550,6 +553,11 @@ def resume(store: JobStore, job: Job, *, cluster: Cluster | bool | None = True) 
         check_stages(cluster, plan.order())
     with Launchers() as launchers:
         launcher = launchers.for_job(job)
+        # A job that has just ended (its outcome recorded) may still have its executor
+        # exiting: give it a moment rather than refuse the resume a person typed at once.
+        deadline = time.monotonic() + ENDING_EXECUTOR_GRACE
+        while time.monotonic() < deadline and job.view().terminal and executor_alive(job, launcher):
+            time.sleep(0.1)
         with job.lock():
             if executor_alive(job, launcher):
                 raise UsageError(f"job {job.id} is still running; nothing to resume")
