@@ -18,12 +18,14 @@ import os
 import signal
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from blut.containment.spec import UnitSpec
+from blut.containment.launcher import Launcher
+from blut.containment.spec import Handle, UnitSpec
 from blut.status.atomic import atomic_write_json
 
 PROBE = "--probe-nodes"
@@ -41,6 +43,23 @@ def node_spec_path(result_path: Path) -> Path:
 def node_note_path(result_path: Path) -> Path:
     """Where the node that ran a unit notes itself (next to its result record)."""
     return result_path.with_name(result_path.name + ".node.json")
+
+
+def memory_sample_path(result_path: Path) -> Path:
+    """Where the node notes the unit's current memory while it runs (next to its record)."""
+    return result_path.with_name(result_path.name + ".memory.json")
+
+
+def read_memory_sample(result_path: Path) -> int | None:
+    """The unit's memory in bytes as its node last sampled it (None: no sample yet)."""
+    try:
+        return int(json.loads(memory_sample_path(result_path).read_text())["bytes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+SAMPLE_EVERY = 1.0
+"""Seconds between the node's samples of a running unit's memory."""
 
 
 def write_node_spec(spec: UnitSpec) -> Path:
@@ -133,6 +152,7 @@ def run(spec: UnitSpec) -> int:
             if msg:
                 _say(spec, f"node {node}: {msg}")
         stopped = False
+        sampled_at, last = 0.0, None
         while True:
             outcome = launcher.wait(handle, timeout=0.1)
             if outcome is not None:
@@ -140,8 +160,23 @@ def run(spec: UnitSpec) -> int:
             if stopping and not stopped:
                 launcher.stop(handle)
                 stopped = True
+            if time.monotonic() - sampled_at >= SAMPLE_EVERY:
+                sampled_at = time.monotonic()
+                last = _sample_memory(launcher, handle, spec.result_path, last)
     finally:
         launcher.close()
+
+
+def _sample_memory(
+    launcher: Launcher, handle: Handle, result_path: Path, last: int | None
+) -> int | None:
+    """Note the unit's current memory for the submitting machine (the executor reads it as
+    it reads a local unit's cgroup) when it moved by more than a MiB; the value noted."""
+    current = launcher.state(handle).memory_current
+    if current is None or (last is not None and abs(current - last) <= 1 << 20):
+        return last
+    atomic_write_json(memory_sample_path(result_path), {"bytes": current}, durable=False)
+    return current
 
 
 def main(argv: list[str] | None = None) -> int:

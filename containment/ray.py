@@ -24,7 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from blut.containment.errors import LaunchError, ManagerUnavailable
-from blut.containment.noderun import node_note_path, node_spec_path, write_node_spec
+from blut.containment.noderun import (
+    node_note_path,
+    node_spec_path,
+    read_memory_sample,
+    write_node_spec,
+)
 from blut.containment.result import outcome_from_record, read_record, reserve_record
 from blut.containment.spec import Handle, Outcome, Placement, UnitSpec, UnitState
 from blut.status.private import private_file
@@ -142,15 +147,16 @@ class RayLauncher:
         if record is not None:
             self._running_at.pop(handle.name, None)
             return UnitState("finished", outcome_from_record(record))
+        running = UnitState("running", memory_current=read_memory_sample(handle.result_path))
         if time.monotonic() - self._running_at.get(handle.name, -ASK_EVERY) < ASK_EVERY:
-            return UnitState("running")
+            return running
         info = self._info(handle.name)
         if info is None:
             return UnitState("unknown")
         status = str(info.status)
         if status in WAITING:
             self._running_at[handle.name] = time.monotonic()
-            return UnitState("running")
+            return running
         self._running_at.pop(handle.name, None)
         record = read_record(handle.result_path)  # it may have ended meanwhile
         if record is not None:

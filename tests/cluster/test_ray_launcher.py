@@ -105,13 +105,20 @@ def test_a_stage_past_its_ceiling_on_a_node_ends_oom_with_peak_vs_ceiling(
     wait_for_job(job, lambda v: str(ray_job(ray_cluster, unit).status) == "FAILED", timeout=30)
 
 
+HOLD = "import time\nb = bytearray(60 * 2**20)\ntime.sleep(300)\n"
+
+
 def test_cancel_stops_the_stage_on_its_node(blut_home: Path, ray_cluster: RayCluster) -> None:
-    result = blut("run", "--detach", *on_ray(ray_cluster), "--", "sleep", "300")
+    result = blut(
+        "run", "--detach", "--memory-max", "1G", *on_ray(ray_cluster), "--", PY, "-c", HOLD
+    )
     assert result.returncode == 0, result.stderr
     job = only_job(blut_home)
     wait_for_job(job, lambda v: read_node_note(job.result_path("main")) is not None, timeout=120)
     unit = job.spec.stage_unit("main")
     wait_for_job(job, lambda v: unit_active(unit), timeout=30)  # running on the node
+    # its memory, sampled on its node, reaches the stream as a local unit's does
+    wait_for_job(job, lambda v: memory_seen(job) >= 60 << 20, timeout=30)
     cancelled = blut("cancel", "--yes", job.id)
     assert cancelled.returncode == 0, cancelled.stderr
     view = wait_for_job(job, timeout=60)
@@ -121,6 +128,16 @@ def test_cancel_stops_the_stage_on_its_node(blut_home: Path, ray_cluster: RayClu
     assert not unit_active(unit)
     ended = ("STOPPED", "FAILED", "SUCCEEDED")  # Ray marks it once its entrypoint exited
     wait_for_job(job, lambda v: str(ray_job(ray_cluster, unit).status) in ended, timeout=30)
+
+
+def memory_seen(job: Job) -> int:
+    """The largest memory sample of stage main in the job's stream (0: none yet)."""
+    samples = [
+        e.get("memory_bytes") or 0
+        for e in map(json.loads, job.status_path.read_text().splitlines())
+        if e.get("event") == "resources" and e.get("stage") == "main"
+    ]
+    return max(samples, default=0)
 
 
 def unit_active(unit: str) -> bool:
