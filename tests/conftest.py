@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,12 @@ import pytest
 
 from blut.jobs.store import Job
 from blut.status.jobstate import JobView
+
+# A test run started in the background of a shell without job control (`make test &`, a CI
+# step run with `&`) inherits SIGINT ignored, and so would every CLI the tests start: their
+# Ctrl-C tests would then test nothing. The CLIs start as from a terminal: SIGINT default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

@@ -132,9 +132,15 @@ async def test_the_cockpit_shows_the_llm_stages_progress_and_speed(
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
         table = app.screen.query_one("#stages", DataTable)
-        await wait_for(pilot, lambda: "eta " in " ".join(map(str, table.get_row("sft"))))
-        assert "running" in " ".join(map(str, table.get_row("sft")))
+        # the stage rows come a refresh after the screen: wait for sft's, then its eta
+        await wait_for(pilot, lambda: "sft" in table.rows and "eta " in row_text(table, "sft"))
+        assert "running" in row_text(table, "sft")
         title = str(app.screen.query_one("#metrics", Plot).border_title)
         assert re.search(r"step 5 · [0-9.]+k? tok/s", title) and "eta_s" not in title
         shown = app.export_screenshot()  # what fits at 80 columns
         assert re.search(r"eta(&#160;|\s)[0-9.]+s", shown) and "tok/s" in shown
+
+
+def row_text(table: DataTable[object], key: str) -> str:
+    """The cells of ``table``'s row ``key`` as one string."""
+    return " ".join(map(str, table.get_row(key)))
