@@ -89,3 +89,14 @@ def _tail(path: Path, lines: int = 40) -> str:
     if not path.exists():
         return "(no log)"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def unreachable_manager_env(tmp_path: Path) -> dict[str, str]:
+    """Variables under which no systemd user manager answers (an empty runtime dir)."""
+    nowhere = tmp_path / "no-runtime"
+    nowhere.mkdir(mode=0o700)
+    return {
+        "BLUT_RUNTIME_DIR": str(nowhere),
+        "XDG_RUNTIME_DIR": str(nowhere),
+        "DBUS_SESSION_BUS_ADDRESS": f"unix:path={nowhere}/bus",
+    }

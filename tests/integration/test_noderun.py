@@ -15,6 +15,7 @@ import pytest
 from blut.containment.noderun import read_node_note, read_node_spec, write_node_spec
 from blut.containment.result import outcome_from_record, read_record
 from blut.containment.spec import Placement, UnitSpec
+from tests.conftest import unreachable_manager_env
 
 pytestmark = pytest.mark.systemd
 
@@ -74,13 +75,7 @@ def test_success_and_exit_codes_come_back(tmp_path: Path) -> None:
 
 
 def test_a_node_without_a_user_manager_falls_back_loudly(tmp_path: Path) -> None:
-    nowhere = tmp_path / "no-runtime"
-    nowhere.mkdir(mode=0o700)
-    env = {
-        "BLUT_RUNTIME_DIR": str(nowhere),
-        "XDG_RUNTIME_DIR": str(nowhere),
-        "DBUS_SESSION_BUS_ADDRESS": f"unix:path={nowhere}/bus",
-    }
+    env = unreachable_manager_env(tmp_path)
     unit = spec(tmp_path, "bare", sys.executable, "-c", ALLOCATE, memory_max=100 << 20)
     done = noderun(write_node_spec(unit), env)
     assert done.returncode == 1

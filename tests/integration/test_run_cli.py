@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import blut
+from tests.conftest import blut, unreachable_manager_env
 
 PY = sys.executable
 ALLOCATE = "b = []\nwhile True:\n    b.append(bytearray(10 * 2**20))\n    print(len(b) * 10, 'MB', flush=True)\n"
@@ -172,13 +172,7 @@ def test_ctrl_c_detaches_and_job_keeps_running(blut_home: Path, tmp_path: Path) 
 
 
 def test_unreachable_manager_falls_back_loudly(blut_home: Path, tmp_path: Path) -> None:
-    nowhere = tmp_path / "no-runtime"
-    nowhere.mkdir(mode=0o700)
-    env = {
-        "BLUT_RUNTIME_DIR": str(nowhere),
-        "XDG_RUNTIME_DIR": str(nowhere),
-        "DBUS_SESSION_BUS_ADDRESS": f"unix:path={nowhere}/bus",
-    }
+    env = unreachable_manager_env(tmp_path)
     result = blut("run", "--memory-max", "100M", "--", PY, "-c", ALLOCATE, env=env)
     assert "UNCONTAINED" in result.stderr
     assert result.returncode == 1
