@@ -104,6 +104,10 @@ def test_everything_is_private_under_umask_000(blut_home: Path) -> None:
         subprocess.run(
             [sys.executable, "-m", "blut", *args], capture_output=True, umask=0, check=False
         )
+    store = JobStore(blut_home)
+    for job_id in store.ids():  # each executor's stop helper has recorded its end
+        job = store.get(job_id)
+        wait_for_job(job, lambda v, job=job: job.driver_result.exists())
     paths = [blut_home, *blut_home.rglob("*")]
     assert any(p.name == "log" for p in paths) and any(p.name == "result" for p in paths)
     wider = [f"{stat.S_IMODE(p.lstat().st_mode):o} {p}" for p in paths if p.lstat().st_mode & 0o077]
