@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from blut.cockpit.app import CockpitApp
@@ -29,6 +30,17 @@ def stage_rows(screen: SystemScreen) -> dict[str, list[str]]:
     return {str(key.value): [str(c) for c in table.get_row(key)] for key in table.rows}
 
 
+async def system_screen(app: CockpitApp, pilot: Pilot[None], jobs: int) -> SystemScreen:
+    """Once ``jobs`` jobs are read, the System screen (key 2) with two samples taken."""
+    await wait_for(pilot, lambda: len(app.state.jobs) == jobs)
+    await pilot.press("2")
+    screen = app.screen
+    assert isinstance(screen, SystemScreen)
+    await wait_for(pilot, lambda: len(app.system_history) > 1)
+    screen.update_state()
+    return screen
+
+
 async def test_system_lists_running_stages_against_their_ceilings(blut_home: Path) -> None:
     running_job(blut_home, RUNNING)  # main at 220M of 512M
     hot = running_job(blut_home, HOT)
@@ -36,12 +48,7 @@ async def test_system_lists_running_stages_against_their_ceilings(blut_home: Pat
     succeeded_job(blut_home, DONE)
     app = make_app(blut_home, system=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: len(app.state.jobs) == 3)
-        await pilot.press("2")
-        screen = app.screen
-        assert isinstance(screen, SystemScreen)
-        await wait_for(pilot, lambda: len(app.system_history) > 1)
-        screen.update_state()
+        screen = await system_screen(app, pilot, jobs=3)
         rows = stage_rows(screen)
         assert list(rows) == [f"{HOT}/main", f"{RUNNING}/main"]  # not the finished job
         job, stage, cpu, mem, gpu, unit = rows[f"{RUNNING}/main"]
@@ -71,12 +78,7 @@ async def test_a_stage_on_a_cluster_node_shows_its_node(blut_home: Path) -> None
     emit(placed, StagePlaced(job=HOT, stage="main", ts=T0 + 50, node="gpu-node-7"))
     app = make_app(blut_home, system=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: len(app.state.jobs) == 2)
-        await pilot.press("2")
-        screen = app.screen
-        assert isinstance(screen, SystemScreen)
-        await wait_for(pilot, lambda: len(app.system_history) > 1)
-        screen.update_state()
+        screen = await system_screen(app, pilot, jobs=2)
         table = screen.query_one("#stages", DataTable)
         assert [str(c.label) for c in table.columns.values()][:3] == ["JOB", "STAGE", "NODE"]
         rows = stage_rows(screen)
